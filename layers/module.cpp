@@ -1,0 +1,46 @@
+// normlab layers: Module bookkeeping. See module.hpp.
+#include "layers/module.hpp"
+
+namespace nl {
+
+std::vector<std::pair<std::string, Tensor>> Module::named_parameters() const {
+  auto out = parameters_;
+  for (const auto& [child_name, child] : children_)
+    for (auto& [name, t] : child->named_parameters()) out.emplace_back(child_name + "." + name, t);
+  return out;
+}
+
+std::vector<std::pair<std::string, Tensor>> Module::named_buffers() const {
+  auto out = buffers_;
+  for (const auto& [child_name, child] : children_)
+    for (auto& [name, t] : child->named_buffers()) out.emplace_back(child_name + "." + name, t);
+  return out;
+}
+
+std::vector<Tensor> Module::parameters() const {
+  std::vector<Tensor> out;
+  for (auto& [name, t] : named_parameters()) out.push_back(t);
+  return out;
+}
+
+void Module::train(bool on) {
+  training_ = on;
+  for (auto& [name, child] : children_) child->train(on);
+}
+
+void Module::zero_grad() {
+  for (auto& t : parameters()) t.zero_grad();
+}
+
+Tensor Module::register_parameter(const std::string& name, Tensor t) {
+  t.set_requires_grad(true);
+  parameters_.emplace_back(name, t);
+  return t;
+}
+
+Tensor Module::register_buffer(const std::string& name, Tensor t) {
+  buffers_.emplace_back(name, t);
+  return t;
+}
+
+}  // namespace nl

@@ -1,0 +1,134 @@
+// normlab optim: SGD, Adam, AdamW and gradient clipping. See optimizer.hpp for the formulas.
+#include "optim/optimizer.hpp"
+
+#include <cmath>
+
+#include "core/autograd.hpp"
+
+namespace nl {
+
+Optimizer::Optimizer(std::vector<ParamGroup> groups, float lr) : groups_(std::move(groups)), lr_(lr) {
+  NL_CHECK(lr >= 0.0f && std::isfinite(lr), "optimizer: learning rate must be >= 0, got ", lr);
+}
+
+void Optimizer::zero_grad() {
+  for (auto& group : groups_)
+    for (auto& p : group.params) p.zero_grad();
+}
+
+void Optimizer::set_lr(float lr) {
+  NL_CHECK(lr >= 0.0f && std::isfinite(lr), "optimizer: learning rate must be >= 0, got ", lr);
+  lr_ = lr;
+}
+
+static std::vector<std::vector<Tensor>> zeros_like_groups(const std::vector<ParamGroup>& groups) {
+  std::vector<std::vector<Tensor>> out;
+  for (const auto& group : groups) {
+    out.emplace_back();
+    for (const auto& p : group.params) out.back().push_back(Tensor::zeros(p.shape()));
+  }
+  return out;
+}
+
+static std::vector<std::pair<std::string, Tensor>> flatten_state(
+    const std::vector<std::pair<std::string, const std::vector<std::vector<Tensor>>*>>& slots) {
+  std::vector<std::pair<std::string, Tensor>> out;
+  for (const auto& [slot, tensors] : slots) {
+    int64_t index = 0;
+    for (const auto& group : *tensors)
+      for (const auto& t : group) out.emplace_back(std::to_string(index++) + "." + slot, t);
+  }
+  return out;
+}
+
+SGD::SGD(std::vector<ParamGroup> groups, SGDOptions options) : Optimizer(std::move(groups), options.lr), options_(options) {
+  NL_CHECK(options.momentum >= 0.0f, "SGD: momentum must be >= 0, got ", options.momentum);
+  NL_CHECK(!options.nesterov || options.momentum > 0.0f, "SGD: Nesterov needs momentum > 0");
+  velocity_ = zeros_like_groups(groups_);
+}
+
+void SGD::step() {
+  ++steps_;
+  for (size_t gi = 0; gi < groups_.size(); ++gi) {
+    const float wd = groups_[gi].weight_decay, mu = options_.momentum;
+    for (size_t pi = 0; pi < groups_[gi].params.size(); ++pi) {
+      Tensor& p = groups_[gi].params[pi];
+      Tensor grad = p.grad();
+      if (!grad.defined()) continue;
+      float* w = p.data();
+      const float* g = grad.data();
+      float* v = velocity_[gi][pi].data();
+      const int64_t n = p.numel();
+      for (int64_t i = 0; i < n; ++i) {
+        float d = g[i] + wd * w[i];
+        if (mu != 0.0f) {
+          // PyTorch initialises the buffer with the first gradient (no dampening).
+          v[i] = steps_ == 1 ? d : mu * v[i] + d;
+          d = options_.nesterov ? d + mu * v[i] : v[i];
+        }
+        w[i] -= lr_ * d;
+      }
+    }
+  }
+}
+
+std::vector<std::pair<std::string, Tensor>> SGD::state() { return flatten_state({{"momentum", &velocity_}}); }
+
+Adam::Adam(std::vector<ParamGroup> groups, AdamOptions options) : Optimizer(std::move(groups), options.lr), options_(options) {
+  m_ = zeros_like_groups(groups_);
+  v_ = zeros_like_groups(groups_);
+}
+
+void Adam::step() {
+  ++steps_;
+  const float b1 = options_.beta1, b2 = options_.beta2;
+  const float bias1 = 1.0f - std::pow(b1, static_cast<float>(steps_));
+  const float bias2 = 1.0f - std::pow(b2, static_cast<float>(steps_));
+  const float step_size = lr_ / bias1, sqrt_bias2 = std::sqrt(bias2);
+  for (size_t gi = 0; gi < groups_.size(); ++gi) {
+    const float wd = groups_[gi].weight_decay;
+    for (size_t pi = 0; pi < groups_[gi].params.size(); ++pi) {
+      Tensor& p = groups_[gi].params[pi];
+      Tensor grad = p.grad();
+      if (!grad.defined()) continue;
+      float* w = p.data();
+      const float* g = grad.data();
+      float* m = m_[gi][pi].data();
+      float* v = v_[gi][pi].data();
+      const int64_t n = p.numel();
+      for (int64_t i = 0; i < n; ++i) {
+        float gi_ = g[i];
+        if (options_.decoupled_weight_decay) w[i] -= lr_ * wd * w[i];
+        else gi_ += wd * w[i];
+        m[i] = b1 * m[i] + (1.0f - b1) * gi_;
+        v[i] = b2 * v[i] + (1.0f - b2) * gi_ * gi_;
+        w[i] -= step_size * m[i] / (std::sqrt(v[i]) / sqrt_bias2 + options_.eps);
+      }
+    }
+  }
+}
+
+std::vector<std::pair<std::string, Tensor>> Adam::state() {
+  return flatten_state({{"exp_avg", &m_}, {"exp_avg_sq", &v_}});
+}
+
+float clip_grad_norm(const std::vector<Tensor>& params, float max_norm) {
+  double total = 0.0;
+  for (const auto& p : params) {
+    Tensor g = p.grad();
+    if (!g.defined()) continue;
+    const float* d = g.data();
+    for (int64_t i = 0; i < g.numel(); ++i) total += static_cast<double>(d[i]) * d[i];
+  }
+  const float norm = static_cast<float>(std::sqrt(total));
+  const float scale = max_norm / (norm + 1e-6f);
+  if (scale < 1.0f) {
+    for (const auto& p : params) {
+      Tensor g = p.grad();
+      if (g.defined()) g.mul_(scale);
+    }
+  }
+  return norm;
+}
+
+}  // namespace nl

@@ -1,0 +1,96 @@
+// normlab bench: a tiny shared harness. Each bench/*.cpp file registers one or more named
+// suites; bench/bench_main.cpp runs them by name:
+//
+//   normlab_bench                 # lists the suites
+//   normlab_bench elementwise     # runs one suite (extra arguments are passed to it)
+//   normlab_bench all             # runs every suite
+//
+// Registering a suite (at namespace scope in any bench/*.cpp):
+//
+//   NL_BENCH_SUITE(elementwise, "GB/s of elementwise kernels vs memcpy") {
+//     // `args` (std::vector<std::string>) holds the arguments after the suite name.
+//     double s = nl::bench::seconds_per_call([&] { work(); });
+//     nl::bench::print_row({"add", "1M", nl::bench::fmt_num(bytes / s / 1e9)});
+//   }
+//
+// Timing rule: numbers on a shared machine are noisy, so a suite should always print a
+// ratio against a baseline measured in the same run (memcpy, the scalar kernel, ...).
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace nl::bench {
+
+using SuiteFn = void (*)(const std::vector<std::string>& args);
+
+struct Suite {
+  const char* name;
+  const char* description;
+  SuiteFn run;
+};
+
+// All registered suites, in registration order (a function-local static, so registration
+// from other translation units' static initializers is safe).
+inline std::vector<Suite>& suites() {
+  static std::vector<Suite> all;
+  return all;
+}
+
+struct RegisterSuite {
+  RegisterSuite(const char* name, const char* description, SuiteFn run) {
+    suites().push_back({name, description, run});
+  }
+};
+
+#define NL_BENCH_SUITE(suite_name, description)                                              \
+  static void nl_bench_suite_##suite_name(const std::vector<std::string>& args);             \
+  static const ::nl::bench::RegisterSuite nl_bench_register_##suite_name(                    \
+      #suite_name, description, &nl_bench_suite_##suite_name);                               \
+  static void nl_bench_suite_##suite_name([[maybe_unused]] const std::vector<std::string>& args)
+
+// Keeps the compiler from deleting a computation whose result is unused.
+template <typename T>
+inline void do_not_optimize(T const& value) {
+  asm volatile("" : : "r,m"(value) : "memory");
+}
+
+// Seconds per call of fn: one warm-up call, then repeats until at least `min_seconds` have
+// passed (and at least `min_reps` calls); returns the *best* batch average of 3 batches,
+// because on a shared machine noise only ever adds time.
+inline double seconds_per_call(const std::function<void()>& fn, double min_seconds = 0.05, int min_reps = 3) {
+  using clock = std::chrono::steady_clock;
+  fn();  // warm-up: page faults, caches, thread pool start
+  double best = 1e300;
+  for (int batch = 0; batch < 3; ++batch) {
+    int reps = 0;
+    const auto start = clock::now();
+    double elapsed = 0.0;
+    while (reps < min_reps || elapsed < min_seconds / 3) {
+      fn();
+      ++reps;
+      elapsed = std::chrono::duration<double>(clock::now() - start).count();
+    }
+    best = std::min(best, elapsed / reps);
+  }
+  return best;
+}
+
+inline std::string fmt_num(double v, int precision = 2) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", precision, v);
+  return buf;
+}
+
+// Prints one row of left-aligned columns (width 14), e.g. a header then data rows.
+inline void print_row(const std::vector<std::string>& columns, int width = 14) {
+  for (const auto& c : columns) std::printf("%-*s", width, c.c_str());
+  std::printf("\n");
+  std::fflush(stdout);
+}
+
+}  // namespace nl::bench

@@ -1,0 +1,112 @@
+// normlab layers: BatchNorm (Ioffe & Szegedy 2015), PyTorch's BatchNorm1d / BatchNorm2d,
+// and BatchStatNorm, the base class of every layer that keeps running batch statistics
+// (BatchNorm, MeanOnlyBatchNorm, BatchRenorm, GhostBatchNorm, RecurrentBatchNorm).
+//
+// x is viewed as [N, C, S]: N samples, C channels, S = L or H*W positions per channel.
+// Channel c's M = N*S values are N strided planes of S contiguous floats.
+//
+// Forward (training), per channel c, over the M values of that channel:
+//   mean = 1/M sum x                      var = 1/M sum (x - mean)^2   (biased)
+//   rstd = 1 / sqrt(var + eps)            xhat = (x - mean) * rstd
+//   y    = xhat * gamma + beta   computed as  y = (x - mean) * a + beta,  a = rstd * gamma
+// Backward, with the same names as the code (batch_norm.cpp):
+//   dgamma = sum dy * xhat                dbeta = sum dy
+//   dxhat  = dy * gamma
+//   dx     = rstd / M * (M * dxhat - sum(dxhat) - xhat * sum(dxhat * xhat))
+//
+// Choices (each one a place where some framework differs):
+//  * Normalize with the *biased* variance; store the *unbiased* one (var * M/(M-1)) in
+//    running_var, as PyTorch does (tiny-dnn/darknet normalize with the unbiased one).
+//  * Momentum as PyTorch: running = (1 - momentum) * running + momentum * batch
+//    (Keras' 0.99 is 1 - momentum). momentum < 0 means PyTorch's momentum=None: a
+//    cumulative average, factor 1 / num_batches_tracked.
+//  * Training with one value per channel (M == 1) throws nl::Error ("Expected more than 1
+//    value per channel when training"), like PyTorch. dlib silently uses inference mode
+//    instead; we refuse, because a "batch norm" that does not normalize hides a bug.
+//    A batch of one image with H*W > 1 is legal (M = H*W).
+//  * Eval uses the running statistics and changes no buffer. With track_running_stats =
+//    false there are none, and eval normalizes with batch statistics (PyTorch too).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "layers/module.hpp"
+
+namespace nl {
+
+struct BatchNormOptions {
+  float eps = 1e-5f;
+  float momentum = 0.1f;  // < 0: cumulative moving average (PyTorch momentum=None)
+  bool affine = true;     // learnable gamma (weight) and beta (bias)
+  bool track_running_stats = true;
+};
+
+// The common base of the BatchNorm family: owns the running statistics and the
+// Precise-BN protocol (precise_bn.hpp finds these layers with dynamic_cast).
+//
+// Buffers: running_mean [C] (RecurrentBatchNorm: [slots, C]), running_var likewise
+// (undefined for MeanOnlyBatchNorm), num_batches_tracked [] (RecurrentBatchNorm: [slots]),
+// a float count of the training updates of each slot.
+class BatchStatNorm : public Module {
+ public:
+  Tensor running_mean, running_var, num_batches_tracked;
+
+  int64_t num_features() const { return num_features_; }
+  int64_t num_stat_slots() const { return slots_; }
+  bool tracks_running_stats() const { return track_; }
+  bool has_running_var() const { return has_var_; }
+  float momentum() const { return momentum_; }
+
+  // Precise BN: between begin and end, each training-mode statistics update is added to
+  // an equal-weight average instead of the momentum average, and num_batches_tracked is
+  // left alone; end writes the averages into running_mean / running_var (slots that saw
+  // no batch keep their old values).
+  void begin_precise_stats();
+  void end_precise_stats();
+  bool precise_stats_active() const { return precise_active_; }
+
+ protected:
+  BatchStatNorm(int64_t num_features, int64_t slots, float momentum, bool track_running_stats,
+                bool has_running_var);
+  // One training-mode update of `slot` with a batch's mean [C] and *unbiased* var [C]
+  // (null for mean-only layers). Does nothing when running stats are not tracked.
+  void update_running_stats(int64_t slot, const float* batch_mean, const float* batch_var_unbiased);
+  // Running stats of a slot as float pointers ([C] each).
+  const float* slot_mean(int64_t slot) const;
+  const float* slot_var(int64_t slot) const;
+
+ private:
+  int64_t num_features_, slots_;
+  float momentum_;
+  bool track_, has_var_;
+  bool precise_active_ = false;
+  std::vector<double> precise_mean_sum_, precise_var_sum_;
+  std::vector<int64_t> precise_count_;
+};
+
+class BatchNorm : public BatchStatNorm {
+ public:
+  // dims = 1: BatchNorm1d, input [N, C] or [N, C, L]; dims = 2: BatchNorm2d, input [N, C, H, W].
+  BatchNorm(int64_t num_features, int dims = 2, BatchNormOptions options = {});
+  Tensor forward(const Tensor& x) override;  // the fused kernel: one autograd node
+  // The same layer built only from primitive autograd ops (mean, var, sub, mul, rsqrt, ...),
+  // including the running-statistics update. Slow; the fused kernel is tested against it.
+  Tensor reference_forward(const Tensor& x);
+  std::string name() const override;  // "BatchNorm1d(C)" / "BatchNorm2d(C)"
+
+  Tensor weight, bias;  // gamma [C] (init 1), beta [C] (init 0); undefined if !affine
+  int dims;
+  BatchNormOptions options;
+};
+
+// Shared helpers of the family (implemented in batch_norm.cpp).
+namespace bn_detail {
+// Checks x's rank for a BatchNorm{dims}d and returns {N, C, S}; names `layer` in errors.
+std::vector<int64_t> channel_layout(const Tensor& x, int64_t C, int dims, const std::string& layer);
+// Shape [1, C, 1...] to broadcast a per-channel tensor against x of rank `rank`.
+Shape channel_shape(int64_t C, int64_t rank);
+}  // namespace bn_detail
+
+}  // namespace nl

@@ -1,0 +1,46 @@
+// normlab layers: Batch Renormalization (Ioffe 2017).
+//
+// Per channel over M = N*S values, with sigma = sqrt(var + eps) (biased batch var) and
+// sigma_run = sqrt(running_var + eps):
+//   r = clip(sigma / sigma_run, 1/r_max, r_max)
+//   d = clip((mean - running_mean) / sigma_run, -d_max, d_max)
+//   xhat = (x - mean) / sigma            y = (xhat * r + d) * gamma + beta
+// r and d are constants in backward (stop-gradient), so with g = gamma * r:
+//   dgamma = sum dy * (xhat * r + d)     dbeta = sum dy
+//   dxhat  = dy * g
+//   dx     = rstd / M * (M * dxhat - sum(dxhat) - xhat * sum(dxhat * xhat))
+// which is BatchNorm's backward with gamma replaced by gamma * r. With r = 1, d = 0 it is
+// BatchNorm exactly (tested). Running stats are updated like BatchNorm's, *after* r and d
+// are computed from the old ones.
+//
+// Warm-up: at training step t (= num_batches_tracked before the step) with W warm-up steps,
+//   r_max(t) = 1 + (r_max - 1) * min(1, t / W)      d_max(t) = d_max * min(1, t / W)
+// so the first step is plain BatchNorm (the running stats are still 0/1 then). W = 0: no ramp.
+// Eval = BatchNorm eval. Requires track_running_stats.
+#pragma once
+
+#include "layers/norm/batch_norm.hpp"
+
+namespace nl {
+
+struct BatchRenormOptions : BatchNormOptions {
+  float r_max = 3.0f;
+  float d_max = 5.0f;
+  int64_t warmup_steps = 0;
+};
+
+class BatchRenorm : public BatchStatNorm {
+ public:
+  BatchRenorm(int64_t num_features, int dims = 2, BatchRenormOptions options = {});
+  Tensor forward(const Tensor& x) override;
+  Tensor reference_forward(const Tensor& x);
+  std::string name() const override;  // "BatchRenorm2d(C)"
+  float current_r_max() const;  // after warm-up ramp, for the next training step
+  float current_d_max() const;
+
+  Tensor weight, bias;
+  int dims;
+  BatchRenormOptions options;
+};
+
+}  // namespace nl

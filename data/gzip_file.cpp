@@ -46,14 +46,16 @@ std::vector<uint8_t> gunzip(const uint8_t* bytes, size_t size, const std::string
   NL_CHECK(is_gzip(bytes, size), "'", name, "' is not gzip data (no 1f 8b magic)");
   std::vector<uint8_t> out;
   // The gzip trailer's last 4 bytes hold the uncompressed size mod 2^32 (of the last
-  // member): a good first guess that avoids re-allocating a 47 MB buffer repeatedly.
+  // member): a good first guess that avoids re-allocating a 47 MB buffer repeatedly. In a
+  // truncated file those bytes are arbitrary, so trust the guess only when plausible
+  // (ratio <= 64); otherwise start at 4x and let the buffer double as needed.
+  size_t guess = 4 * size;
   if (size >= 18) {
     uint32_t isize = uint32_t(bytes[size - 4]) | uint32_t(bytes[size - 3]) << 8 |
                      uint32_t(bytes[size - 2]) << 16 | uint32_t(bytes[size - 1]) << 24;
-    out.resize(std::max<size_t>(isize, 1024));
-  } else {
-    out.resize(1024);
+    if (isize <= 64 * size + (1u << 20)) guess = isize;
   }
+  out.resize(std::max<size_t>(guess, 1024));
 
   z_stream zs{};
   // 15 = max window; +16 = expect a gzip wrapper (and check its CRC and length).

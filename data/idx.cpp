@@ -17,8 +17,8 @@ uint32_t read_be32(const uint8_t* p) {
 // Checks the magic and that the file is exactly header + payload bytes long.
 void check_idx(const std::string& path, const std::vector<uint8_t>& bytes, uint32_t want_magic, size_t header,
                const char* what) {
-  NL_CHECK(bytes.size() >= header, "'", path, "': too short for an IDX ", what, " file: ", bytes.size(),
-           " bytes, the header alone is ", header, " bytes");
+  NL_CHECK(bytes.size() >= 4, "'", path, "': too short for an IDX ", what, " file: ", bytes.size(),
+           " bytes, not even a magic number");
   uint32_t magic = read_be32(bytes.data());
   if (magic != want_magic) {
     std::string hint;
@@ -29,6 +29,8 @@ void check_idx(const std::string& path, const std::vector<uint8_t>& bytes, uint3
     throw Error("'" + path + "': wrong magic number " + std::to_string(magic) + " for an IDX " + what +
                 " file, expected " + std::to_string(want_magic) + hint);
   }
+  NL_CHECK(bytes.size() >= header, "'", path, "': too short for an IDX ", what, " file: ", bytes.size(),
+           " bytes, the header alone is ", header, " bytes");
 }
 
 void check_length(const std::string& path, size_t actual, size_t header, uint64_t payload, const char* what) {

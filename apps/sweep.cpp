@@ -1,0 +1,478 @@
+// normlab apps: `normlab sweep`. One `normlab train` child process per (variant, batch size,
+// seed), --jobs at a time, each with --threads threads (on small models, processes scale
+// better than threads). Every run is an ordinary run directory under OUT, so a sweep is
+// resumable for free: a run whose summary.json says "ok" or "diverged" is finished and never
+// touched again; an interrupted one resumes from its checkpoint, or restarts from scratch if it
+// never wrote one. Results are gathered into OUT/results.csv after every finished run.
+#include "apps/sweep.hpp"
+
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "core/tensor.hpp"
+
+extern char** environ;
+
+namespace nl {
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+double scaled_lr(const SweepPlan& plan, int batch_size) {
+  const double ratio = static_cast<double>(batch_size) / plan.base_batch;
+  if (plan.lr_scaling == "linear") return plan.base_lr * ratio;  // Goyal et al.; the GN paper
+  if (plan.lr_scaling == "sqrt") return plan.base_lr * std::sqrt(ratio);  // Hoffer et al. (Ghost BN)
+  return plan.base_lr;
+}
+
+std::string run_name(const std::string& label, int batch_size, int seed) {
+  return fmt::format("{}-b{}-s{}", label, batch_size, seed);
+}
+
+static std::vector<SweepVariant> norm_variants(const std::vector<std::string>& norms) {
+  std::vector<SweepVariant> out;
+  for (const auto& n : norms) out.push_back({n, {"--norm", n}});
+  return out;
+}
+
+std::vector<std::string> sweep_preset_names() {
+  return {"quick", "bn-mnist", "ln-batch", "gn-batch", "small-batch-fixes", "wn", "rnn-norms", "transformer-norms"};
+}
+
+// The papers at CPU scale. Each preset is sized to finish well under an hour on 2 cores;
+// where that needs a subset of the data or fewer epochs than the paper, the description says so.
+SweepPlan sweep_preset(const std::string& name, const std::string& out_dir) {
+  SweepPlan p;
+  p.out_dir = out_dir;
+  if (name == "quick") {
+    p.description = "Quick look: BN, GN, LN and no norm at batch 2 and 32 on Fashion-MNIST (CNN, 1 epoch over a "
+                    "10k-image subset, SGD, lr scaled linearly with batch size).";
+    p.variants = norm_variants({"bn", "gn", "ln", "none"});
+    p.batch_sizes = {2, 32};
+    p.seeds = {0};
+    p.base_lr = 0.02;
+    p.common_args = {"--dataset", "fashion-mnist", "--model", "cnn", "--epochs", "1", "--subset", "10000"};
+  } else if (name == "bn-mnist") {
+    p.description = "BN paper, Fig. 1a: MNIST MLP (3x100 sigmoid), with and without BN, also LN and WN; "
+                    "batch 60, SGD; 10k steps instead of the paper's 50k.";
+    p.variants = norm_variants({"none", "bn", "ln", "wn"});
+    p.batch_sizes = {60};
+    p.seeds = {0};
+    p.lr_scaling = "none";
+    p.base_lr = 0.5;
+    p.base_batch = 60;
+    p.common_args = {"--dataset", "mnist", "--model", "mlp", "--steps", "10000", "--momentum-sgd", "0"};
+  } else if (name == "ln-batch") {
+    p.description = "LN paper, Fig. 6: MNIST MLP with Adam at batch 128 and 4, BN vs LN (2 epochs over a 20k subset).";
+    p.variants = norm_variants({"bn", "ln"});
+    p.batch_sizes = {4, 128};
+    p.seeds = {0};
+    p.lr_scaling = "none";
+    p.base_lr = 1e-3;
+    p.common_args = {"--dataset", "mnist", "--model", "mlp", "--optimizer", "adam", "--epochs", "2", "--subset", "20000"};
+  } else if (name == "gn-batch") {
+    p.description = "GN paper, Fig. 1: CIFAR-10 CNN with BN, GN, LN, IN and no norm at batch 2..64, lr scaled "
+                    "linearly (base 0.02 at batch 32), same epochs for every batch size (2 epochs over a 10k subset).";
+    p.variants = norm_variants({"bn", "gn", "ln", "in", "none"});
+    p.batch_sizes = {2, 4, 8, 16, 32, 64};
+    p.seeds = {0};
+    p.base_lr = 0.02;
+    p.common_args = {"--dataset", "cifar10", "--model", "cnn", "--epochs", "2", "--subset", "10000"};
+  } else if (name == "small-batch-fixes") {
+    p.description = "Small-batch fixes: BN vs Batch Renorm vs Ghost BN vs GN vs WS+GN vs FRN vs EvoNorm-S0 at batch "
+                    "2, 4 and 32 (CIFAR-10 CNN, 2 epochs over a 10k subset).";
+    p.variants = norm_variants({"bn", "brn", "gbn", "gn", "ws", "frn", "evonorm-s0"});
+    p.batch_sizes = {2, 4, 32};
+    p.seeds = {0};
+    p.base_lr = 0.02;
+    p.common_args = {"--dataset", "cifar10", "--model", "cnn", "--epochs", "2", "--subset", "10000"};
+  } else if (name == "wn") {
+    p.description = "WeightNorm paper: WN with data-dependent init, WN + mean-only BN, BN and no norm on the CIFAR-10 "
+                    "CNN at batch 32 (2 epochs over a 20k subset), with time per step.";
+    p.variants = {{"wn", {"--norm", "wn", "--wn-data-init"}},
+                  {"wn+mobn", {"--norm", "wn", "--wn-mean-only-bn", "--wn-data-init"}},
+                  {"bn", {"--norm", "bn"}},
+                  {"none", {"--norm", "none"}}};
+    p.batch_sizes = {32};
+    p.seeds = {0};
+    p.base_lr = 0.02;
+    p.common_args = {"--dataset", "cifar10", "--model", "cnn", "--epochs", "2", "--subset", "20000"};
+  } else if (name == "rnn-norms") {
+    p.description = "Char-LSTM on Tiny Shakespeare: no norm, LayerNorm-LSTM and recurrent BN at batch 64 and 4 "
+                    "(2000 steps, Adam).";
+    p.variants = norm_variants({"none", "ln", "bn"});
+    p.batch_sizes = {4, 64};
+    p.seeds = {0};
+    p.lr_scaling = "none";
+    p.base_lr = 2e-3;
+    p.eval_modes = false;
+    p.common_args = {"--dataset", "text:tinyshakespeare/input.txt", "--model", "lstm", "--optimizer", "adam", "--steps", "2000"};
+  } else if (name == "transformer-norms") {
+    p.description = "Char-Transformer on Tiny Shakespeare: pre-LN vs post-LN, with and without warm-up, LayerNorm vs "
+                    "RMSNorm (batch 16, 3000 steps, AdamW lr 1e-3): loss vs steps and vs wall-clock time.";
+    p.variants = {{"pre-ln", {"--norm", "ln", "--pre-ln", "--warmup-steps", "300"}},
+                  {"post-ln", {"--norm", "ln", "--post-ln", "--warmup-steps", "300"}},
+                  {"post-ln-nowarmup", {"--norm", "ln", "--post-ln", "--warmup-steps", "0"}},
+                  {"pre-rms", {"--norm", "rms", "--pre-ln", "--warmup-steps", "300"}}};
+    p.batch_sizes = {16};
+    p.seeds = {0};
+    p.lr_scaling = "none";
+    p.base_lr = 1e-3;
+    p.eval_modes = false;
+    p.common_args = {"--dataset", "text:tinyshakespeare/input.txt", "--model", "transformer", "--optimizer", "adamw",
+                     "--steps", "3000"};
+  } else {
+    std::string names;
+    for (const auto& n : sweep_preset_names()) names += (names.empty() ? "" : ", ") + n;
+    throw Error(fmt::format("sweep: unknown preset '{}' (valid: {})", name, names));
+  }
+  return p;
+}
+
+// ----------------------------------------------------------------------------- run bookkeeping
+
+struct RunSpec {
+  std::string name, label;
+  int batch_size, seed;
+  double lr;
+  std::vector<std::string> train_args;
+  bool bn_family;
+};
+
+static bool uses_batch_statistics(const SweepVariant& v) {
+  static const std::set<std::string> bn_family = {"bn", "brn", "gbn", "mobn"};
+  for (size_t i = 0; i + 1 < v.train_args.size(); ++i)
+    if (v.train_args[i] == "--norm")
+      return bn_family.count(v.train_args[i + 1]) > 0 ||
+             (v.train_args[i + 1] == "wn" &&
+              std::find(v.train_args.begin(), v.train_args.end(), "--wn-mean-only-bn") != v.train_args.end());
+  return false;
+}
+
+static std::vector<RunSpec> expand(const SweepPlan& plan) {
+  std::vector<RunSpec> runs;
+  // Small batches first within each seed: they are the slow, interesting ones.
+  for (int seed : plan.seeds)
+    for (int b : plan.batch_sizes)
+      for (const auto& v : plan.variants) {
+        RunSpec r{run_name(v.label, b, seed), v.label, b, seed, scaled_lr(plan, b), {}, uses_batch_statistics(v)};
+        r.train_args = plan.common_args;
+        r.train_args.insert(r.train_args.end(), v.train_args.begin(), v.train_args.end());
+        for (const auto& a : {std::string("--batch-size"), std::to_string(b), std::string("--seed"), std::to_string(seed),
+                              std::string("--lr"), fmt::format("{:g}", r.lr), std::string("--threads"),
+                              std::to_string(plan.threads), std::string("--out"), (fs::path(plan.out_dir) / r.name).string()})
+          r.train_args.push_back(a);
+        runs.push_back(std::move(r));
+      }
+  return runs;
+}
+
+static json read_json_or_null(const fs::path& path) {
+  std::ifstream in(path);
+  if (!in) return nullptr;
+  try {
+    return json::parse(in);
+  } catch (const std::exception&) {
+    return nullptr;  // a half-written file counts as absent
+  }
+}
+
+// "ok" / "diverged ..." are final; anything else (missing, "interrupted") means run it (again).
+static bool is_finished(const fs::path& run_dir) {
+  json s = read_json_or_null(run_dir / "summary.json");
+  if (!s.is_object() || !s.contains("status") || !s["status"].is_string()) return false;
+  const std::string status = s["status"];
+  return status == "ok" || status.rfind("diverged", 0) == 0;
+}
+
+static std::string self_exe() { return fs::read_symlink("/proc/self/exe").string(); }
+
+static pid_t spawn(const std::vector<std::string>& args, const fs::path& log_path) {
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
+  std::vector<char*> argv;
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  pid_t pid = -1;
+  const int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  NL_CHECK(rc == 0, "sweep: could not start ", args[0], ": ", std::strerror(rc));
+  return pid;
+}
+
+static std::string csv_number(const json& j, const char* key) {
+  if (!j.is_object() || !j.contains(key) || !j[key].is_number()) return "";
+  return fmt::format("{:.6g}", j[key].get<double>());
+}
+
+// Rewrites OUT/results.csv from the run directories (the directories are the truth).
+static void write_results(const SweepPlan& plan, const std::vector<RunSpec>& runs) {
+  const fs::path out = fs::path(plan.out_dir) / "results.csv";
+  const fs::path tmp = out.string() + ".tmp";
+  {
+    std::ofstream f(tmp);
+    f << "variant,batch_size,seed,lr,status,test_accuracy,test_error,test_loss,final_train_loss,steps,epochs,"
+         "seconds,ms_per_step,items_per_second,peak_rss_mb,acc_running_stats,acc_batch_stats,acc_precise_bn\n";
+    for (const auto& r : runs) {
+      const fs::path dir = fs::path(plan.out_dir) / r.name;
+      json s = read_json_or_null(dir / "summary.json");
+      json e = read_json_or_null(dir / "eval_modes.json");
+      std::string status = s.is_object() && s.contains("status") ? s["status"].get<std::string>() : "missing";
+      std::string error = "";
+      if (s.is_object() && s.contains("test_accuracy") && s["test_accuracy"].is_number())
+        error = fmt::format("{:.6g}", 1.0 - s["test_accuracy"].get<double>());
+      std::string ms_per_step;
+      if (s.is_object() && s.contains("seconds") && s.contains("steps") && s["steps"].is_number() &&
+          s["steps"].get<double>() > 0)
+        ms_per_step = fmt::format("{:.4g}", 1000.0 * s["seconds"].get<double>() / s["steps"].get<double>());
+      std::string items = csv_number(s, "images_per_second");
+      if (items.empty()) items = csv_number(s, "tokens_per_second");
+      f << fmt::format("{},{},{},{:g},\"{}\",{},{},{},{},{},{},{},{},{},{},{},{},{}\n", r.label, r.batch_size, r.seed, r.lr,
+                       status, csv_number(s, "test_accuracy"), error, csv_number(s, "test_loss"),
+                       csv_number(s, "final_train_loss"), csv_number(s, "steps"), csv_number(s, "epochs"),
+                       csv_number(s, "seconds"), ms_per_step, items, csv_number(s, "peak_rss_mb"),
+                       csv_number(e, "running_stats_accuracy"), csv_number(e, "batch_stats_accuracy"),
+                       csv_number(e, "precise_bn_accuracy"));
+    }
+  }
+  fs::rename(tmp, out);
+}
+
+static std::string format_duration(double seconds) {
+  const int s = static_cast<int>(seconds);
+  return s >= 3600 ? fmt::format("{}h{:02}m", s / 3600, s / 60 % 60) : fmt::format("{}m{:02}s", s / 60, s % 60);
+}
+
+static int run_sweep(const SweepPlan& plan) {
+  NL_CHECK(!plan.variants.empty() && !plan.batch_sizes.empty() && !plan.seeds.empty(),
+           "sweep: need at least one norm (variant), batch size and seed");
+  for (int b : plan.batch_sizes) NL_CHECK(b > 0, "sweep: batch sizes must be positive, got ", b);
+  NL_CHECK(plan.jobs >= 1, "sweep: --jobs must be >= 1");
+  fs::create_directories(fs::path(plan.out_dir) / "logs");
+  const std::vector<RunSpec> runs = expand(plan);
+  {
+    json j = {{"description", plan.description}, {"batch_sizes", plan.batch_sizes}, {"seeds", plan.seeds},
+              {"lr_scaling", plan.lr_scaling}, {"base_lr", plan.base_lr}, {"base_batch", plan.base_batch},
+              {"common_args", plan.common_args}};
+    for (const auto& v : plan.variants) j["variants"].push_back({{"label", v.label}, {"train_args", v.train_args}});
+    std::ofstream(fs::path(plan.out_dir) / "sweep.json") << j.dump(2) << "\n";
+  }
+  const std::string exe = self_exe();
+  // A job is a queue of commands run one after the other (train, then eval for BN-family runs).
+  struct Job {
+    const RunSpec* run;
+    std::vector<std::vector<std::string>> commands;
+  };
+  std::vector<Job> pending;
+  int already_done = 0;
+  for (const auto& r : runs) {
+    const fs::path dir = fs::path(plan.out_dir) / r.name;
+    const bool trained = is_finished(dir);
+    const bool evaluated = !r.bn_family || !plan.eval_modes || fs::exists(dir / "eval_modes.json");
+    if (trained && evaluated) {
+      ++already_done;
+      continue;
+    }
+    Job job{&r, {}};
+    if (!trained) {
+      std::vector<std::string> cmd = {exe, "train"};
+      if (fs::exists(dir / "train_state.safetensors")) {
+        cmd.insert(cmd.end(), {"--resume", dir.string()});  // interrupted: continue from its checkpoint
+      } else {
+        fs::remove_all(dir);  // interrupted before any checkpoint: start clean
+        cmd.insert(cmd.end(), r.train_args.begin(), r.train_args.end());
+      }
+      job.commands.push_back(cmd);
+    }
+    if (r.bn_family && plan.eval_modes) job.commands.push_back({exe, "eval", "--run", dir.string()});
+    pending.push_back(std::move(job));
+  }
+  const bool tty = isatty(STDERR_FILENO);
+  const auto t0 = std::chrono::steady_clock::now();
+  std::map<pid_t, Job> running;
+  size_t next = 0;
+  int finished = 0, failed = 0;
+  auto progress = [&](const std::string& event) {
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const int total = static_cast<int>(pending.size());
+    std::string eta = finished > 0 ? format_duration(elapsed / finished * (total - finished)) : "?";
+    std::string line = fmt::format("[sweep] {}/{} runs done ({} already), {} running, {} failed | {} elapsed, ETA {}",
+                                   finished + already_done, runs.size(), already_done, running.size(), failed,
+                                   format_duration(elapsed), eta);
+    if (tty) fmt::print(stderr, "\r\033[K{}{}", line, event.empty() ? "" : "\n");
+    if (!event.empty()) fmt::print(stderr, "{}{}\n", event, tty ? "" : "\n" + line);
+  };
+  auto start_next_command = [&](Job job) {
+    const auto cmd = job.commands.front();
+    job.commands.erase(job.commands.begin());
+    pid_t pid = spawn(cmd, fs::path(plan.out_dir) / "logs" / (job.run->name + ".log"));
+    running.emplace(pid, std::move(job));
+  };
+  fmt::print(stderr, "[sweep] {} runs in {} ({} already finished), {} jobs x {} threads\n", runs.size(), plan.out_dir,
+             already_done, plan.jobs, plan.threads);
+  while (next < pending.size() || !running.empty()) {
+    while (static_cast<int>(running.size()) < plan.jobs && next < pending.size()) start_next_command(pending[next++]);
+    progress("");
+    int wstatus = 0;
+    pid_t pid = waitpid(-1, &wstatus, 0);
+    if (pid < 0) break;
+    auto it = running.find(pid);
+    if (it == running.end()) continue;
+    Job job = std::move(it->second);
+    running.erase(it);
+    const int code = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
+    const fs::path dir = fs::path(plan.out_dir) / job.run->name;
+    json s = read_json_or_null(dir / "summary.json");
+    const std::string status = s.is_object() && s.contains("status") ? s["status"].get<std::string>() : "";
+    if (code != 0 && status.rfind("diverged", 0) != 0) {
+      ++failed;
+      ++finished;
+      progress(fmt::format("[sweep] {} failed (exit {}); see {}/logs/{}.log", job.run->name, code, plan.out_dir,
+                           job.run->name));
+    } else if (!job.commands.empty() && status == "ok") {
+      start_next_command(std::move(job));  // trained fine: now its eval
+      continue;
+    } else {
+      ++finished;
+      std::string acc = s.is_object() && s.contains("test_accuracy") && s["test_accuracy"].is_number()
+                            ? fmt::format("test acc {:.2f}%", 100.0 * s["test_accuracy"].get<double>())
+                            : "";
+      progress(fmt::format("[sweep] {}: {} {}", job.run->name, status.empty() ? "done" : status, acc));
+    }
+    write_results(plan, runs);
+  }
+  write_results(plan, runs);
+  fmt::print(stderr, "[sweep] results: {}/results.csv  (then: normlab report {})\n", plan.out_dir, plan.out_dir);
+  return failed == 0 ? 0 : 1;
+}
+
+// Train flags are "--flag value" pairs; a flag given twice would be an error in `train`, so a
+// user's flag replaces the preset's.
+static void remove_train_arg(std::vector<std::string>& args, const std::string& flag) {
+  for (size_t i = 0; i < args.size(); ++i)
+    if (args[i] == flag) {
+      const bool has_value = i + 1 < args.size() && args[i + 1].rfind("--", 0) != 0;
+      args.erase(args.begin() + i, args.begin() + i + (has_value ? 2 : 1));
+      return;
+    }
+}
+static void set_train_arg(std::vector<std::string>& args, const std::string& flag, const std::string& value) {
+  remove_train_arg(args, flag);
+  args.push_back(flag);
+  args.push_back(value);
+}
+
+static std::vector<int> parse_int_list(const std::string& s, const char* flag) {
+  std::vector<int> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    try {
+      size_t used = 0;
+      out.push_back(std::stoi(item, &used));
+      NL_CHECK(used == item.size(), "");
+    } catch (const std::exception&) {
+      throw Error(fmt::format("sweep: {} expects comma-separated integers, got '{}'", flag, s));
+    }
+  }
+  return out;
+}
+
+static std::vector<std::string> parse_list(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ','))
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+int sweep_main(int argc, char** argv) {
+  CLI::App app{"normlab sweep: one train run per (norm, batch size, seed); resumable.\n"
+               "Any further flag is passed to every `normlab train` run (e.g. --optimizer adam)."};
+  app.allow_extras();
+  std::string preset, out, model = "cnn", dataset = "fashion-mnist", norms = "bn,gn,ln,in,none",
+                            batch_sizes = "2,4,8,16,32,64", seeds = "0", lr_scaling = "linear";
+  double base_lr = 0.02;
+  int base_batch = 32, jobs = 2, threads = 1;
+  std::string epochs, steps, subset, data_dir;
+  bool no_eval_modes = false;
+  app.add_option("--preset", preset, "Run a named preset: " + fmt::format("{}", fmt::join(sweep_preset_names(), ", ")));
+  app.add_option("--out", out, "Sweep directory (runs, results.csv, logs)")->required();
+  app.add_option("--model", model, "Model name")->capture_default_str();
+  app.add_option("--dataset", dataset, "Dataset")->capture_default_str();
+  app.add_option("--norms", norms, "Comma-separated norm names")->capture_default_str();
+  app.add_option("--batch-sizes", batch_sizes, "Comma-separated batch sizes")->capture_default_str();
+  app.add_option("--seeds", seeds, "Comma-separated seeds")->capture_default_str();
+  app.add_option("--epochs", epochs, "Epochs per run (same for every batch size)");
+  app.add_option("--steps", steps, "Steps per run (instead of --epochs)");
+  app.add_option("--lr-scaling", lr_scaling, "lr = base * B/base_batch (linear), * sqrt(B/base_batch) (sqrt), or base (none)")
+      ->check(CLI::IsMember({"linear", "sqrt", "none"}))
+      ->capture_default_str();
+  app.add_option("--base-lr", base_lr, "Learning rate at --base-batch")->capture_default_str();
+  app.add_option("--base-batch", base_batch, "Batch size at which lr = base-lr")->capture_default_str();
+  app.add_option("--jobs", jobs, "Runs in parallel (processes)")->capture_default_str();
+  app.add_option("--threads", threads, "Threads per run")->capture_default_str();
+  app.add_option("--subset", subset, "Use only the first K training examples");
+  app.add_option("--data-dir", data_dir, "Data directory (default: $NORMLAB_DATA_DIR)");
+  app.add_flag("--no-eval-modes", no_eval_modes, "Skip running/batch/Precise-BN evaluation of BN-family runs");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  SweepPlan plan;
+  if (!preset.empty()) {
+    plan = sweep_preset(preset, out);
+  } else {
+    plan.out_dir = out;
+    plan.variants = norm_variants(parse_list(norms));
+    plan.batch_sizes = parse_int_list(batch_sizes, "--batch-sizes");
+    plan.common_args = {"--model", model, "--dataset", dataset};
+    NL_CHECK(epochs.empty() != steps.empty() || (epochs.empty() && steps.empty()), "sweep: give --epochs or --steps, not both");
+    plan.lr_scaling = lr_scaling;
+    plan.base_lr = base_lr;
+    plan.base_batch = base_batch;
+    plan.description = fmt::format("{} on {}: norms {} at batch sizes {}", model, dataset, norms, batch_sizes);
+  }
+  // Flags given explicitly override the preset's.
+  auto given = [&](const char* flag) { return app.get_option(flag)->count() > 0; };
+  if (given("--seeds") || preset.empty()) plan.seeds = parse_int_list(seeds, "--seeds");
+  if (given("--batch-sizes")) plan.batch_sizes = parse_int_list(batch_sizes, "--batch-sizes");
+  if (given("--norms")) plan.variants = norm_variants(parse_list(norms));
+  if (given("--base-lr")) plan.base_lr = base_lr;
+  if (given("--lr-scaling")) plan.lr_scaling = lr_scaling;
+  plan.jobs = jobs;
+  plan.threads = threads;
+  plan.eval_modes = plan.eval_modes && !no_eval_modes;
+  // --epochs and --steps exclude each other: setting one drops the preset's other.
+  if (!epochs.empty()) set_train_arg(plan.common_args, "--epochs", epochs), remove_train_arg(plan.common_args, "--steps");
+  if (!steps.empty()) set_train_arg(plan.common_args, "--steps", steps), remove_train_arg(plan.common_args, "--epochs");
+  if (!subset.empty()) set_train_arg(plan.common_args, "--subset", subset);
+  if (!data_dir.empty()) set_train_arg(plan.common_args, "--data-dir", data_dir);
+  const auto extras = app.remaining();
+  for (size_t i = 0; i < extras.size(); ++i) {
+    const bool has_value = i + 1 < extras.size() && extras[i + 1].rfind("--", 0) != 0;
+    if (has_value) set_train_arg(plan.common_args, extras[i], extras[i + 1]), ++i;
+    else if (std::find(plan.common_args.begin(), plan.common_args.end(), extras[i]) == plan.common_args.end())
+      plan.common_args.push_back(extras[i]);
+  }
+  return run_sweep(plan);
+}
+
+}  // namespace nl

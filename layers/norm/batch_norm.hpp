@@ -29,6 +29,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -107,6 +108,24 @@ namespace bn_detail {
 std::vector<int64_t> channel_layout(const Tensor& x, int64_t C, int dims, const std::string& layer);
 // Shape [1, C, 1...] to broadcast a per-channel tensor against x of rank `rank`.
 Shape channel_shape(int64_t C, int64_t rank);
+
+// The one fused autograd op behind the whole family. x (any layout) is read as [N, C, S];
+// `chunks` = {0, b1, ..., N} splits N into groups normalized separately (GhostBatchNorm;
+// {0, N} otherwise). Per (chunk k, channel c):
+//   batch mode (fixed_mean == null): mean/var from the chunk; y = (xhat*r + d)*gamma + beta
+//     where r, d come from renorm(c, mean, var, r, d) if given, else r = 1, d = 0.
+//   fixed mode (eval): mean/var = fixed_mean/fixed_var [C], constants in backward.
+//   mean_only: y = x - mean + beta (no var, no gamma).
+// weight/bias may be undefined (no affine). Outputs the statistics used, [chunks * C] each:
+// mean and *biased* var (var unset in mean_only mode).
+struct FusedStats {
+  std::vector<float> mean, var;
+};
+using RenormFn = std::function<void(int64_t c, float mean, float var, float& r, float& d)>;
+Tensor fused_batch_norm(const Tensor& x, int64_t C, const Tensor& weight, const Tensor& bias, float eps,
+                        const std::vector<int64_t>& chunks, bool mean_only, const float* fixed_mean,
+                        const float* fixed_var, const RenormFn& renorm, FusedStats* stats_out,
+                        const char* node_name);
 }  // namespace bn_detail
 
 }  // namespace nl

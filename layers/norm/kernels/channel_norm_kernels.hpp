@@ -1,7 +1,7 @@
 // normlab layers: fused per-channel normalization kernels (the BatchNorm family's hot loops).
 //
 // x is [N, C, S] contiguous: channel c's values are N planes of S floats at
-// x + (n*C + c)*S. Every kernel handles channels [c0, c1) and samples [n0, n1), loops n
+// x + (n*C + c)*S. Every kernel handles one channel c and samples [n0, n1), loops n
 // outer and the plane inner (the vectorized loop), and never allocates. The callers
 // (batch_norm.cpp) run them per channel under parallel_for, so all passes over one
 // channel happen while its planes are still in L2.
@@ -17,21 +17,21 @@
 namespace nl {
 
 struct ChannelNormKernelTable {
-  // mean[c] = 1/M sum x; m2[c] = sum (x - mean)^2 (null m2: mean only). Two passes, the
-  // second one corrected (mean += sum(x - mean)/M), partial sums per plane in float
-  // lanes and across planes in double: exact enough for mean 1e4 with variance 1e-2.
-  void (*moments)(const float* x, int64_t C, int64_t S, int64_t n0, int64_t n1, int64_t c0, int64_t c1,
-                  double* mean, double* m2);
-  // y = (x - mean[c]) * a[c] + b[c]   (one sub + one FMA per element)
-  void (*scale_shift)(const float* x, float* y, int64_t C, int64_t S, int64_t n0, int64_t n1, int64_t c0,
-                      int64_t c1, const float* mean, const float* a, const float* b);
-  // sum_dy[c] = sum dy;  sum_dy_xmu[c] = sum dy * (x - mean[c])  (null: skip)
-  void (*grad_sums)(const float* x, const float* dy, int64_t C, int64_t S, int64_t n0, int64_t n1, int64_t c0,
-                    int64_t c1, const float* mean, double* sum_dy, double* sum_dy_xmu);
-  // dx = dy * k[c] + (x - mean[c]) * u[c] + v[c]   (written, or added when accumulate)
+  // Over the values of channel c in samples [n0, n1):
+  // mean = 1/M sum x; m2 = sum (x - mean)^2 (null m2: mean only). Two passes, the second
+  // one corrected (mean += sum(x - mean)/M); partial sums per plane in float lanes and
+  // across planes in double: exact enough for mean 1e4 with variance 1e-2.
+  void (*moments)(const float* x, int64_t C, int64_t S, int64_t n0, int64_t n1, int64_t c, double* mean,
+                  double* m2);
+  // y = (x - mean) * a + b   (one sub + one FMA per element)
+  void (*scale_shift)(const float* x, float* y, int64_t C, int64_t S, int64_t n0, int64_t n1, int64_t c,
+                      float mean, float a, float b);
+  // sum_dy = sum dy;  sum_dy_xmu = sum dy * (x - mean)  (null: skipped)
+  void (*grad_sums)(const float* x, const float* dy, int64_t C, int64_t S, int64_t n0, int64_t n1, int64_t c,
+                    float mean, double* sum_dy, double* sum_dy_xmu);
+  // dx = dy * k + (x - mean) * u + v   (written, or added when accumulate)
   void (*grad_input)(const float* x, const float* dy, float* dx, int64_t C, int64_t S, int64_t n0, int64_t n1,
-                     int64_t c0, int64_t c1, const float* mean, const float* k, const float* u, const float* v,
-                     bool accumulate);
+                     int64_t c, float mean, float k, float u, float v, bool accumulate);
 };
 
 const ChannelNormKernelTable& channel_norm_kernels();  // for simd_level()

@@ -1,0 +1,312 @@
+// normlab layers: BatchNorm and the family's shared pieces. The math is in batch_norm.hpp;
+// the hot loops are in kernels/channel_norm_kernels_impl.inl.
+#include "layers/norm/batch_norm.hpp"
+
+#include <cmath>
+#include <memory>
+
+#include "core/autograd.hpp"
+#include "core/parallel.hpp"
+#include "layers/norm/kernels/channel_norm_kernels.hpp"
+
+namespace nl {
+
+// ---------------------------------------------------------------- BatchStatNorm
+
+BatchStatNorm::BatchStatNorm(int64_t num_features, int64_t slots, float momentum, bool track_running_stats,
+                             bool has_running_var)
+    : num_features_(num_features), slots_(slots), momentum_(momentum), track_(track_running_stats),
+      has_var_(has_running_var) {
+  NL_CHECK(num_features >= 1, "BatchNorm family: num_features must be >= 1, got ", num_features);
+  NL_CHECK(slots >= 1, "BatchNorm family: need at least one statistics slot, got ", slots);
+  NL_CHECK(std::isfinite(momentum) && momentum <= 1.0f, "BatchNorm family: momentum must be <= 1 (negative = ",
+           "cumulative average), got ", momentum);
+  if (!track_) return;
+  const Shape stat_shape = slots == 1 ? Shape{num_features} : Shape{slots, num_features};
+  running_mean = register_buffer("running_mean", Tensor::zeros(stat_shape));
+  if (has_var_) running_var = register_buffer("running_var", Tensor::ones(stat_shape));
+  num_batches_tracked =
+      register_buffer("num_batches_tracked", slots == 1 ? Tensor::scalar(0.0f) : Tensor::zeros({slots}));
+}
+
+const float* BatchStatNorm::slot_mean(int64_t slot) const { return running_mean.data() + slot * num_features_; }
+const float* BatchStatNorm::slot_var(int64_t slot) const { return running_var.data() + slot * num_features_; }
+
+void BatchStatNorm::update_running_stats(int64_t slot, const float* batch_mean, const float* batch_var_unbiased) {
+  if (!track_) return;
+  const int64_t C = num_features_;
+  if (precise_active_) {  // Precise BN: equal-weight sums, applied by end_precise_stats()
+    for (int64_t c = 0; c < C; ++c) {
+      precise_mean_sum_[slot * C + c] += batch_mean[c];
+      if (has_var_) precise_var_sum_[slot * C + c] += batch_var_unbiased[c];
+    }
+    precise_count_[slot] += 1;
+    return;
+  }
+  float* count = num_batches_tracked.data() + slot;
+  *count += 1.0f;
+  // PyTorch's convention: running = (1 - f) * running + f * batch; f = 1/count when cumulative.
+  const float f = momentum_ >= 0.0f ? momentum_ : 1.0f / *count;
+  float* rm = running_mean.data() + slot * C;
+  for (int64_t c = 0; c < C; ++c) rm[c] = (1.0f - f) * rm[c] + f * batch_mean[c];
+  if (has_var_) {
+    float* rv = running_var.data() + slot * C;
+    for (int64_t c = 0; c < C; ++c) rv[c] = (1.0f - f) * rv[c] + f * batch_var_unbiased[c];
+  }
+}
+
+void BatchStatNorm::begin_precise_stats() {
+  precise_active_ = true;
+  precise_mean_sum_.assign(slots_ * num_features_, 0.0);
+  precise_var_sum_.assign(slots_ * num_features_, 0.0);
+  precise_count_.assign(slots_, 0);
+}
+
+void BatchStatNorm::end_precise_stats() {
+  NL_CHECK(precise_active_, name(), ": end_precise_stats() without begin_precise_stats()");
+  precise_active_ = false;
+  if (!track_) return;
+  const int64_t C = num_features_;
+  for (int64_t s = 0; s < slots_; ++s) {
+    if (precise_count_[s] == 0) continue;
+    const double k = static_cast<double>(precise_count_[s]);
+    for (int64_t c = 0; c < C; ++c) {
+      running_mean.data()[s * C + c] = static_cast<float>(precise_mean_sum_[s * C + c] / k);
+      if (has_var_) running_var.data()[s * C + c] = static_cast<float>(precise_var_sum_[s * C + c] / k);
+    }
+  }
+}
+
+// ---------------------------------------------------------------- shared helpers
+
+namespace bn_detail {
+
+std::vector<int64_t> channel_layout(const Tensor& x, int64_t C, int dims, const std::string& layer) {
+  const int64_t rank = x.dim();
+  if (dims == 1) {
+    NL_CHECK(rank == 2 || rank == 3, layer, ": expected a 2-D [N, C] or 3-D [N, C, L] input, got ",
+             shape_str(x.shape()));
+  } else {
+    NL_CHECK(rank == 4, layer, ": expected a 4-D [N, C, H, W] input, got ", shape_str(x.shape()));
+  }
+  NL_CHECK(x.size(1) == C, layer, ": input ", shape_str(x.shape()), " has ", x.size(1), " channels, expected ", C);
+  int64_t S = 1;
+  for (int64_t d = 2; d < rank; ++d) S *= x.size(d);
+  return {x.size(0), C, S};
+}
+
+Shape channel_shape(int64_t C, int64_t rank) {
+  Shape s(rank, 1);
+  s[1] = C;
+  return s;
+}
+
+// What backward needs: the input (contiguous), and per (chunk, channel) the mean, rstd and
+// the renorm constants r, d. xhat is recomputed from x, never stored.
+struct Saved {
+  Tensor x;
+  int64_t C, S;
+  std::vector<int64_t> chunks;
+  std::vector<float> mean, rstd, r, d;
+  bool mean_only, fixed;
+};
+
+Tensor fused_batch_norm(const Tensor& x_in, int64_t C, const Tensor& weight, const Tensor& bias, float eps,
+                        const std::vector<int64_t>& chunks, bool mean_only, const float* fixed_mean,
+                        const float* fixed_var, const RenormFn& renorm, FusedStats* stats_out,
+                        const char* node_name) {
+  auto sv = std::make_shared<Saved>();
+  sv->x = x_in.detach().contiguous();
+  const int64_t N = x_in.size(0);
+  sv->C = C;
+  sv->S = x_in.numel() / (N * C);
+  sv->chunks = chunks;
+  sv->mean_only = mean_only;
+  sv->fixed = fixed_mean != nullptr;
+  const int64_t K = static_cast<int64_t>(chunks.size()) - 1, S = sv->S;
+  sv->mean.assign(K * C, 0.0f);
+  sv->rstd.assign(K * C, 1.0f);
+  sv->r.assign(K * C, 1.0f);
+  sv->d.assign(K * C, 0.0f);
+  std::vector<float> var_used(K * C, 0.0f);
+
+  Tensor y = Tensor::empty(x_in.shape());
+  const float* x = sv->x.data();
+  float* yp = y.data();
+  const float* gamma = weight.defined() ? weight.detach().contiguous().data() : nullptr;
+  const float* beta = bias.defined() ? bias.detach().contiguous().data() : nullptr;
+  const ChannelNormKernelTable& kt = channel_norm_kernels();
+
+  // Per channel: statistics of each chunk, then y = (x - mean) * a + b, while the
+  // channel's planes are still in cache. Channels are independent: parallel, deterministic.
+  parallel_for(C, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) {
+      for (int64_t k = 0; k < K; ++k) {
+        const int64_t n0 = chunks[k], n1 = chunks[k + 1], i = k * C + c;
+        const double M = static_cast<double>((n1 - n0) * S);
+        float mean, var = 0.0f;
+        if (sv->fixed) {
+          mean = fixed_mean[c];
+          var = mean_only ? 0.0f : fixed_var[c];
+        } else {
+          double m = 0.0, m2 = 0.0;
+          kt.moments(x, C, S, n0, n1, c, &m, mean_only ? nullptr : &m2);
+          mean = static_cast<float>(m);
+          var = static_cast<float>(m2 / M);
+        }
+        sv->mean[i] = mean;
+        var_used[i] = var;
+        const float g = gamma ? gamma[c] : 1.0f, b = beta ? beta[c] : 0.0f;
+        float a, shift;
+        if (mean_only) {
+          a = 1.0f;
+          shift = b;
+        } else {
+          const float rstd = static_cast<float>(1.0 / std::sqrt(static_cast<double>(var) + eps));
+          float r = 1.0f, d = 0.0f;
+          if (renorm && !sv->fixed) renorm(c, mean, var, r, d);
+          sv->rstd[i] = rstd;
+          sv->r[i] = r;
+          sv->d[i] = d;
+          a = rstd * r * g;       // y = (xhat * r + d) * gamma + beta
+          shift = d * g + b;      //   = (x - mean) * a + shift
+        }
+        kt.scale_shift(x, yp, C, S, n0, n1, c, mean, a, shift);
+      }
+    }
+  });
+  if (stats_out) {
+    stats_out->mean = sv->mean;
+    stats_out->var = var_used;
+  }
+
+  return record(y, node_name, {x_in, weight, bias}, [sv, x_in, weight, bias](const Tensor& gy) {
+    const Tensor dy_t = gy.contiguous();
+    const float* dy = dy_t.data();
+    const float* x = sv->x.data();
+    const int64_t C = sv->C, S = sv->S, K = static_cast<int64_t>(sv->chunks.size()) - 1;
+    const bool need_dx = x_in.requires_grad();
+    Tensor dx_t = need_dx ? Tensor::empty(x_in.shape()) : Tensor();
+    float* dx = need_dx ? dx_t.data() : nullptr;
+    std::vector<float> dgamma(C, 0.0f), dbeta(C, 0.0f);
+    const float* gamma = weight.defined() ? weight.detach().contiguous().data() : nullptr;
+    const ChannelNormKernelTable& kt = channel_norm_kernels();
+
+    parallel_for(C, 1, [&](int64_t c0, int64_t c1) {
+      for (int64_t c = c0; c < c1; ++c) {
+        double dg = 0.0, db = 0.0;
+        for (int64_t k = 0; k < K; ++k) {
+          const int64_t n0 = sv->chunks[k], n1 = sv->chunks[k + 1], i = k * C + c;
+          const float M = static_cast<float>((n1 - n0) * S);
+          const float mean = sv->mean[i], rstd = sv->rstd[i], r = sv->r[i], d = sv->d[i];
+          // the two reductions: sum(dy) and sum(dy * (x - mean)) = sum(dy * xhat) / rstd
+          double sum_dy = 0.0, sum_dy_xmu = 0.0;
+          kt.grad_sums(x, dy, C, S, n0, n1, c, mean, &sum_dy, sv->mean_only ? nullptr : &sum_dy_xmu);
+          db += sum_dy;
+          const float g = (gamma ? gamma[c] : 1.0f) * r;  // dxhat = dy * g
+          float kc, u, v;
+          if (sv->mean_only) {  // dx = dy - sum(dy) / M
+            kc = 1.0f;
+            u = 0.0f;
+            v = sv->fixed ? 0.0f : static_cast<float>(-sum_dy / M);
+          } else {
+            const double sum_dy_xhat = sum_dy_xmu * rstd;
+            dg += r * sum_dy_xhat + d * sum_dy;  // dgamma = sum dy * (xhat * r + d)
+            kc = g * rstd;
+            if (sv->fixed) {  // mean, rstd are constants: dx = dy * gamma * rstd
+              u = 0.0f;
+              v = 0.0f;
+            } else {
+              // dx = rstd/M * (M*dxhat - sum(dxhat) - xhat * sum(dxhat*xhat))
+              //    = dy*(g*rstd) + (x - mean)*u + v
+              const double sum_dxhat = g * sum_dy, sum_dxhat_xhat = g * sum_dy_xhat;
+              u = static_cast<float>(-static_cast<double>(rstd) * rstd * sum_dxhat_xhat / M);
+              v = static_cast<float>(-rstd * sum_dxhat / M);
+            }
+          }
+          if (need_dx) kt.grad_input(x, dy, dx, C, S, n0, n1, c, mean, kc, u, v, false);
+        }
+        dgamma[c] = static_cast<float>(dg);
+        dbeta[c] = static_cast<float>(db);
+      }
+    });
+    if (need_dx) accumulate_grad(x_in, dx_t);
+    if (weight.defined() && weight.requires_grad()) accumulate_grad(weight, Tensor::from_vector({C}, dgamma));
+    if (bias.defined() && bias.requires_grad()) accumulate_grad(bias, Tensor::from_vector({C}, dbeta));
+  });
+}
+
+}  // namespace bn_detail
+
+// ---------------------------------------------------------------- BatchNorm
+
+BatchNorm::BatchNorm(int64_t num_features, int dims_, BatchNormOptions options_)
+    : BatchStatNorm(num_features, 1, options_.momentum, options_.track_running_stats, true),
+      dims(dims_), options(options_) {
+  NL_CHECK(dims == 1 || dims == 2, "BatchNorm: dims must be 1 (BatchNorm1d) or 2 (BatchNorm2d), got ", dims);
+  NL_CHECK(options.eps > 0.0f, name(), ": eps must be > 0, got ", options.eps);
+  if (options.affine) {
+    weight = register_parameter("weight", Tensor::ones({num_features}));
+    bias = register_parameter("bias", Tensor::zeros({num_features}));
+  }
+}
+
+std::string BatchNorm::name() const {
+  return detail::concat("BatchNorm", dims, "d(", num_features(), ")");
+}
+
+// M = N*S values per channel; training needs at least two (see batch_norm.hpp).
+static void check_batch_size(const std::string& layer, const Tensor& x, int64_t M) {
+  NL_CHECK(M > 1, layer, ": Expected more than 1 value per channel when training, got input size ",
+           shape_str(x.shape()));
+}
+
+// Unbiased variance from biased: var * M / (M - 1).
+static std::vector<float> unbiased(const float* var, int64_t C, int64_t M) {
+  std::vector<float> out(C);
+  const double bessel = static_cast<double>(M) / static_cast<double>(M - 1);
+  for (int64_t c = 0; c < C; ++c) out[c] = static_cast<float>(var[c] * bessel);
+  return out;
+}
+
+Tensor BatchNorm::forward(const Tensor& x) {
+  const auto l = bn_detail::channel_layout(x, num_features(), dims, name());
+  const int64_t N = l[0], C = l[1], M = l[0] * l[2];
+  const bool batch_stats = is_training() || !tracks_running_stats();
+  if (!batch_stats)
+    return bn_detail::fused_batch_norm(x, C, weight, bias, options.eps, {0, N}, false, slot_mean(0), slot_var(0),
+                                       nullptr, nullptr, "batch_norm_eval");
+  check_batch_size(name(), x, M);
+  bn_detail::FusedStats st;
+  Tensor y = bn_detail::fused_batch_norm(x, C, weight, bias, options.eps, {0, N}, false, nullptr, nullptr,
+                                         nullptr, &st, "batch_norm");
+  if (is_training()) update_running_stats(0, st.mean.data(), unbiased(st.var.data(), C, M).data());
+  return y;
+}
+
+Tensor BatchNorm::reference_forward(const Tensor& x) {
+  const auto l = bn_detail::channel_layout(x, num_features(), dims, name());
+  const int64_t C = l[1], M = l[0] * l[2];
+  std::vector<int64_t> red{0};
+  for (int64_t d = 2; d < x.dim(); ++d) red.push_back(d);
+  const Shape cs = bn_detail::channel_shape(C, x.dim());
+  Tensor mean_t, var_t;
+  if (is_training() || !tracks_running_stats()) {
+    check_batch_size(name(), x, M);
+    mean_t = mean(x, red, true);
+    const Tensor xmu = x - mean_t;
+    var_t = mean(xmu * xmu, red, true);  // biased
+    if (is_training()) {
+      const std::vector<float> m = mean_t.to_vector(), v = var_t.to_vector();
+      update_running_stats(0, m.data(), unbiased(v.data(), C, M).data());
+    }
+  } else {
+    mean_t = running_mean.view(cs);
+    var_t = running_var.view(cs);
+  }
+  Tensor y = (x - mean_t) * rsqrt(var_t + options.eps);
+  if (options.affine) y = y * weight.view(cs) + bias.view(cs);
+  return y;
+}
+
+}  // namespace nl

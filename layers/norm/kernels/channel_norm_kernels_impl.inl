@@ -1,0 +1,107 @@
+// normlab layers: the fused per-channel kernels, written once as plain loops and compiled
+// three times (channel_norm_kernels_{scalar,avx2,avx512}.cpp). See channel_norm_kernels.hpp.
+//
+// Inner loops run over one plane of S contiguous floats with `omp simd` reductions in
+// float lanes (a plane is at most a few thousand values, so float partial sums lose
+// nothing that matters); each plane's sum is then added into a double. That is a
+// two-level (pairwise-like) summation: the error does not grow with N.
+//
+// Expects: NL_KERNEL_NS defined by the including file.
+#include <cstdint>
+
+#include "layers/norm/kernels/channel_norm_kernels.hpp"
+
+namespace nl::NL_KERNEL_NS {
+
+static void moments(const float* x, int64_t C, int64_t S, int64_t n0, int64_t n1, int64_t c, double* mean,
+                    double* m2) {
+  const double M = static_cast<double>((n1 - n0) * S);
+  // pass 1: the mean
+  double total = 0.0;
+  for (int64_t n = n0; n < n1; ++n) {
+    const float* p = x + (n * C + c) * S;
+    float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+    for (int64_t i = 0; i < S; ++i) s += p[i];
+    total += s;
+  }
+  double mu = total / M;
+  if (!m2) {
+    *mean = mu;
+    return;
+  }
+  // pass 2: deviations from it; sum(x - mu) corrects the rounding of mu itself
+  const float muf = static_cast<float>(mu);
+  double sum_d = 0.0, sum_d2 = 0.0;
+  for (int64_t n = n0; n < n1; ++n) {
+    const float* p = x + (n * C + c) * S;
+    float s1 = 0.0f, s2 = 0.0f;
+#pragma omp simd reduction(+ : s1, s2)
+    for (int64_t i = 0; i < S; ++i) {
+      const float d = p[i] - muf;
+      s1 += d;
+      s2 += d * d;
+    }
+    sum_d += s1;
+    sum_d2 += s2;
+  }
+  *mean = static_cast<double>(muf) + sum_d / M;
+  const double v = sum_d2 - sum_d * sum_d / M;  // sum (x - mean)^2, exact mean
+  *m2 = v > 0.0 ? v : 0.0;
+}
+
+static void scale_shift(const float* x, float* y, int64_t C, int64_t S, int64_t n0, int64_t n1, int64_t c,
+                        float mu, float ac, float bc) {
+  for (int64_t n = n0; n < n1; ++n) {
+    const float* p = x + (n * C + c) * S;
+    float* q = y + (n * C + c) * S;
+#pragma omp simd
+    for (int64_t i = 0; i < S; ++i) q[i] = (p[i] - mu) * ac + bc;
+  }
+}
+
+static void grad_sums(const float* x, const float* dy, int64_t C, int64_t S, int64_t n0, int64_t n1, int64_t c,
+                      float mu, double* sum_dy, double* sum_dy_xmu) {
+  double t1 = 0.0, t2 = 0.0;
+  for (int64_t n = n0; n < n1; ++n) {
+    const float* p = x + (n * C + c) * S;
+    const float* g = dy + (n * C + c) * S;
+    float s1 = 0.0f, s2 = 0.0f;
+    if (sum_dy_xmu) {
+#pragma omp simd reduction(+ : s1, s2)
+      for (int64_t i = 0; i < S; ++i) {
+        s1 += g[i];
+        s2 += g[i] * (p[i] - mu);
+      }
+    } else {
+#pragma omp simd reduction(+ : s1)
+      for (int64_t i = 0; i < S; ++i) s1 += g[i];
+    }
+    t1 += s1;
+    t2 += s2;
+  }
+  *sum_dy = t1;
+  if (sum_dy_xmu) *sum_dy_xmu = t2;
+}
+
+static void grad_input(const float* x, const float* dy, float* dx, int64_t C, int64_t S, int64_t n0, int64_t n1,
+                       int64_t c, float mu, float kc, float uc, float vc, bool accumulate) {
+  for (int64_t n = n0; n < n1; ++n) {
+    const int64_t off = (n * C + c) * S;
+    const float* p = x + off;
+    const float* g = dy + off;
+    float* q = dx + off;
+    if (accumulate) {
+#pragma omp simd
+      for (int64_t i = 0; i < S; ++i) q[i] += g[i] * kc + ((p[i] - mu) * uc + vc);
+    } else {
+#pragma omp simd
+      for (int64_t i = 0; i < S; ++i) q[i] = g[i] * kc + ((p[i] - mu) * uc + vc);
+    }
+  }
+}
+
+extern const ChannelNormKernelTable channel_norm_table;
+const ChannelNormKernelTable channel_norm_table = {moments, scale_shift, grad_sums, grad_input};
+
+}  // namespace nl::NL_KERNEL_NS

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <future>
 
 #include "data/gzip_file.hpp"
 
@@ -13,8 +14,10 @@ std::vector<std::string> cifar10_default_class_names() {
   return {"airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"};
 }
 
-void append_cifar10_batch(ImageDataset& ds, const std::string& path) {
-  std::vector<uint8_t> bytes = read_file_bytes(path);
+namespace {
+
+// Appends the records in `bytes` (the contents of `path`) to `ds`.
+void append_records(ImageDataset& ds, const std::vector<uint8_t>& bytes, const std::string& path) {
   const int64_t size = static_cast<int64_t>(bytes.size());
   NL_CHECK(size > 0, "'", path, "': empty CIFAR-10 batch file");
   if (size % kCifarRecordBytes != 0)
@@ -46,6 +49,10 @@ void append_cifar10_batch(ImageDataset& ds, const std::string& path) {
   }
   ds.n = first + count;
 }
+
+}  // namespace
+
+void append_cifar10_batch(ImageDataset& ds, const std::string& path) { append_records(ds, read_file_bytes(path), path); }
 
 ImageDataset read_cifar10_batch(const std::string& path) {
   ImageDataset ds;
@@ -86,9 +93,26 @@ DatasetSplit load_cifar10_dir(const std::string& dir) {
   split.train.name = "cifar10/train";
   split.train.pixels.reserve(50000 * kCifarImageBytes);
   split.train.labels.reserve(50000);
-  for (int b = 1; b <= 5; ++b) append_cifar10_batch(split.train, find("data_batch_" + std::to_string(b) + ".bin"));
   split.test.name = "cifar10/test";
-  append_cifar10_batch(split.test, find("test_batch.bin"));
+  std::vector<std::string> paths;
+  for (int b = 1; b <= 5; ++b) paths.push_back(find("data_batch_" + std::to_string(b) + ".bin"));
+  paths.push_back(find("test_batch.bin"));
+
+  // gunzip is single-threaded and dominates the load time (184 MB to inflate), so two files
+  // are decompressed at once on worker threads while this thread copies records out of the
+  // previous one. At most two decompressed files are alive at a time. Files are appended in
+  // order, so the result does not depend on thread timing.
+  std::vector<std::future<std::vector<uint8_t>>> pending(paths.size());
+  auto launch = [&](size_t k) {
+    if (k < paths.size()) pending[k] = std::async(std::launch::async, read_file_bytes, paths[k]);
+  };
+  launch(0);
+  launch(1);
+  for (size_t k = 0; k < paths.size(); ++k) {
+    std::vector<uint8_t> bytes = pending[k].get();  // rethrows a read error of file k
+    launch(k + 2);
+    append_records(k < 5 ? split.train : split.test, bytes, paths[k]);
+  }
   split.train.class_names = names;
   split.test.class_names = names;
   return split;

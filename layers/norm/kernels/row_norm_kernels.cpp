@@ -1,0 +1,32 @@
+// normlab norms: pick the row-kernel table for the current SIMD level. See row_norm_kernels.hpp.
+#include "layers/norm/kernels/row_norm_kernels.hpp"
+
+namespace nl {
+namespace row_norm_scalar { extern const RowNormKernels row_norm_table; }
+namespace row_norm_avx2 { extern const RowNormKernels row_norm_table; }
+namespace row_norm_avx512 { extern const RowNormKernels row_norm_table; }
+
+const RowNormKernels& row_norm_kernels_for(SimdLevel level) {
+  switch (level) {
+    case SimdLevel::avx512: return row_norm_avx512::row_norm_table;
+    case SimdLevel::avx2: return row_norm_avx2::row_norm_table;
+    default: return row_norm_scalar::row_norm_table;
+  }
+}
+
+const RowNormKernels& row_norm_kernels() { return row_norm_kernels_for(simd_level()); }
+
+}  // namespace nl
+
+#include <algorithm>
+
+#include "core/parallel.hpp"
+
+namespace nl {
+
+int64_t row_norm_chunks(int64_t rows, int64_t row_len) {
+  if (rows * row_len < (1 << 15)) return 1;
+  return std::max<int64_t>(1, std::min<int64_t>(num_threads(), rows));
+}
+
+}  // namespace nl

@@ -1,0 +1,83 @@
+// normlab norms: the fused per-row kernels behind LayerNorm, GroupNorm, InstanceNorm,
+// RMSNorm and FRN, with SIMD dispatch.
+//
+// Same convention as core/kernels: row_norm_kernels_impl.inl holds plain loops and is
+// compiled three times (row_norm_kernels_{scalar,avx2,avx512}.cpp, flags from the file
+// name); row_norm_kernels() returns the table for the current simd_level().
+//
+// A "row" is a contiguous run of n floats: a token's D features (LN, RMS), one channel's
+// H*W plane (IN, FRN, and each channel of a GN group). The kernels do one row; threading
+// and the bookkeeping of (n, group, channel) live in the layer files. They never allocate.
+//
+// Sums are taken in float inside blocks of 256 elements (vectorized, several lanes) and in
+// double across blocks, so a row of 10^5 elements loses no more than a short one.
+#pragma once
+
+#include <cstdint>
+
+#include "core/kernels/kernels.hpp"
+
+namespace nl {
+
+struct RowNormKernels {
+  // Biased mean and variance by the corrected two-pass algorithm:
+  //   mean0 = sum(x)/n;  d = x - mean0;  mean = mean0 + sum(d)/n;
+  //   var = (sum(d^2) - sum(d)^2/n) / n   (>= 0)
+  // Stable for large means: with mean 1e4 and variance 1e-2, E[x^2]-E[x]^2 in float is noise,
+  // this is exact to float rounding of x itself.
+  void (*moments)(const float* x, int64_t n, float* mean, float* var);
+  // sum(x^2) / n.
+  float (*mean_square)(const float* x, int64_t n);
+  // y = x * a + b (normalize and affine folded into one FMA).
+  void (*scale_shift)(const float* x, float a, float b, float* y, int64_t n);
+  // y = max(x * a + b, tau) (FRN + TLU).
+  void (*scale_shift_max)(const float* x, float a, float b, float tau, float* y, int64_t n);
+  // *sum_dy = sum(dy), *sum_dy_x = sum(dy * (x - center)). Centering by the mean keeps the
+  // sum exact when x has a large mean (sum(dy*x) - mean*sum(dy) would cancel).
+  void (*sums_dy_dyx)(const float* dy, const float* x, float center, int64_t n, float* sum_dy, float* sum_dy_x);
+  // dx = a * dy + b * (x - center) + c: a closed-form norm backward with per-row constants.
+  void (*affine_backward)(const float* dy, const float* x, float a, float b, float center, float c, float* dx,
+                          int64_t n);
+
+  // LayerNorm over one row with per-element gamma/beta (either may be null: 1 / 0).
+  //   y = (x - mean) * rstd * gamma + beta
+  void (*layer_norm_forward)(const float* x, const float* gamma, const float* beta, float mean, float rstd,
+                             float* y, int64_t n);
+  // LayerNorm backward of one row (names as in layer_norm.cpp's header):
+  //   xhat = (x - mean) * rstd,  g = dy * gamma
+  //   dnorm_mean = mean(g),  dnorm_norm_mean = mean(g * xhat)
+  //   dx = rstd * (g - dnorm_mean - xhat * dnorm_norm_mean)         (assigned)
+  //   dgamma += dy * xhat,  dbeta += dy                             (accumulated; null = skip)
+  void (*layer_norm_backward)(const float* dy, const float* x, const float* gamma, float mean, float rstd,
+                              float* dx, float* dgamma, float* dbeta, int64_t n);
+
+  // RMSNorm: y = x * rstd * gamma (gamma may be null).
+  void (*rms_norm_forward)(const float* x, const float* gamma, float rstd, float* y, int64_t n);
+  //   xhat = x * rstd, g = dy * gamma, dnorm_norm_mean = mean(g * xhat)
+  //   dx = rstd * (g - xhat * dnorm_norm_mean) (assigned);  dgamma += dy * xhat (null = skip)
+  void (*rms_norm_backward)(const float* dy, const float* x, const float* gamma, float rstd, float* dx,
+                            float* dgamma, int64_t n);
+
+  // FRN + TLU backward, with y = x * a + b recomputed and the TLU mask m = (y > tau):
+  //   *sum_dy = sum(dz * m), *sum_dy_x = sum(dz * m * x), *sum_dtau = sum(dz * (1 - m))
+  void (*frn_backward_sums)(const float* dz, const float* x, float a, float b, float tau, int64_t n,
+                            float* sum_dy, float* sum_dy_x, float* sum_dtau);
+  //   dx = A * dz * m + B * x
+  void (*frn_backward_dx)(const float* dz, const float* x, float a, float b, float tau, float A, float B,
+                          float* dx, int64_t n);
+};
+
+const RowNormKernels& row_norm_kernels();                    // for simd_level()
+const RowNormKernels& row_norm_kernels_for(SimdLevel level);  // a specific level (tests)
+
+}  // namespace nl
+
+namespace nl {
+
+// How many chunks to split `rows` rows of `row_len` floats into when each chunk needs its
+// own gradient buffer (LN, RMS d-gamma): one per thread, or 1 when the work is too small to
+// be worth a fork. The buffers are then summed in chunk order, so the result depends on the
+// thread count but never on timing.
+int64_t row_norm_chunks(int64_t rows, int64_t row_len);
+
+}  // namespace nl

@@ -1,0 +1,237 @@
+// normlab norms: the fused row kernels, written once as plain loops and compiled three
+// times (see row_norm_kernels.hpp). Reductions use `omp simd reduction` so the compiler may
+// reorder float sums into vector lanes; each 256-element block's float sum goes into a
+// double, which bounds the rounding error of long rows.
+//
+// Expects: NL_ROWNORM_NS defined by the including file.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
+#include "layers/norm/kernels/row_norm_kernels.hpp"
+
+namespace nl::NL_ROWNORM_NS {
+
+constexpr int64_t kBlock = 256;
+
+static double block_sum(const float* x, int64_t n) {
+  double total = 0.0;
+  for (int64_t b = 0; b < n; b += kBlock) {
+    const int64_t e = std::min(n, b + kBlock);
+    float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+    for (int64_t i = b; i < e; ++i) s += x[i];
+    total += s;
+  }
+  return total;
+}
+
+static void moments(const float* x, int64_t n, float* mean_out, float* var_out) {
+  const float mean0 = static_cast<float>(block_sum(x, n) / static_cast<double>(n));
+  double sd = 0.0, sdd = 0.0;  // sum(d), sum(d^2) with d = x - mean0
+  for (int64_t b = 0; b < n; b += kBlock) {
+    const int64_t e = std::min(n, b + kBlock);
+    float s1 = 0.0f, s2 = 0.0f;
+#pragma omp simd reduction(+ : s1, s2)
+    for (int64_t i = b; i < e; ++i) {
+      const float d = x[i] - mean0;
+      s1 += d;
+      s2 += d * d;
+    }
+    sd += s1;
+    sdd += s2;
+  }
+  const double inv_n = 1.0 / static_cast<double>(n);
+  *mean_out = static_cast<float>(mean0 + sd * inv_n);
+  *var_out = static_cast<float>(std::max(0.0, (sdd - sd * sd * inv_n) * inv_n));
+}
+
+static float mean_square(const float* x, int64_t n) {
+  double total = 0.0;
+  for (int64_t b = 0; b < n; b += kBlock) {
+    const int64_t e = std::min(n, b + kBlock);
+    float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+    for (int64_t i = b; i < e; ++i) s += x[i] * x[i];
+    total += s;
+  }
+  return static_cast<float>(total / static_cast<double>(n));
+}
+
+static void scale_shift(const float* x, float a, float b, float* y, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) y[i] = x[i] * a + b;
+}
+
+static void scale_shift_max(const float* x, float a, float b, float tau, float* y, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) y[i] = std::max(x[i] * a + b, tau);
+}
+
+static void sums_dy_dyx(const float* dy, const float* x, float center, int64_t n, float* sum_dy, float* sum_dy_x) {
+  double t1 = 0.0, t2 = 0.0;
+  for (int64_t b = 0; b < n; b += kBlock) {
+    const int64_t e = std::min(n, b + kBlock);
+    float s1 = 0.0f, s2 = 0.0f;
+#pragma omp simd reduction(+ : s1, s2)
+    for (int64_t i = b; i < e; ++i) {
+      s1 += dy[i];
+      s2 += dy[i] * (x[i] - center);
+    }
+    t1 += s1;
+    t2 += s2;
+  }
+  *sum_dy = static_cast<float>(t1);
+  *sum_dy_x = static_cast<float>(t2);
+}
+
+static void affine_backward(const float* dy, const float* x, float a, float b, float center, float c, float* dx,
+                            int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) dx[i] = a * dy[i] + b * (x[i] - center) + c;
+}
+
+static void layer_norm_forward(const float* x, const float* gamma, const float* beta, float mean, float rstd,
+                               float* y, int64_t n) {
+  if (gamma && beta) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) y[i] = (x[i] - mean) * rstd * gamma[i] + beta[i];
+  } else if (gamma) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) y[i] = (x[i] - mean) * rstd * gamma[i];
+  } else if (beta) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) y[i] = (x[i] - mean) * rstd + beta[i];
+  } else {
+    scale_shift(x, rstd, -mean * rstd, y, n);
+  }
+}
+
+static void layer_norm_backward(const float* dy, const float* x, const float* gamma, float mean, float rstd,
+                                float* dx, float* dgamma, float* dbeta, int64_t n) {
+  // Pass 1: the two reductions, sum(g) and sum(g * xhat).
+  double t_g = 0.0, t_gx = 0.0;
+  for (int64_t b = 0; b < n; b += kBlock) {
+    const int64_t e = std::min(n, b + kBlock);
+    float s_g = 0.0f, s_gx = 0.0f;
+    if (gamma) {
+#pragma omp simd reduction(+ : s_g, s_gx)
+      for (int64_t i = b; i < e; ++i) {
+        const float g = dy[i] * gamma[i];
+        s_g += g;
+        s_gx += g * (x[i] - mean);
+      }
+    } else {
+#pragma omp simd reduction(+ : s_g, s_gx)
+      for (int64_t i = b; i < e; ++i) {
+        s_g += dy[i];
+        s_gx += dy[i] * (x[i] - mean);
+      }
+    }
+    t_g += s_g;
+    t_gx += s_gx;
+  }
+  const float dnorm_mean = static_cast<float>(t_g / static_cast<double>(n));
+  const float dnorm_norm_mean = static_cast<float>(t_gx / static_cast<double>(n)) * rstd;
+  // Pass 2: dx, and the parameter gradients in the same sweep (xhat recomputed).
+  if (gamma) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) {
+      const float xhat = (x[i] - mean) * rstd;
+      dx[i] = rstd * (dy[i] * gamma[i] - dnorm_mean - xhat * dnorm_norm_mean);
+    }
+  } else {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) {
+      const float xhat = (x[i] - mean) * rstd;
+      dx[i] = rstd * (dy[i] - dnorm_mean - xhat * dnorm_norm_mean);
+    }
+  }
+  if (dgamma) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) dgamma[i] += dy[i] * (x[i] - mean) * rstd;
+  }
+  if (dbeta) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) dbeta[i] += dy[i];
+  }
+}
+
+static void rms_norm_forward(const float* x, const float* gamma, float rstd, float* y, int64_t n) {
+  if (gamma) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) y[i] = x[i] * rstd * gamma[i];
+  } else {
+    scale_shift(x, rstd, 0.0f, y, n);
+  }
+}
+
+static void rms_norm_backward(const float* dy, const float* x, const float* gamma, float rstd, float* dx,
+                              float* dgamma, int64_t n) {
+  double t_gx = 0.0;
+  for (int64_t b = 0; b < n; b += kBlock) {
+    const int64_t e = std::min(n, b + kBlock);
+    float s_gx = 0.0f;
+    if (gamma) {
+#pragma omp simd reduction(+ : s_gx)
+      for (int64_t i = b; i < e; ++i) s_gx += dy[i] * gamma[i] * x[i];
+    } else {
+#pragma omp simd reduction(+ : s_gx)
+      for (int64_t i = b; i < e; ++i) s_gx += dy[i] * x[i];
+    }
+    t_gx += s_gx;
+  }
+  const float dnorm_norm_mean = static_cast<float>(t_gx / static_cast<double>(n)) * rstd;
+  if (gamma) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) dx[i] = rstd * (dy[i] * gamma[i] - x[i] * rstd * dnorm_norm_mean);
+  } else {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) dx[i] = rstd * (dy[i] - x[i] * rstd * dnorm_norm_mean);
+  }
+  if (dgamma) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) dgamma[i] += dy[i] * x[i] * rstd;
+  }
+}
+
+static void frn_backward_sums(const float* dz, const float* x, float a, float b, float tau, int64_t n,
+                              float* sum_dy, float* sum_dy_x, float* sum_dtau) {
+  double t1 = 0.0, t2 = 0.0, t3 = 0.0;
+  for (int64_t blk = 0; blk < n; blk += kBlock) {
+    const int64_t e = std::min(n, blk + kBlock);
+    float s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+#pragma omp simd reduction(+ : s1, s2, s3)
+    for (int64_t i = blk; i < e; ++i) {
+      const bool pass = x[i] * a + b > tau;
+      const float d = pass ? dz[i] : 0.0f;
+      s1 += d;
+      s2 += d * x[i];
+      s3 += pass ? 0.0f : dz[i];
+    }
+    t1 += s1;
+    t2 += s2;
+    t3 += s3;
+  }
+  *sum_dy = static_cast<float>(t1);
+  *sum_dy_x = static_cast<float>(t2);
+  *sum_dtau = static_cast<float>(t3);
+}
+
+static void frn_backward_dx(const float* dz, const float* x, float a, float b, float tau, float A, float B,
+                            float* dx, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    const float d = x[i] * a + b > tau ? dz[i] : 0.0f;
+    dx[i] = A * d + B * x[i];
+  }
+}
+
+extern const RowNormKernels row_norm_table;  // read by row_norm_kernels.cpp
+const RowNormKernels row_norm_table = {
+    moments,          mean_square,       scale_shift,      scale_shift_max,   sums_dy_dyx,
+    affine_backward,  layer_norm_forward, layer_norm_backward, rms_norm_forward, rms_norm_backward,
+    frn_backward_sums, frn_backward_dx,
+};
+
+}  // namespace nl::NL_ROWNORM_NS

@@ -5,7 +5,13 @@
 // kernels_avx2.cpp: -mavx2 -mfma; kernels_avx512.cpp: -mavx512f ...), each into its own
 // namespace, producing three KernelTables. At start-up the best table the CPU supports is
 // chosen (NORMLAB_SIMD=scalar|avx2|avx512 overrides), so one binary runs on any x86-64.
-// Tests run every kernel at every level the CPU has and compare them.
+// Tests run every kernel at every level the CPU has and compare them (tests/test_simd.cpp).
+//
+// Accuracy: add/sub/mul/div/min/max/relu and the sums are bit-identical across levels (the
+// summation order is written into the code, not left to the vectorizer). exp, log, tanh,
+// sigmoid and gelu are our own polynomial approximations (std:: calls do not vectorize),
+// within a few ulp of the exact value; they may differ by an ulp between levels because
+// the AVX builds contract a*b+c into one FMA.
 #pragma once
 
 #include <cstdint>
@@ -19,15 +25,18 @@ SimdLevel simd_level();               // what is in use
 void set_simd_level(SimdLevel level); // throws nl::Error if the CPU lacks it
 
 // Kernels operate on contiguous float arrays of length n; they do not allocate.
+// `out` may alias an input (in-place use is fine).
 struct KernelTable {
-  // elementwise
+  // elementwise, two arrays
   void (*add)(const float* a, const float* b, float* out, int64_t n);
   void (*sub)(const float* a, const float* b, float* out, int64_t n);
   void (*mul)(const float* a, const float* b, float* out, int64_t n);
   void (*div)(const float* a, const float* b, float* out, int64_t n);
+  // elementwise, array and scalar (the r* forms put the scalar on the left: s - a, s / a)
   void (*add_scalar)(const float* a, float s, float* out, int64_t n);
   void (*mul_scalar)(const float* a, float s, float* out, int64_t n);
   void (*axpy)(float alpha, const float* x, float* y, int64_t n);  // y += alpha * x
+  // unary
   void (*exp)(const float* x, float* out, int64_t n);
   void (*log)(const float* x, float* out, int64_t n);
   void (*tanh)(const float* x, float* out, int64_t n);
@@ -36,6 +45,23 @@ struct KernelTable {
   // reductions (accumulate in double for stability of long sums)
   double (*sum)(const float* x, int64_t n);
   double (*dot)(const float* a, const float* b, int64_t n);
+
+  // --- added for the full op set ---
+  void (*sub_scalar)(const float* a, float s, float* out, int64_t n);   // a - s
+  void (*div_scalar)(const float* a, float s, float* out, int64_t n);   // a / s
+  void (*rsub_scalar)(const float* a, float s, float* out, int64_t n);  // s - a
+  void (*rdiv_scalar)(const float* a, float s, float* out, int64_t n);  // s / a
+  void (*maximum)(const float* a, const float* b, float* out, int64_t n);
+  void (*fill)(float* out, float value, int64_t n);
+  void (*copy)(const float* x, float* out, int64_t n);
+  void (*gelu)(const float* x, float* out, int64_t n);  // x * Phi(x), exact erf form
+  // backward helpers: out = g * f'(x)
+  void (*relu_backward)(const float* x, const float* g, float* out, int64_t n);
+  void (*gelu_backward)(const float* x, const float* g, float* out, int64_t n);
+  float (*max)(const float* x, int64_t n);  // NaNs are skipped; -inf when n == 0 or all NaN
+  double (*exp_shift_sum)(const float* x, float shift, float* out, int64_t n);  // out = exp(x - shift); returns the sum
+  double (*sum_sq_dev)(const float* x, float mean, int64_t n);  // sum (x - mean)^2
+  void (*accumulate)(const float* x, double* acc, int64_t n);   // acc += x, column sums in double
 };
 
 const KernelTable& kernels();                    // current level

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "core/autograd.hpp"
+#include "core/kernels/kernels.hpp"
 #include "core/ops.hpp"
 #include "core/parallel.hpp"
 
@@ -195,12 +196,7 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
       for (int64_t s = begin; s < end; ++s) {
         const float* gys = gy.data() + s * y_sample;
         if (need_b) {
-          for (int64_t c = 0; c < g.cout; ++c) {
-            const float* row = gys + c * g.ohw();
-            float acc = 0.0f;
-            for (int64_t i = 0; i < g.ohw(); ++i) acc += row[i];
-            db[c] += acc;
-          }
+          for (int64_t c = 0; c < g.cout; ++c) db[c] += static_cast<float>(kernels().sum(gys + c * g.ohw(), g.ohw()));
         }
         for (int64_t gi = 0; gi < g.groups; ++gi) {
           const float* gyg = gys + gi * g.cog * g.ohw();

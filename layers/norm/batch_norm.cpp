@@ -107,9 +107,14 @@ struct Saved {
   Tensor x;
   int64_t C, S;
   std::vector<int64_t> chunks;
-  std::vector<float> mean, rstd, r, d;
+  std::vector<float> mean, mean_lo, rstd, r, d;  // mean = mean + mean_lo (see below)
   bool mean_only, fixed;
 };
+
+// A float mean of values near 1e4 is off by up to half an ulp (~5e-4); times rstd = 100 that
+// is an error of 0.05 in y. So the mean is kept as two floats, hi + lo: x - hi is exact for x
+// near hi (Sterbenz), and lo is folded into the per-channel constants:
+//   (x - mean) * a + b  =  (x - hi) * a + (b - lo * a).
 
 Tensor fused_batch_norm(const Tensor& x_in, int64_t C, const Tensor& weight, const Tensor& bias, float eps,
                         const std::vector<int64_t>& chunks, bool mean_only, const float* fixed_mean,
@@ -125,6 +130,7 @@ Tensor fused_batch_norm(const Tensor& x_in, int64_t C, const Tensor& weight, con
   sv->fixed = fixed_mean != nullptr;
   const int64_t K = static_cast<int64_t>(chunks.size()) - 1, S = sv->S;
   sv->mean.assign(K * C, 0.0f);
+  sv->mean_lo.assign(K * C, 0.0f);
   sv->rstd.assign(K * C, 1.0f);
   sv->r.assign(K * C, 1.0f);
   sv->d.assign(K * C, 0.0f);
@@ -144,7 +150,7 @@ Tensor fused_batch_norm(const Tensor& x_in, int64_t C, const Tensor& weight, con
       for (int64_t k = 0; k < K; ++k) {
         const int64_t n0 = chunks[k], n1 = chunks[k + 1], i = k * C + c;
         const double M = static_cast<double>((n1 - n0) * S);
-        float mean, var = 0.0f;
+        float mean, mean_lo = 0.0f, var = 0.0f;
         if (sv->fixed) {
           mean = fixed_mean[c];
           var = mean_only ? 0.0f : fixed_var[c];
@@ -152,9 +158,11 @@ Tensor fused_batch_norm(const Tensor& x_in, int64_t C, const Tensor& weight, con
           double m = 0.0, m2 = 0.0;
           kt.moments(x, C, S, n0, n1, c, &m, mean_only ? nullptr : &m2);
           mean = static_cast<float>(m);
+          mean_lo = static_cast<float>(m - mean);
           var = static_cast<float>(m2 / M);
         }
         sv->mean[i] = mean;
+        sv->mean_lo[i] = mean_lo;
         var_used[i] = var;
         const float g = gamma ? gamma[c] : 1.0f, b = beta ? beta[c] : 0.0f;
         float a, shift;
@@ -171,7 +179,7 @@ Tensor fused_batch_norm(const Tensor& x_in, int64_t C, const Tensor& weight, con
           a = rstd * r * g;       // y = (xhat * r + d) * gamma + beta
           shift = d * g + b;      //   = (x - mean) * a + shift
         }
-        kt.scale_shift(x, yp, C, S, n0, n1, c, mean, a, shift);
+        kt.scale_shift(x, yp, C, S, n0, n1, c, mean, a, shift - mean_lo * a);
       }
     }
   });
@@ -198,10 +206,11 @@ Tensor fused_batch_norm(const Tensor& x_in, int64_t C, const Tensor& weight, con
         for (int64_t k = 0; k < K; ++k) {
           const int64_t n0 = sv->chunks[k], n1 = sv->chunks[k + 1], i = k * C + c;
           const float M = static_cast<float>((n1 - n0) * S);
-          const float mean = sv->mean[i], rstd = sv->rstd[i], r = sv->r[i], d = sv->d[i];
+          const float mean = sv->mean[i], mean_lo = sv->mean_lo[i], rstd = sv->rstd[i], r = sv->r[i], d = sv->d[i];
           // the two reductions: sum(dy) and sum(dy * (x - mean)) = sum(dy * xhat) / rstd
           double sum_dy = 0.0, sum_dy_xmu = 0.0;
           kt.grad_sums(x, dy, C, S, n0, n1, c, mean, &sum_dy, sv->mean_only ? nullptr : &sum_dy_xmu);
+          sum_dy_xmu -= static_cast<double>(mean_lo) * sum_dy;  // (x - hi) - lo
           db += sum_dy;
           const float g = (gamma ? gamma[c] : 1.0f) * r;  // dxhat = dy * g
           float kc, u, v;
@@ -224,7 +233,7 @@ Tensor fused_batch_norm(const Tensor& x_in, int64_t C, const Tensor& weight, con
               v = static_cast<float>(-rstd * sum_dxhat / M);
             }
           }
-          if (need_dx) kt.grad_input(x, dy, dx, C, S, n0, n1, c, mean, kc, u, v, false);
+          if (need_dx) kt.grad_input(x, dy, dx, C, S, n0, n1, c, mean, kc, u, v - mean_lo * u, false);
         }
         dgamma[c] = static_cast<float>(dg);
         dbeta[c] = static_cast<float>(db);

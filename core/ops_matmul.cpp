@@ -89,6 +89,8 @@ MatView describe(const Tensor& t) {
 // usefully, so a batch of them is split across threads instead (each sgemm then runs
 // single-threaded: OpenBLAS called inside an OpenMP region does not spawn threads).
 constexpr int64_t kSmallGemm = 1 << 20;
+// ...but a thread is only worth waking for at least this many multiply-adds.
+constexpr int64_t kMinWorkPerThread = 1 << 16;
 
 void sgemm(const MatView& a, int64_t ia, const MatView& b, int64_t ib, float* c, int64_t m, int64_t n, int64_t k,
            float beta) {
@@ -129,7 +131,7 @@ void gemm(const MatView& a, const MatView& b, float* c, int64_t batch, bool sum_
     for (int64_t i = begin; i < end; ++i) sgemm(a, i * ia, b, i * ib, c + i * m * n, m, n, k, 0.0f);
   };
   if (m * n * k < kSmallGemm) {
-    parallel_for(batch, 1, run);
+    parallel_for(batch, std::max<int64_t>(1, kMinWorkPerThread / (m * n * k)), run);
   } else {
     run(0, batch);
   }

@@ -1,0 +1,467 @@
+// Tests of the non-batch norm layers: LayerNorm, GroupNorm, InstanceNorm1d/2d, RMSNorm,
+// FRN+TLU, WeightNorm (Linear/Conv2d), Weight Standardization, EvoNorm-S0/B0.
+// For each: PyTorch fixtures (scripts/make_norm_fixtures.py; float64 truth) for the output
+// and every gradient; fused == reference_forward (primitive ops) on outputs and gradients;
+// gradcheck on input and parameters with a layer in front; sentinel-filled parameter grads
+// (accumulation); edge cases (batch 1, zero-variance rows, non-contiguous input, mean 1e4).
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <functional>
+
+#include "core/gradcheck.hpp"
+#include "core/kernels/kernels.hpp"
+#include "layers/linear.hpp"
+#include "layers/norm/evonorm.hpp"
+#include "layers/norm/filter_response_norm.hpp"
+#include "layers/norm/group_norm.hpp"
+#include "layers/norm/instance_norm.hpp"
+#include "layers/norm/layer_norm.hpp"
+#include "layers/norm/rms_norm.hpp"
+#include "layers/norm/weight_norm.hpp"
+#include "layers/norm/weight_standardization.hpp"
+#include "tests/support/fixtures.hpp"
+
+using namespace nl;
+using nl::test::case_params;
+using nl::test::fixture_cases;
+using nl::test::load_fixture;
+using nl::test::require_close;
+
+namespace {
+
+// Copies fixture values into a parameter (outside autograd) and drops its gradient.
+void set_param(Tensor p, const Tensor& value) {
+  REQUIRE(p.defined());
+  REQUIRE(p.shape() == value.shape());
+  p.copy_(value);
+  p.zero_grad();
+}
+
+Tensor leaf(const Tensor& t) { return t.clone().set_requires_grad(true); }
+
+// Runs module forward on x (a fresh leaf), backward with dout; checks out/grad_x/grad_<p>
+// against the fixture's case `c`.
+void check_against_fixture(Module& m, const TensorFile& f, const std::string& c,
+                           const std::vector<std::pair<std::string, Tensor>>& params, double atol, double rtol) {
+  for (auto& [name, p] : params) set_param(p, f.get(c + "." + name));
+  Tensor x = leaf(f.get(c + ".x"));
+  Tensor y = m.forward(x);
+  y.backward(f.get(c + ".dout"));
+  require_close(y, f.get(c + ".out"), atol, rtol, c + " out");
+  require_close(x.grad(), f.get(c + ".grad_x"), atol, rtol, c + " grad_x");
+  for (auto& [name, p] : params) require_close(p.grad(), f.get(c + ".grad_" + name), atol, rtol, c + " grad_" + name);
+}
+
+// fused (forward) vs reference (reference_forward): outputs and every gradient.
+void check_fused_vs_reference(Module& m, const std::function<Tensor(const Tensor&)>& reference, const Tensor& x0,
+                              double atol = 1e-5, double rtol = 1e-4) {
+  Generator gen(7);
+  Tensor x1 = leaf(x0), x2 = leaf(x0);
+  m.zero_grad();
+  Tensor y1 = m.forward(x1);
+  Tensor dy = randn(y1.shape(), gen);
+  y1.backward(dy);
+  std::vector<Tensor> g1;
+  for (auto& p : m.parameters()) g1.push_back(p.grad().clone());
+  m.zero_grad();
+  Tensor y2 = reference(x2);
+  y2.backward(dy);
+  require_close(y1, y2, atol, rtol, m.name() + " fused vs reference: out");
+  require_close(x1.grad(), x2.grad(), atol, rtol, m.name() + " fused vs reference: grad_x");
+  auto named = m.named_parameters();
+  for (size_t i = 0; i < named.size(); ++i)
+    require_close(g1[i], named[i].second.grad(), atol, rtol, m.name() + " fused vs reference: grad " + named[i].first);
+}
+
+// gradcheck of m on input and parameters, with an elementwise affine layer in front
+// (h = x * s + t) so the norm's input gradient is really used by s and t.
+void check_gradcheck(Module& m, const Shape& xshape, uint64_t seed = 3, float scale = 1.0f) {
+  Generator gen(seed);
+  Tensor x = (randn(xshape, gen) * scale).set_requires_grad(true);
+  Tensor s = (rand(xshape, gen) + 0.5f).set_requires_grad(true);
+  Tensor t = randn(xshape, gen).set_requires_grad(true);
+  std::vector<Tensor> inputs{x, s, t};
+  auto params = m.parameters();
+  for (auto& p : params) inputs.push_back(p);
+  const size_t np = params.size();
+  auto fn = [&m, np](const std::vector<Tensor>& in) {
+    (void)np;
+    return m.forward(in[0] * in[1] + in[2]);
+  };
+  GradcheckResult r = gradcheck(fn, inputs);
+  INFO(m.name() << " gradcheck:\n" << r.report);
+  CHECK(r.ok);
+}
+
+// Parameter grads pre-filled with 8 must end as 8 + the gradient (accumulation, not assignment).
+void check_sentinel(Module& m, const Tensor& x0) {
+  m.zero_grad();
+  Tensor y = m.forward(x0);
+  Generator gen(11);
+  Tensor dy = randn(y.shape(), gen);
+  y.backward(dy);
+  std::vector<Tensor> fresh;
+  for (auto& p : m.parameters()) fresh.push_back(p.grad().clone());
+  for (auto& p : m.parameters()) p.set_grad(Tensor::full(p.shape(), 8.0f));
+  m.forward(x0).backward(dy);
+  auto ps = m.parameters();
+  for (size_t i = 0; i < ps.size(); ++i)
+    require_close(ps[i].grad(), add(fresh[i], 8.0f), 1e-5, 1e-5, m.name() + " sentinel 8 + grad");
+}
+
+}  // namespace
+
+TEST_CASE("LayerNorm matches PyTorch (nn.LayerNorm, float64 truth)", "[norm][layer_norm]") {
+  TensorFile f = load_fixture("norm/layer_norm.safetensors");
+  for (const auto& c : fixture_cases(f)) {
+    auto p = case_params(f, c);
+    Shape ns = p["normalized_shape"].get<Shape>();
+    LayerNorm ln(ns, 1e-5f, p["affine"].get<bool>());
+    std::vector<std::pair<std::string, Tensor>> params;
+    if (ln.weight.defined()) params = {{"weight", ln.weight}, {"bias", ln.bias}};
+    // mean 1e4: float32 x is quantized to ~1e-3, and y = x*a + b folds the mean in; 1e-3 is
+    // what float32 can give there (the naive E[x^2]-E[x]^2 would be off by O(1)).
+    const double tol = c == "mean1e4" ? 2e-3 : 1e-5;
+    check_against_fixture(ln, f, c, params, tol, c == "mean1e4" ? 2e-3 : 1e-4);
+  }
+}
+
+TEST_CASE("GroupNorm matches PyTorch (nn.GroupNorm)", "[norm][group_norm]") {
+  TensorFile f = load_fixture("norm/group_norm.safetensors");
+  for (const auto& c : fixture_cases(f)) {
+    auto p = case_params(f, c);
+    Tensor x = f.get(c + ".x");
+    GroupNorm gn(p["groups"].get<int64_t>(), x.size(1));
+    const double tol = c == "mean1e4" ? 2e-3 : 1e-5;
+    check_against_fixture(gn, f, c, {{"weight", gn.weight}, {"bias", gn.bias}}, tol, c == "mean1e4" ? 2e-3 : 1e-4);
+  }
+}
+
+TEST_CASE("InstanceNorm1d/2d match PyTorch, including running stats", "[norm][instance_norm]") {
+  TensorFile f = load_fixture("norm/instance_norm.safetensors");
+  for (const auto& c : fixture_cases(f)) {
+    auto p = case_params(f, c);
+    Tensor x = f.get(c + ".x");
+    const int dims = p["dims"].get<int>();
+    const bool affine = p["affine"].get<bool>();
+    if (c == "running") {
+      InstanceNorm2d in(x.size(1), 1e-5f, 0.1f, true, true);
+      set_param(in.weight, f.get(c + ".weight"));
+      set_param(in.bias, f.get(c + ".bias"));
+      for (int step = 0; step < 2; ++step) in.forward(f.get(c + ".x_step" + std::to_string(step)));
+      require_close(in.running_mean, f.get(c + ".running_mean"), 1e-6, 1e-5, "IN running_mean");
+      require_close(in.running_var, f.get(c + ".running_var"), 1e-6, 1e-5, "IN running_var");
+      in.eval();
+      check_against_fixture(in, f, c, {{"weight", in.weight}, {"bias", in.bias}}, 1e-5, 1e-4);
+      // eval: fused vs reference too (running stats are constants there)
+      check_fused_vs_reference(in, [&](const Tensor& t) { return in.reference_forward(t); }, x);
+      // reference_forward in training updates the running stats the same way as forward
+      InstanceNorm2d a(x.size(1), 1e-5f, 0.1f, true, true), b(x.size(1), 1e-5f, 0.1f, true, true);
+      a.forward(f.get(c + ".x_step0"));
+      b.reference_forward(f.get(c + ".x_step0"));
+      require_close(a.running_var, b.running_var, 1e-6, 1e-5, "IN running_var fused vs reference");
+      continue;
+    }
+    InstanceNorm in(dims, x.size(1), 1e-5f, 0.1f, affine, false);
+    std::vector<std::pair<std::string, Tensor>> params;
+    if (affine) params = {{"weight", in.weight}, {"bias", in.bias}};
+    check_against_fixture(in, f, c, params, 1e-5, 1e-4);
+  }
+}
+
+TEST_CASE("RMSNorm matches the PyTorch composite", "[norm][rms_norm]") {
+  TensorFile f = load_fixture("norm/rms_norm.safetensors");
+  for (const auto& c : fixture_cases(f)) {
+    RMSNorm rms(case_params(f, c)["normalized_shape"].get<Shape>());
+    check_against_fixture(rms, f, c, {{"weight", rms.weight}}, 1e-5, 1e-4);
+  }
+}
+
+TEST_CASE("FRN+TLU matches the PyTorch composite", "[norm][frn]") {
+  TensorFile f = load_fixture("norm/frn.safetensors");
+  for (const auto& c : fixture_cases(f)) {
+    FilterResponseNorm frn(f.get(c + ".x").size(1));
+    check_against_fixture(frn, f, c, {{"weight", frn.weight}, {"bias", frn.bias}, {"tau", frn.tau}}, 1e-5, 1e-4);
+  }
+}
+
+TEST_CASE("WeightNorm on Linear and Conv2d matches torch.nn.utils.weight_norm", "[norm][weight_norm]") {
+  TensorFile f = load_fixture("norm/weight_norm.safetensors");
+  WeightNormLinear lin(5, 4);
+  REQUIRE(lin.weight_g.shape() == Shape{4, 1});
+  check_against_fixture(lin, f, "linear", {{"weight_g", lin.weight_g}, {"weight_v", lin.weight_v}, {"bias", lin.bias}},
+                        1e-5, 1e-4);
+  WeightNormConv2d conv(3, 4, 3, {.pad_h = 1, .pad_w = 1});
+  REQUIRE(conv.weight_g.shape() == Shape{4, 1, 1, 1});
+  check_against_fixture(conv, f, "conv",
+                        {{"weight_g", conv.weight_g}, {"weight_v", conv.weight_v}, {"bias", conv.bias}}, 1e-5, 1e-4);
+}
+
+TEST_CASE("WeightNorm starts as the plain layer and its data-dependent init standardizes a batch",
+          "[norm][weight_norm]") {
+  Generator g1(5), g2(5);
+  Linear plain(6, 3, true, g1);
+  WeightNormLinear wn(6, 3, true, false, g2);
+  Generator gx(9);
+  Tensor x = randn({16, 6}, gx) * 3.0f + 1.0f;
+  require_close(wn.forward(x), plain.forward(x), 1e-5, 1e-5, "WN initial function == Linear");
+
+  WeightNormConv2d conv(3, 5, 3, {.pad_h = 1, .pad_w = 1}, true, /*data_init=*/true);
+  Tensor xc = randn({4, 3, 6, 6}, gx) * 2.0f + 0.5f;
+  Tensor y = conv.forward(xc);  // first training forward initializes g and bias from xc
+  REQUIRE_FALSE(conv.data_init_pending);
+  Tensor mu = mean(y, {0, 2, 3});
+  Tensor d = y - mean(y, {0, 2, 3}, true);
+  Tensor var = mean(d * d, {0, 2, 3});
+  require_close(mu, Tensor::zeros({5}), 1e-4, 0, "WN data init: per-unit mean 0");
+  require_close(var, Tensor::ones({5}), 1e-3, 1e-3, "WN data init: per-unit variance 1");
+}
+
+TEST_CASE("Weight Standardization conv matches the PyTorch composite", "[norm][ws]") {
+  TensorFile f = load_fixture("norm/weight_std.safetensors");
+  WSConv2d ws(3, 4, 3, {.pad_h = 1, .pad_w = 1});
+  check_against_fixture(ws, f, "conv", {{"weight", ws.weight}, {"bias", ws.bias}}, 1e-5, 1e-4);
+}
+
+TEST_CASE("EvoNorm-S0/B0 match the PyTorch composites", "[norm][evonorm]") {
+  TensorFile f = load_fixture("norm/evonorm.safetensors");
+  EvoNormS0 s0(4, 2);
+  check_against_fixture(s0, f, "s0", {{"weight", s0.weight}, {"bias", s0.bias}, {"v", s0.v}}, 1e-5, 1e-4);
+  EvoNormB0 b0(4);
+  check_against_fixture(b0, f, "b0_train", {{"weight", b0.weight}, {"bias", b0.bias}, {"v", b0.v}}, 1e-5, 1e-4);
+  require_close(b0.running_var, f.get("b0_train.running_var"), 1e-6, 1e-5, "EvoNorm-B0 running_var");
+  b0.eval();  // eval uses running_var: output changes, nothing is updated
+  Tensor before = b0.running_var.clone();
+  Tensor y = b0.forward(f.get("b0_train.x"));
+  require_close(b0.running_var, before, 0, 0, "EvoNorm-B0 eval leaves running_var");
+  CHECK(std::isfinite(sum(y).item()));
+}
+
+TEST_CASE("fused kernels equal their primitive-op references (outputs and all grads)", "[norm][reference]") {
+  Generator gen(21);
+  auto nontrivial = [&](Module& m) {
+    for (auto& p : m.parameters()) {
+      NoGradGuard ng;
+      p.copy_(randn(p.shape(), gen) * 0.5f + 1.0f);
+    }
+  };
+  LayerNorm ln({3, 4, 5});
+  nontrivial(ln);
+  check_fused_vs_reference(ln, [&](const Tensor& x) { return ln.reference_forward(x); }, randn({2, 3, 4, 5}, gen));
+  LayerNorm ln_tok({32});
+  nontrivial(ln_tok);
+  check_fused_vs_reference(ln_tok, [&](const Tensor& x) { return ln_tok.reference_forward(x); },
+                           randn({64, 8, 32}, gen));  // big enough to use several chunks
+  GroupNorm gn(4, 8);
+  nontrivial(gn);
+  check_fused_vs_reference(gn, [&](const Tensor& x) { return gn.reference_forward(x); }, randn({3, 8, 5, 5}, gen));
+  InstanceNorm2d in(3, 1e-5f, 0.1f, true);
+  nontrivial(in);
+  check_fused_vs_reference(in, [&](const Tensor& x) { return in.reference_forward(x); }, randn({2, 3, 6, 6}, gen));
+  RMSNorm rms({24});
+  nontrivial(rms);
+  check_fused_vs_reference(rms, [&](const Tensor& x) { return rms.reference_forward(x); }, randn({100, 24}, gen));
+  FilterResponseNorm frn(4);
+  nontrivial(frn);
+  check_fused_vs_reference(frn, [&](const Tensor& x) { return frn.reference_forward(x); }, randn({2, 4, 5, 5}, gen));
+}
+
+TEST_CASE("gradcheck: input and parameters, with a layer in front", "[norm][gradcheck]") {
+  Generator gen(31);
+  auto nontrivial = [&](Module& m) {
+    for (auto& p : m.parameters()) {
+      NoGradGuard ng;
+      p.copy_(randn(p.shape(), gen) * 0.3f + 1.0f);
+    }
+  };
+  LayerNorm ln({6});
+  nontrivial(ln);
+  check_gradcheck(ln, {3, 2, 6});
+  LayerNorm ln_img({2, 3, 3});
+  nontrivial(ln_img);
+  check_gradcheck(ln_img, {2, 2, 3, 3});
+  GroupNorm gn(2, 4);
+  nontrivial(gn);
+  check_gradcheck(gn, {2, 4, 3, 3});
+  InstanceNorm2d in(3, 1e-5f, 0.1f, true);
+  nontrivial(in);
+  check_gradcheck(in, {2, 3, 3, 3});
+  InstanceNorm1d in1(3, 1e-5f, 0.1f, true, true);
+  nontrivial(in1);
+  in1.eval();  // eval path with running stats
+  check_gradcheck(in1, {2, 3, 5});
+  RMSNorm rms({5});
+  nontrivial(rms);
+  check_gradcheck(rms, {4, 5});
+  FilterResponseNorm frn(3);
+  nontrivial(frn);
+  check_gradcheck(frn, {2, 3, 3, 3});
+  WeightNormLinear wl(4, 3);
+  check_gradcheck(wl, {5, 4});
+  WeightNormConv2d wc(2, 3, 3, {.pad_h = 1, .pad_w = 1});
+  check_gradcheck(wc, {2, 2, 4, 4});
+  WSConv2d ws(2, 3, 3, {.pad_h = 1, .pad_w = 1});
+  check_gradcheck(ws, {2, 2, 4, 4});
+  EvoNormS0 s0(4, 2);
+  nontrivial(s0);
+  check_gradcheck(s0, {2, 4, 3, 3});
+  EvoNormB0 b0(3);
+  nontrivial(b0);
+  check_gradcheck(b0, {3, 3, 3, 3});
+}
+
+TEST_CASE("parameter gradients accumulate into sentinel-filled grads", "[norm][sentinel]") {
+  Generator gen(41);
+  LayerNorm ln({8});
+  check_sentinel(ln, randn({4, 8}, gen));
+  GroupNorm gn(2, 4);
+  check_sentinel(gn, randn({2, 4, 3, 3}, gen));
+  InstanceNorm2d in(3, 1e-5f, 0.1f, true);
+  check_sentinel(in, randn({2, 3, 4, 4}, gen));
+  RMSNorm rms({8});
+  check_sentinel(rms, randn({4, 8}, gen));
+  FilterResponseNorm frn(3);
+  check_sentinel(frn, randn({2, 3, 4, 4}, gen));
+  WeightNormLinear wl(4, 3);
+  check_sentinel(wl, randn({5, 4}, gen));
+  WSConv2d ws(2, 3, 3);
+  check_sentinel(ws, randn({2, 2, 5, 5}, gen));
+  EvoNormS0 s0(4, 2);
+  check_sentinel(s0, randn({2, 4, 3, 3}, gen));
+}
+
+TEST_CASE("GroupNorm(G=1) equals LayerNorm(C,H,W); GroupNorm(G=C) equals InstanceNorm", "[norm][group_norm]") {
+  Generator gen(51);
+  Tensor x0 = randn({3, 4, 5, 5}, gen) * 2.0f + 1.0f;
+  Tensor dy = randn({3, 4, 5, 5}, gen);
+  auto run = [&](Module& m) {
+    Tensor x = leaf(x0);
+    Tensor y = m.forward(x);
+    y.backward(dy);
+    return std::make_pair(y, x.grad());
+  };
+  GroupNorm g1(1, 4);
+  LayerNorm ln({4, 5, 5});  // weight 1, bias 0 on both sides: the affine layouts differ otherwise
+  auto [yg, dg] = run(g1);
+  auto [yl, dl] = run(ln);
+  require_close(yg, yl, 1e-5, 1e-5, "GN(G=1) vs LN(C,H,W) out");
+  require_close(dg, dl, 1e-5, 1e-5, "GN(G=1) vs LN(C,H,W) grad_x");
+  GroupNorm gc(4, 4);
+  InstanceNorm2d in(4, 1e-5f, 0.1f, true);
+  auto [yc, dc] = run(gc);
+  auto [yi, di] = run(in);
+  require_close(yc, yi, 1e-5, 1e-5, "GN(G=C) vs IN out");
+  require_close(dc, di, 1e-5, 1e-5, "GN(G=C) vs IN grad_x");
+  require_close(gc.weight.grad(), in.weight.grad(), 1e-5, 1e-5, "GN(G=C) vs IN grad_weight");
+}
+
+TEST_CASE("zero-variance rows give finite outputs and gradients", "[norm][edge]") {
+  Generator gen(61);
+  Tensor x0 = randn({2, 3, 4, 4}, gen);
+  {
+    NoGradGuard ng;
+    for (int64_t i = 0; i < 16; ++i) x0.data()[16 + i] = 3.0f;  // sample 0, channel 1 constant
+  }
+  auto finite = [](const Tensor& t) {
+    for (float v : t.to_vector())
+      if (!std::isfinite(v)) return false;
+    return true;
+  };
+  std::vector<std::shared_ptr<Module>> layers{std::make_shared<GroupNorm>(3, 3), std::make_shared<InstanceNorm2d>(3, 1e-5f, 0.1f, true),
+                                              std::make_shared<FilterResponseNorm>(3), std::make_shared<EvoNormS0>(3, 3)};
+  for (auto& m : layers) {
+    Tensor x = leaf(x0);
+    Tensor y = m->forward(x);
+    y.backward(randn(y.shape(), gen));
+    INFO(m->name());
+    CHECK(finite(y));
+    CHECK(finite(x.grad()));
+    for (auto& p : m->parameters()) CHECK(finite(p.grad()));
+  }
+  // An all-constant LayerNorm row: y = beta exactly, dx finite (and equal to 0 for mean-free dy... not required).
+  LayerNorm ln({5});
+  Tensor xr = leaf(Tensor::full({2, 5}, -7.0f));
+  Tensor y = ln.forward(xr);
+  y.backward(randn({2, 5}, gen));
+  require_close(y, Tensor::zeros({2, 5}), 0, 0, "constant row -> beta");
+  CHECK(finite(xr.grad()));
+  RMSNorm rms({5});
+  Tensor xz = leaf(Tensor::zeros({2, 5}));  // all-zero row: rstd = 1/sqrt(eps), finite
+  Tensor yz = rms.forward(xz);
+  yz.backward(randn({2, 5}, gen));
+  CHECK(finite(yz));
+  CHECK(finite(xz.grad()));
+}
+
+TEST_CASE("non-contiguous input gives the contiguous result", "[norm][edge]") {
+  Generator gen(71);
+  Tensor base = randn({4, 3, 6, 5}, gen);                   // [N, C, W, H] then transposed
+  std::vector<std::shared_ptr<Module>> layers{std::make_shared<LayerNorm>(Shape{3, 5, 6}),
+                                              std::make_shared<GroupNorm>(3, 3),
+                                              std::make_shared<InstanceNorm2d>(3, 1e-5f, 0.1f, true),
+                                              std::make_shared<RMSNorm>(Shape{6}),
+                                              std::make_shared<FilterResponseNorm>(3)};
+  for (auto& m : layers) {
+    Tensor xs = leaf(base);
+    Tensor view = xs.transpose(2, 3);  // [4, 3, 5, 6], non-contiguous
+    REQUIRE_FALSE(view.is_contiguous());
+    Tensor xc = leaf(view.detach().contiguous());
+    Tensor y1 = m->forward(view), y2 = m->forward(xc);
+    Tensor dy = randn(y1.shape(), gen);
+    y1.backward(dy);
+    y2.backward(dy);
+    require_close(y1, y2, 0, 0, m->name() + " non-contiguous out");
+    require_close(xs.grad().transpose(2, 3).contiguous(), xc.grad(), 0, 0, m->name() + " non-contiguous grad");
+  }
+}
+
+TEST_CASE("every SIMD level gives the same results within rounding; runs are deterministic", "[norm][simd]") {
+  Generator gen(81);
+  Tensor x0 = randn({8, 16, 7, 9}, gen) * 3.0f + 2.0f;  // odd sizes: vector tails
+  Tensor dy = randn(x0.shape(), gen);
+  auto run = [&](Module& m) {
+    m.zero_grad();
+    Tensor x = leaf(x0);
+    Tensor y = m.forward(x);
+    y.backward(dy);
+    std::vector<Tensor> out{y, x.grad()};
+    for (auto& p : m.parameters()) out.push_back(p.grad().clone());
+    return out;
+  };
+  LayerNorm ln({16, 7, 9});
+  GroupNorm gn(4, 16);
+  RMSNorm rms({9});
+  FilterResponseNorm frn(16);
+  const SimdLevel saved = simd_level();
+  for (Module* m : std::vector<Module*>{&ln, &gn, &rms, &frn}) {
+    set_simd_level(SimdLevel::scalar);
+    auto ref = run(*m);
+    for (SimdLevel l : {SimdLevel::avx2, SimdLevel::avx512}) {
+      if (l > best_simd_level()) continue;
+      set_simd_level(l);
+      auto got = run(*m);
+      for (size_t i = 0; i < ref.size(); ++i)
+        require_close(got[i], ref[i], 1e-5, 1e-4, m->name() + " " + simd_level_name(l) + " vs scalar #" + std::to_string(i));
+      auto again = run(*m);
+      for (size_t i = 0; i < ref.size(); ++i)
+        require_close(again[i], got[i], 0, 0, m->name() + " deterministic rerun #" + std::to_string(i));
+    }
+  }
+  set_simd_level(saved);
+}
+
+TEST_CASE("bad shapes and groups throw nl::Error naming the layer and shapes", "[norm][errors]") {
+  CHECK_THROWS_WITH(GroupNorm(3, 8), Catch::Contains("num_groups=3") && Catch::Contains("num_channels=8"));
+  GroupNorm gn(2, 4);
+  CHECK_THROWS_WITH(gn.forward(Tensor::zeros({2, 6, 3, 3})), Catch::Contains("GroupNorm(2, 4)") && Catch::Contains("[2, 6, 3, 3]"));
+  LayerNorm ln({8});
+  CHECK_THROWS_WITH(ln.forward(Tensor::zeros({2, 7})), Catch::Contains("LayerNorm") && Catch::Contains("[2, 7]"));
+  InstanceNorm2d in(3);
+  CHECK_THROWS_WITH(in.forward(Tensor::zeros({2, 3, 4})), Catch::Contains("InstanceNorm2d(3)") && Catch::Contains("[2, 3, 4]"));
+  RMSNorm rms({4});
+  CHECK_THROWS_AS(rms.forward(Tensor::zeros({4, 5})), nl::Error);
+  FilterResponseNorm frn(4);
+  CHECK_THROWS_WITH(frn.forward(Tensor::zeros({1, 3, 2, 2})), Catch::Contains("FilterResponseNorm") && Catch::Contains("[1, 3, 2, 2]"));
+  CHECK_THROWS_AS(EvoNormS0(6, 4), nl::Error);
+}

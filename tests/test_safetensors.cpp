@@ -210,6 +210,45 @@ TEST_CASE("safetensors rejects corrupt files with a message naming the file and 
   }
 }
 
+TEST_CASE("safetensors survives random corruption: every bad file is an nl::Error, never a crash", "[safetensors]") {
+  TempDir dir;
+  const std::string path = dir.file("fuzz.safetensors");
+  save_safetensors(path, {{"a", Tensor::ones({3, 2})}, {"b", Tensor::scalar(1)}, {"c", Tensor::zeros({0})}},
+                   {{"k", "v"}});
+  const std::string good = read_bytes(path);
+  uint64_t state = 12345;  // a tiny LCG: reproducible, no dependence on <random>
+  auto next = [&](uint64_t n) {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    return (state >> 33) % n;
+  };
+  int rejected = 0, loaded = 0;
+  for (int trial = 0; trial < 600; ++trial) {
+    std::string bytes = good;
+    switch (trial % 3) {
+      case 0:  // flip a few bytes anywhere (header length, JSON, data)
+        for (int k = 0; k < 3; ++k) bytes[next(bytes.size())] = static_cast<char>(next(256));
+        break;
+      case 1:  // truncate
+        bytes.resize(next(bytes.size()));
+        break;
+      case 2:  // replace one header character with a JSON-significant one
+        bytes[8 + next(bytes.size() - 8 - 28)] = "{}[]\",:0-9 e"[next(12)];
+        break;
+    }
+    write_bytes(path, bytes);
+    try {
+      load_safetensors(path);
+      ++loaded;  // e.g. a flipped data byte: still a valid file
+    } catch (const Error& e) {
+      ++rejected;
+      REQUIRE(std::string(e.what()).find(path) != std::string::npos);
+    }
+    // Any other exception type escapes and fails the test.
+  }
+  REQUIRE(rejected > 300);  // most corruptions are structural
+  REQUIRE(loaded + rejected == 600);
+}
+
 TEST_CASE("safetensors writes via a temporary file and never clobbers on failure", "[safetensors]") {
   TempDir dir;
   const std::string path = dir.file("ckpt.safetensors");

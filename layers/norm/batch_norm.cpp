@@ -193,8 +193,12 @@ Tensor fused_batch_norm(const Tensor& x_in, int64_t C, const Tensor& weight, con
     const float* dy = dy_t.data();
     const float* x = sv->x.data();
     const int64_t C = sv->C, S = sv->S, K = static_cast<int64_t>(sv->chunks.size()) - 1;
+    // dx goes straight into x's gradient: added in the kernel when x already has one,
+    // else written to a fresh buffer that becomes x's gradient (accumulate_grad would copy it).
     const bool need_dx = x_in.requires_grad();
-    Tensor dx_t = need_dx ? Tensor::empty(x_in.shape()) : Tensor();
+    Tensor x_grad = need_dx ? x_in.grad() : Tensor();
+    const bool add_dx = x_grad.defined();
+    Tensor dx_t = !need_dx ? Tensor() : add_dx ? x_grad : Tensor::empty(x_in.shape());
     float* dx = need_dx ? dx_t.data() : nullptr;
     std::vector<float> dgamma(C, 0.0f), dbeta(C, 0.0f);
     const float* gamma = weight.defined() ? weight.detach().contiguous().data() : nullptr;
@@ -233,13 +237,13 @@ Tensor fused_batch_norm(const Tensor& x_in, int64_t C, const Tensor& weight, con
               v = static_cast<float>(-rstd * sum_dxhat / M);
             }
           }
-          if (need_dx) kt.grad_input(x, dy, dx, C, S, n0, n1, c, mean, kc, u, v - mean_lo * u, false);
+          if (need_dx) kt.grad_input(x, dy, dx, C, S, n0, n1, c, mean, kc, u, v - mean_lo * u, add_dx);
         }
         dgamma[c] = static_cast<float>(dg);
         dbeta[c] = static_cast<float>(db);
       }
     });
-    if (need_dx) accumulate_grad(x_in, dx_t);
+    if (need_dx && !add_dx) Tensor(x_in).set_grad(dx_t);
     if (weight.defined() && weight.requires_grad()) accumulate_grad(weight, Tensor::from_vector({C}, dgamma));
     if (bias.defined() && bias.requires_grad()) accumulate_grad(bias, Tensor::from_vector({C}, dbeta));
   });

@@ -1,3 +1,62 @@
-// placeholder until the command lands
+// normlab: the command-line program. Dispatches to the subcommands (train, eval, sample;
+// sweep and report parse their own flags, see apps/sweep.hpp)
+// and turns every error into a message on stderr and an exit code (see commands.hpp):
+// a user mistake must never end in a crash or a stack trace.
 #include <cstdio>
-int main() { std::puts("normlab"); return 0; }
+#include <exception>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "apps/commands.hpp"
+#include "apps/sweep.hpp"
+#include "apps/train.hpp"
+
+namespace {
+
+// Runs fn, turning exceptions into a message and an exit code (see commands.hpp).
+template <typename Fn>
+int guarded(Fn&& fn) {
+  try {
+    return fn();
+  } catch (const nl::app::UsageError& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 2;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "error: out of memory (try a smaller --batch-size or model)\n");
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string first = argc > 1 ? argv[1] : "";
+  if (first == "sweep") return guarded([&] { return nl::sweep_main(argc - 1, argv + 1); });
+  if (first == "report") return guarded([&] { return nl::report_main(argc - 1, argv + 1); });
+  CLI::App app{"normlab: train and inspect neural networks to see how normalization layers behave.\n"
+               "Run `normlab <command> --help` for a command's options."};
+  app.require_subcommand(1);
+  app.option_defaults()->always_capture_default();  // --help shows every default
+  std::vector<nl::app::Command> commands{nl::app::add_train_command(app), nl::app::add_eval_command(app),
+                                         nl::app::add_sample_command(app)};
+  // Listed for --help only: these two are dispatched above, before this parser runs.
+  app.add_subcommand("sweep", "Run one training per (norm, batch size, seed) in parallel; resumable "
+                              "(`normlab sweep --help`)");
+  app.add_subcommand("report", "Figures and tables from a sweep directory (`normlab report --help`)");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);  // prints help, or the error naming the flag
+    return code == 0 ? 0 : 2;
+  }
+  return guarded([&] {
+    for (auto& c : commands)
+      if (c.sub->parsed()) return c.run();
+    return 2;
+  });
+}

@@ -2,6 +2,7 @@
 // the hot loops are in kernels/channel_norm_kernels_impl.inl.
 #include "layers/norm/batch_norm.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <memory>
 
@@ -143,9 +144,12 @@ Tensor fused_batch_norm(const Tensor& x_in, int64_t C, const Tensor& weight, con
   const float* beta = bias.defined() ? bias.detach().contiguous().data() : nullptr;
   const ChannelNormKernelTable& kt = channel_norm_kernels();
 
+  // Threads get whole channels, at least ~64K values each (smaller tensors stay on one thread:
+  // waking the pool costs more than the work).
+  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, N * S));
   // Per channel: statistics of each chunk, then y = (x - mean) * a + b, while the
   // channel's planes are still in cache. Channels are independent: parallel, deterministic.
-  parallel_for(C, 1, [&](int64_t c0, int64_t c1) {
+  parallel_for(C, grain, [&](int64_t c0, int64_t c1) {
     for (int64_t c = c0; c < c1; ++c) {
       for (int64_t k = 0; k < K; ++k) {
         const int64_t n0 = chunks[k], n1 = chunks[k + 1], i = k * C + c;
@@ -204,7 +208,8 @@ Tensor fused_batch_norm(const Tensor& x_in, int64_t C, const Tensor& weight, con
     const float* gamma = weight.defined() ? weight.detach().contiguous().data() : nullptr;
     const ChannelNormKernelTable& kt = channel_norm_kernels();
 
-    parallel_for(C, 1, [&](int64_t c0, int64_t c1) {
+    const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, x_in.size(0) * S));
+    parallel_for(C, grain, [&](int64_t c0, int64_t c1) {
       for (int64_t c = c0; c < c1; ++c) {
         double dg = 0.0, db = 0.0;
         for (int64_t k = 0; k < K; ++k) {

@@ -11,7 +11,9 @@
 // window straddles both splits and leaks training text into validation).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
+#include <iterator>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -28,7 +30,7 @@ std::string encode_utf8(const std::vector<char32_t>& code_points);
 
 class Vocabulary {
  public:
-  Vocabulary() = default;
+  Vocabulary() { std::fill(std::begin(ascii_), std::end(ascii_), -1); }  // empty
   explicit Vocabulary(std::vector<char32_t> sorted_unique_chars);
   static Vocabulary from_text(const std::vector<char32_t>& chars);  // sorted unique
 

@@ -17,6 +17,7 @@
 #include "layers/recurrent.hpp"
 #include "layers/sequential.hpp"
 #include "layers/transformer.hpp"
+#include "support/fixtures.hpp"
 
 using namespace nl;
 
@@ -284,4 +285,61 @@ TEST_CASE("Transformer block: pre-LN and post-LN are the formulas they claim", "
   Tensor z = block.norm1->forward(x + block.attn->forward(x));
   Tensor post = block.norm2->forward(z + mlp(z));
   REQUIRE(max_abs_diff(block.forward(x), post) == 0.0f);
+}
+
+// ---- PyTorch fixtures (scripts/make_layer_fixtures.py) ----
+
+namespace {
+
+// Loads a case's parameters into `m` by normlab name, runs forward and backward(dout), and
+// compares the output and the gradients of x and of every parameter with PyTorch's.
+void require_matches_fixture(Module& m, const TensorFile& f, const std::string& c) {
+  auto params = m.named_parameters();
+  for (auto& [name, p] : params) Tensor(p).copy_(f.get(c + "." + name));
+  m.zero_grad();
+  Tensor x = f.get(c + ".x").clone().set_requires_grad();
+  Tensor y = m.forward(x);
+  test::require_close(y, f.get(c + ".out"), 1e-5, 1e-4, c + " " + m.name() + " output");
+  y.backward(f.get(c + ".dout"));
+  test::require_close(x.grad(), f.get(c + ".grad_x"), 1e-5, 1e-4, c + " grad_x");
+  for (auto& [name, p] : params) test::require_close(p.grad(), f.get(c + ".grad_" + name), 1e-5, 1e-4, c + " grad_" + name);
+}
+
+}  // namespace
+
+TEST_CASE("LSTM and GRU match torch.nn.LSTM / nn.GRU (outputs and all gradients)", "[layers][recurrent][fixtures]") {
+  for (const std::string kind : {"lstm", "gru"}) {
+    TensorFile f = test::load_fixture("layers/" + kind + ".safetensors");
+    REQUIRE(test::fixture_cases(f).size() == 3);
+    for (const auto& c : test::fixture_cases(f)) {
+      auto p = test::case_params(f, c);
+      const int64_t D = p["D"], H = p["H"];
+      if (kind == "lstm") {
+        LSTM m(D, H);
+        require_matches_fixture(m, f, c);
+      } else {
+        GRU m(D, H);
+        require_matches_fixture(m, f, c);
+      }
+    }
+  }
+}
+
+TEST_CASE("attention and the pre-LN block match the reference benchmark's PyTorch Block", "[layers][attention][fixtures]") {
+  TensorFile fa = test::load_fixture("layers/attention.safetensors");
+  TensorFile fb = test::load_fixture("layers/block.safetensors");
+  REQUIRE(test::fixture_cases(fa).size() == 3);
+  REQUIRE(test::fixture_cases(fb).size() == 3);
+  for (const auto& c : test::fixture_cases(fa)) {
+    auto p = test::case_params(fa, c);
+    CausalSelfAttention attn(p["D"].get<int64_t>(), p["heads"].get<int64_t>());
+    require_matches_fixture(attn, fa, c);
+  }
+  NormOptions ln;
+  ln.name = "ln";
+  for (const auto& c : test::fixture_cases(fb)) {
+    auto p = test::case_params(fb, c);
+    TransformerBlock block(p["D"].get<int64_t>(), p["heads"].get<int64_t>(), ln, /*pre_ln=*/true);
+    require_matches_fixture(block, fb, c);
+  }
 }

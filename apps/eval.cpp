@@ -109,10 +109,10 @@ Command add_eval_command(CLI::App& app) {
   e->add_option("--run", a->run, "run directory written by `normlab train`")->required();
   e->add_option("--data-dir", a->data_dir, "where datasets live (default: as in the run)");
   e->add_option("--batch-size", a->batch_size, "evaluation batch size (0 = the run's training batch size)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(kNonNegative);
   e->add_option("--precise-batches", a->precise_batches, "training batches for Precise BN statistics")
-      ->check(CLI::PositiveNumber);
-  e->add_option("--threads", a->threads, "threads (0 = as in the run)")->check(CLI::NonNegativeNumber);
+      ->check(kAtLeastOne);
+  e->add_option("--threads", a->threads, "threads (0 = as in the run)")->check(kNonNegative);
   return {e, [a]() { return run_eval(*a); }};
 }
 

@@ -104,10 +104,10 @@ Command add_sample_command(CLI::App& app) {
   s->option_defaults()->always_capture_default();
   s->add_option("--run", a->run, "run directory of a text:PATH training run")->required();
   s->add_option("--prompt", a->prompt, "text to start from (default: a newline)");
-  s->add_option("--length", a->length, "characters to generate")->check(CLI::NonNegativeNumber);
-  s->add_option("--temperature", a->temperature, "softmax temperature (0 = greedy)")->check(CLI::NonNegativeNumber);
+  s->add_option("--length", a->length, "characters to generate")->check(kNonNegative);
+  s->add_option("--temperature", a->temperature, "softmax temperature (0 = greedy)")->check(kNonNegative);
   s->add_option("--seed", a->seed, "sampling seed");
-  s->add_option("--threads", a->threads, "threads")->check(CLI::PositiveNumber);
+  s->add_option("--threads", a->threads, "threads")->check(kAtLeastOne);
   return {s, [a]() { return run_sample(*a); }};
 }
 

@@ -25,7 +25,7 @@ Command add_train_command(CLI::App& app) {
   t->add_option("--dataset", cfg->dataset, "mnist | fashion-mnist | cifar10 | text:PATH | folder:PATH")->group(d);
   t->add_option("--data-dir", cfg->data_dir, "where datasets live (default: $NORMLAB_DATA_DIR, else ./data)")->group(d);
   t->add_option("--subset", cfg->subset, "use only the first K training examples (characters for text; 0 = all)")
-      ->check(CLI::NonNegativeNumber)->group(d);
+      ->check(kNonNegative)->group(d);
   t->add_option("--input-norm", cfg->input_norm, "image input normalization: standardize | unit | minmax")
       ->check(CLI::IsMember({"standardize", "unit", "minmax"}))->group(d);
   t->add_flag("--augment", cfg->augment, "random crop (pad 4) + horizontal flip of training images")->group(d);
@@ -33,19 +33,19 @@ Command add_train_command(CLI::App& app) {
   const std::string m = "Model";
   t->add_option("--model", cfg->model.name, "mlp | cnn | resnet20 | lstm | gru | transformer")
       ->check(CLI::IsMember(model_names()))->group(m);
-  t->add_option("--width", cfg->model.width, "mlp: units per hidden layer")->check(CLI::PositiveNumber)->group(m);
-  t->add_option("--depth", cfg->model.depth, "mlp: hidden layers")->check(CLI::PositiveNumber)->group(m);
+  t->add_option("--width", cfg->model.width, "mlp: units per hidden layer")->check(kAtLeastOne)->group(m);
+  t->add_option("--depth", cfg->model.depth, "mlp: hidden layers")->check(kAtLeastOne)->group(m);
   t->add_option("--activation", cfg->model.activation, "mlp: sigmoid | relu | tanh | gelu")
       ->check(CLI::IsMember({"sigmoid", "relu", "tanh", "gelu"}))->group(m);
   t->add_option("--dropout", cfg->model.dropout, "dropout probability (mlp, language models)")
       ->check(CLI::Range(0.0f, 0.99f))->group(m);
   t->add_option("--context", cfg->model.context, "language models: characters per training window")
-      ->check(CLI::PositiveNumber)->group(m);
-  t->add_option("--embed-dim", cfg->model.embed_dim, "lstm/gru: embedding width")->check(CLI::PositiveNumber)->group(m);
-  t->add_option("--hidden-size", cfg->model.hidden_size, "lstm/gru: state width")->check(CLI::PositiveNumber)->group(m);
-  t->add_option("--d-model", cfg->model.d_model, "transformer: width")->check(CLI::PositiveNumber)->group(m);
-  t->add_option("--heads", cfg->model.heads, "transformer: attention heads")->check(CLI::PositiveNumber)->group(m);
-  t->add_option("--layers", cfg->model.layers, "transformer: blocks")->check(CLI::PositiveNumber)->group(m);
+      ->check(kAtLeastOne)->group(m);
+  t->add_option("--embed-dim", cfg->model.embed_dim, "lstm/gru: embedding width")->check(kAtLeastOne)->group(m);
+  t->add_option("--hidden-size", cfg->model.hidden_size, "lstm/gru: state width")->check(kAtLeastOne)->group(m);
+  t->add_option("--d-model", cfg->model.d_model, "transformer: width")->check(kAtLeastOne)->group(m);
+  t->add_option("--heads", cfg->model.heads, "transformer: attention heads")->check(kAtLeastOne)->group(m);
+  t->add_option("--layers", cfg->model.layers, "transformer: blocks")->check(kAtLeastOne)->group(m);
   t->add_flag("--pre-ln,!--post-ln", cfg->model.pre_ln,
               "transformer: norm before each sublayer (--pre-ln, default) or after the residual (--post-ln)")
       ->group(m);
@@ -55,63 +55,63 @@ Command add_train_command(CLI::App& app) {
                                           "evonorm-s0 | evonorm-b0")
       ->check(CLI::IsMember(norm_names()))->group(n);
   t->add_option("--groups", cfg->norm.groups, "gn, ws: groups (must divide the channels)")
-      ->check(CLI::PositiveNumber)->group(n);
-  t->add_option("--eps", cfg->norm.eps, "added to the variance")->check(CLI::PositiveNumber)->group(n);
+      ->check(kAtLeastOne)->group(n);
+  t->add_option("--eps", cfg->norm.eps, "added to the variance")->check(kPositive)->group(n);
   t->add_option("--momentum", cfg->norm.momentum,
                 "running statistics: running = (1-m) running + m batch (PyTorch); negative = cumulative average")
       ->group(n);
-  t->add_option("--ghost-batch", cfg->norm.ghost_batch, "gbn: virtual batch size")->check(CLI::PositiveNumber)->group(n);
+  t->add_option("--ghost-batch", cfg->norm.ghost_batch, "gbn: virtual batch size")->check(kAtLeastOne)->group(n);
   t->add_option("--r-max", cfg->norm.r_max, "brn: clip of r")->check(CLI::Range(1.0f, 1e6f))->group(n);
-  t->add_option("--d-max", cfg->norm.d_max, "brn: clip of d")->check(CLI::NonNegativeNumber)->group(n);
+  t->add_option("--d-max", cfg->norm.d_max, "brn: clip of d")->check(kNonNegative)->group(n);
   t->add_option("--renorm-warmup", cfg->norm.renorm_warmup_steps, "brn: steps to ramp r_max/d_max (0 = none)")
-      ->check(CLI::NonNegativeNumber)->group(n);
+      ->check(kNonNegative)->group(n);
   t->add_flag("--wn-mean-only-bn", cfg->norm.wn_mean_only_bn, "wn: mean-only BatchNorm after each layer")->group(n);
   t->add_flag("--wn-data-init", cfg->norm.wn_data_init, "wn: data-dependent initialization")->group(n);
 
   const std::string o = "Optimization";
   t->add_option("--batch-size", cfg->batch_size, "examples (or text windows) per step")
-      ->check(CLI::PositiveNumber)->group(o);
+      ->check(kAtLeastOne)->group(o);
   auto* epochs = t->add_option("--epochs", cfg->epochs, "passes over the training data")
-                     ->check(CLI::PositiveNumber)->group(o);
+                     ->check(kAtLeastOne)->group(o);
   t->add_option("--steps", cfg->steps, "optimizer steps (overrides --epochs)")
-      ->check(CLI::PositiveNumber)->excludes(epochs)->group(o);
-  t->add_option("--lr", cfg->lr, "learning rate (peak, after warm-up)")->check(CLI::NonNegativeNumber)->group(o);
+      ->check(kAtLeastOne)->excludes(epochs)->group(o);
+  t->add_option("--lr", cfg->lr, "learning rate (peak, after warm-up)")->check(kNonNegative)->group(o);
   t->add_option("--optimizer", cfg->optimizer, "sgd | adam | adamw")
       ->check(CLI::IsMember({"sgd", "adam", "adamw"}))->group(o);
-  t->add_option("--momentum-sgd", cfg->momentum_sgd, "SGD momentum")->check(CLI::NonNegativeNumber)->group(o);
+  t->add_option("--momentum-sgd", cfg->momentum_sgd, "SGD momentum")->check(kNonNegative)->group(o);
   t->add_flag("--nesterov", cfg->nesterov, "Nesterov momentum (SGD)")->group(o);
   t->add_option("--weight-decay", cfg->weight_decay, "L2 (sgd, adam) or decoupled (adamw) weight decay")
-      ->check(CLI::NonNegativeNumber)->group(o);
+      ->check(kNonNegative)->group(o);
   t->add_flag("--no-decay-norm-bias", cfg->no_decay_norm_bias, "no weight decay on biases and norm parameters")
       ->group(o);
   t->add_option("--schedule", cfg->schedule.name, "constant | step | cosine")
       ->check(CLI::IsMember(schedule_names()))->group(o);
   t->add_option("--warmup-steps", cfg->schedule.warmup_steps, "linear warm-up steps")
-      ->check(CLI::NonNegativeNumber)->group(o);
+      ->check(kNonNegative)->group(o);
   t->add_option("--step-size", cfg->schedule.step_size, "step schedule: steps between decays (0 = a third of the run)")
-      ->check(CLI::NonNegativeNumber)->group(o);
-  t->add_option("--gamma", cfg->schedule.gamma, "step schedule: decay factor")->check(CLI::PositiveNumber)->group(o);
+      ->check(kNonNegative)->group(o);
+  t->add_option("--gamma", cfg->schedule.gamma, "step schedule: decay factor")->check(kPositive)->group(o);
   t->add_option("--min-lr", cfg->schedule.min_lr, "cosine schedule: final learning rate")
-      ->check(CLI::NonNegativeNumber)->group(o);
+      ->check(kNonNegative)->group(o);
   t->add_option("--clip-grad-norm", cfg->clip_grad_norm, "clip the global gradient norm to C (0 = off)")
-      ->check(CLI::NonNegativeNumber)->group(o);
+      ->check(kNonNegative)->group(o);
   t->add_flag("--check-grads", cfg->check_grads, "stop (as diverged) when any gradient is NaN/Inf")->group(o);
 
   const std::string r = "Run";
   t->add_option("--seed", cfg->seed, "seed of the initialization, data order and dropout")->group(r);
   t->add_option("--threads", cfg->threads, "threads (results are bit-identical for the same count)")
-      ->check(CLI::PositiveNumber)->group(r);
+      ->check(kAtLeastOne)->group(r);
   t->add_option("--out", cfg->out, "run directory (default: runs/<dataset>-<model>-<norm>-s<seed>)")->group(r);
   t->add_flag("--overwrite", cfg->overwrite, "allow --out to be a directory that already holds a run")->group(r);
   t->add_flag("--eval-every-epoch", cfg->eval_every_epoch, "images: test accuracy after every epoch")->group(r);
   t->add_option("--eval-every", cfg->eval_every, "text: validation every N steps (0 = every epoch)")
-      ->check(CLI::NonNegativeNumber)->group(r);
+      ->check(kNonNegative)->group(r);
   t->add_option("--val-batches", cfg->val_batches, "text: validation batches per evaluation")
-      ->check(CLI::PositiveNumber)->group(r);
+      ->check(kAtLeastOne)->group(r);
   t->add_option("--checkpoint-every", cfg->checkpoint_every, "steps between checkpoints (0 = every epoch)")
-      ->check(CLI::NonNegativeNumber)->group(r);
+      ->check(kNonNegative)->group(r);
   t->add_option("--log-every", cfg->log_every, "steps per metrics.csv row (and log line off a terminal)")
-      ->check(CLI::PositiveNumber)->group(r);
+      ->check(kAtLeastOne)->group(r);
   auto* resume_opt = t->add_option("--resume", *resume,
                                    "continue the run in DIR from its last checkpoint (its saved options are "
                                    "used; only --threads and --data-dir may be given with it)")

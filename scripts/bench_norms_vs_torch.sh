@@ -42,7 +42,7 @@ def rows(path, torch):
             if torch:   # MB fwd f+b bwd ...
                 res[(layer, shape)] = (float(f[1]), float(f[2]))
             else:       # norm fwd f+b GB/s cpyGB/s %copy
-                res[(layer, shape)] = (float(f[1]), float(f[2]), float(f[3]), float(f[4].rstrip("%")) if False else float(f[5].rstrip("%")))
+                res[(layer, shape)] = (float(f[1]), float(f[2]), float(f[3]), float(f[5].rstrip("%")))
         except (ValueError, IndexError):
             pass
     return res

@@ -36,9 +36,13 @@ void accumulate_grad(const Tensor& t, const Tensor& g) {
            " (a backward function returned the wrong shape)");
   auto impl = t.impl();
   if (!impl->grad) {
-    // First contribution: keep our own contiguous copy (g may alias another buffer).
-    impl->grad = g.detach().clone().impl();
-    impl->grad->grad_fn.reset();
+    // First contribution. A fresh contiguous temporary that nobody else holds (the usual case:
+    // accumulate_grad(x, mul(g, y))) is adopted as the gradient; anything that may alias
+    // another buffer (a view, a saved tensor, the caller's seed) is copied.
+    const auto& gi = g.impl();
+    const bool exclusive = gi.use_count() == 1 && gi->storage.use_count() == 1 && g.is_contiguous() &&
+                           g.offset() == 0 && g.numel() == gi->storage->numel() && !gi->grad_fn && !gi->grad;
+    impl->grad = exclusive ? gi : g.detach().clone().impl();
     impl->grad->requires_grad = false;
     return;
   }

@@ -144,7 +144,9 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
            b.shape());
   // Vectors as in PyTorch: a 1-D left side is a row [1, K], a 1-D right side a column [K, 1];
   // the added dim is dropped again (views, so autograd flows through them).
-  if (a.dim() == 1) return matmul(a.unsqueeze(0), b).squeeze(-2);
+  // A vector on the left is a one-row matrix; drop that row again (for vector . vector the
+  // result of the recursion is [1], and the dot product is a 0-d tensor as in PyTorch).
+  if (a.dim() == 1) return matmul(a.unsqueeze(0), b).squeeze(b.dim() == 1 ? 0 : -2);
   if (b.dim() == 1) return matmul(a, b.unsqueeze(1)).squeeze(-1);
   NL_CHECK(a.size(-1) == b.size(-2), "matmul: inner dimensions differ: a ", a.shape(), " x b ", b.shape(), " (",
            a.size(-1), " != ", b.size(-2), ")");

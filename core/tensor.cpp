@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <malloc.h>
 #include <new>
 
 #include <fmt/format.h>
@@ -56,7 +57,19 @@ std::string to_str(bool v) { return v ? "true" : "false"; }
 }  // namespace detail
 
 // ---------------------------------------------------------------- storage
+// glibc serves large blocks with mmap and returns them to the OS on free, so every big
+// activation would be page-faulted afresh on each step (measured: a third of BatchNorm's time
+// on 32 MB tensors). Keeping freed memory in the heap makes steady-state training allocate
+// from recycled pages, as a caching allocator would. Done once, before the first tensor.
+static const bool g_heap_tuned = [] {
+  mallopt(M_MMAP_THRESHOLD, 1 << 30);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  mallopt(M_TOP_PAD, 64 << 20);
+  return true;
+}();
+
 Storage::Storage(int64_t numel) : numel_(numel) {
+  (void)g_heap_tuned;
   // 64-byte alignment: one cache line, one AVX-512 register.
   size_t bytes = static_cast<size_t>(std::max<int64_t>(numel, 1)) * sizeof(float);
   bytes = (bytes + 63) / 64 * 64;

@@ -6,6 +6,7 @@
 // never wrote one. Results are gathered into OUT/results.csv after every finished run.
 #include "apps/sweep.hpp"
 
+#include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>

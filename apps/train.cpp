@@ -314,8 +314,9 @@ void Trainer::setup_data() {
     const auto& train = images_.split.train;
     cfg_.model.input_shape = train.image_shape();
     cfg_.model.num_classes = train.num_classes;
-    NL_CHECK(train.n >= cfg_.batch_size, "--batch-size ", cfg_.batch_size, " is larger than the training set (",
-             train.n, " images", cfg_.subset ? " after --subset" : "", ")");
+    if (train.n < cfg_.batch_size)
+      throw UsageError(fmt::format("--batch-size {} is larger than the training set ({} images{})", cfg_.batch_size,
+                                   train.n, cfg_.subset ? " after --subset" : ""));
     // drop_last: every step sees a full batch, so batch statistics are equally noisy at
     // every step (a batch of 1 at the end of an epoch would make BN meaningless).
     loader_ = std::make_unique<data::DataLoader>(

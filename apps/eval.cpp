@@ -65,6 +65,7 @@ int run_eval(const EvalArgs& a) {
   const auto& test = data.split.test;
   const EvalResult running = evaluate_images(*model, test, data.normalization, batch, false);
   out["modes"]["running"] = to_json(running);
+  out["running_stats_accuracy"] = running.accuracy;  // flat keys: what sweep/report read
   const bool bn_family = !find_batch_stat_norms(*model).empty();
   if (!bn_family) {
     std::printf("test accuracy %.2f%%, loss %.4f (%lld images; %s has no batch statistics to compare)\n",
@@ -85,6 +86,8 @@ int run_eval(const EvalArgs& a) {
     out["modes"]["batch"] = to_json(batch_stats);
     out["modes"]["precise"] = to_json(precise);
     out["precise_batches"] = used;
+    out["batch_stats_accuracy"] = batch_stats.accuracy;
+    out["precise_bn_accuracy"] = precise.accuracy;
     std::printf("%-10s %10s %10s   (%lld test images, batch %lld)\n", "BN stats", "accuracy", "loss",
                 static_cast<long long>(running.count), static_cast<long long>(batch));
     auto row = [](const char* name, const EvalResult& r) {

@@ -1,0 +1,164 @@
+// normlab bench: training throughput (tokens/s) of the character language models of
+// /work/shared/ref/torch_train_bench.py -- the Transformer (2 pre-norm blocks, d 128, 4 heads;
+// AdamW lr 3e-4, weight decay 0.01 as torch.optim.AdamW's default) and the LSTM (emb 128,
+// hidden 256; Adam lr 2e-3) -- plus the GRU and the cell-norm variants, at batch 16 x seq 64.
+//
+//   normlab_bench lm [--threads N] [--budget S] [--repeats R] [--only transformer,lstm,gru,variants]
+//
+// One step = zero_grad -> forward -> cross-entropy (mean over B*T) -> backward -> optimizer
+// step, on synthetic ids made once, exactly as the PyTorch script. Each configuration gets
+// 3 warm-up steps, then steps until `budget` seconds passed (8..60); the cell is the median
+// step time. Whole sweeps are repeated (interleaving the models) and the median over sweeps
+// is printed, so a slow spell of the shared machine lands in one sweep only.
+// Rows whose name matches the PyTorch script's are joined by scripts/bench_lm_vs_torch.sh.
+#include <cblas.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "bench/bench_util.hpp"
+#include "core/ops.hpp"
+#include "core/parallel.hpp"
+#include "core/random.hpp"
+#include "layers/models/model.hpp"
+#include "optim/optimizer.hpp"
+
+namespace {
+
+struct LmRow {
+  std::string title, model, norm, group;
+  bool adamw;
+};
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+// Median seconds per training step of one freshly built model.
+double step_seconds(const LmRow& r, double budget, int64_t B, int64_t T, int64_t V, int64_t* nparams) {
+  nl::ModelOptions mo;
+  mo.name = r.model;
+  mo.vocab_size = V;
+  mo.context = T;
+  nl::NormOptions no;
+  no.name = r.norm;
+  auto model = nl::make_model(mo, no);
+  model->train();
+  *nparams = model->num_parameters();
+  nl::AdamOptions ao;
+  ao.lr = r.adamw ? 3e-4f : 2e-3f;
+  ao.decoupled_weight_decay = r.adamw;
+  nl::ParamGroup g{model->parameters(), r.adamw ? 0.01f : 0.0f};
+  nl::Adam opt({g}, ao);
+  nl::Generator gen(0);
+  std::vector<int32_t> ids(B * T), targets(B * T);
+  for (auto& v : ids) v = static_cast<int32_t>(gen.below(V));
+  for (auto& v : targets) v = static_cast<int32_t>(gen.below(V));
+  auto step = [&] {
+    opt.zero_grad();
+    nl::Tensor logits = model->forward_ids(ids, {B, T});
+    nl::Tensor loss = nl::cross_entropy(logits.view({B * T, V}), targets);
+    loss.backward();
+    opt.step();
+  };
+  using clock = std::chrono::steady_clock;
+  for (int i = 0; i < 3; ++i) step();
+  std::vector<double> times;
+  const auto start = clock::now();
+  while (times.size() < 60 &&
+         (times.size() < 8 || std::chrono::duration<double>(clock::now() - start).count() < budget)) {
+    const auto t0 = clock::now();
+    step();
+    times.push_back(std::chrono::duration<double>(clock::now() - t0).count());
+  }
+  return median(times);
+}
+
+}  // namespace
+
+NL_BENCH_SUITE(lm, "char Transformer / LSTM / GRU training tokens/s at batch 16 x seq 64 (torch_train_bench.py's models)") {
+  double budget = 2.0;
+  int repeats = 1;
+  std::set<std::string> only{"transformer", "lstm", "gru", "variants"};
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--threads" && i + 1 < args.size()) nl::set_num_threads(std::stoi(args[++i]));
+    else if (args[i] == "--budget" && i + 1 < args.size()) budget = std::stod(args[++i]);
+    else if (args[i] == "--repeats" && i + 1 < args.size()) repeats = std::stoi(args[++i]);
+    else if (args[i] == "--only" && i + 1 < args.size()) {
+      only.clear();
+      std::stringstream ss(args[++i]);
+      for (std::string s; std::getline(ss, s, ',');) only.insert(s);
+    }
+  }
+  const int64_t B = 16, T = 64, V = 65;
+  // Titles of the first three rows are the PyTorch script's (the join key of the ratio script).
+  const std::vector<LmRow> all{
+      {"Transformer 2L d128 h4, pre-LayerNorm", "transformer", "ln", "transformer", true},
+      {"Transformer 2L d128 h4, pre-RMSNorm (composite)", "transformer", "rms", "transformer", true},
+      {"LSTM 1L h256 (emb 128)", "lstm", "none", "lstm", false},
+      {"GRU 1L h256 (emb 128)", "gru", "none", "gru", false},
+      {"normlab: LSTM h256, cell norm ln", "lstm", "ln", "variants", false},
+      {"normlab: LSTM h256, cell norm bn", "lstm", "bn", "variants", false},
+      {"normlab: GRU h256, cell norm ln", "gru", "ln", "variants", false},
+  };
+  std::vector<LmRow> rows;
+  for (const auto& r : all)
+    if (only.count(r.group)) rows.push_back(r);
+  std::map<std::string, std::vector<double>> times;
+  std::map<std::string, int64_t> nparams;
+  for (int rep = 0; rep < repeats; ++rep)
+    for (const auto& r : rows) times[r.title].push_back(step_seconds(r, budget, B, T, V, &nparams[r.title]));
+  std::printf("== sequence models: tokens/s (batch %lld x seq %lld = %lld tokens per step), threads %d, "
+              "median over %d sweep(s) ==\n",
+              static_cast<long long>(B), static_cast<long long>(T), static_cast<long long>(B * T), nl::num_threads(),
+              repeats);
+  std::printf("%-48s %9s %8s %16s %8s\n", "model", "tokens/s", "step ms", "tokens/s range", "params");
+  for (const auto& r : rows) {
+    const auto& ts = times[r.title];
+    const double t = median(ts);
+    const double lo = *std::max_element(ts.begin(), ts.end()), hi = *std::min_element(ts.begin(), ts.end());
+    char range[64];
+    std::snprintf(range, sizeof range, "%.0f..%.0f", B * T / lo, B * T / hi);
+    std::printf("%-48s %9.0f %8.2f %16s %8lld\n", r.title.c_str(), B * T / t, t * 1e3, range,
+                static_cast<long long>(nparams[r.title]));
+  }
+  std::fflush(stdout);
+}
+
+// The GEMM shapes of these models, OpenBLAS on 1 thread vs all threads (interleaved, best of
+// several batches each): the data behind the size threshold of core/ops_matmul.cpp's policy.
+NL_BENCH_SUITE(lm_gemm, "sgemm shapes of the sequence models: 1 thread vs all threads (threading policy data)") {
+  for (size_t i = 0; i < args.size(); ++i)
+    if (args[i] == "--threads" && i + 1 < args.size()) nl::set_num_threads(std::stoi(args[++i]));
+  const int all = nl::num_threads();
+  struct G { const char* what; int64_t m, n, k; };
+  const std::vector<G> shapes{{"lstm step h W_hh^T", 16, 1024, 256}, {"lstm step dG W_hh", 16, 256, 1024},
+                              {"lstm x W_ih^T", 1024, 1024, 128},     {"lstm dW_hh", 1024, 256, 1024},
+                              {"tf qkv", 1024, 384, 128},             {"tf proj", 1024, 128, 128},
+                              {"tf fc1", 1024, 512, 128},             {"tf fc2", 1024, 128, 512},
+                              {"head", 1024, 65, 128},                {"lstm head", 1024, 65, 256}};
+  std::printf("%-22s %6s %6s %6s %10s %10s %8s\n", "shape", "m", "n", "k", "1 thr us", "all us", "speedup");
+  for (const auto& s : shapes) {
+    nl::Generator gen(0);
+    nl::Tensor a = nl::randn({s.m, s.k}, gen), b = nl::randn({s.k, s.n}, gen), c = nl::Tensor::empty({s.m, s.n});
+    auto run = [&] { cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)s.m, (int)s.n, (int)s.k, 1.0f, a.data(),
+                                 (int)s.k, b.data(), (int)s.n, 0.0f, c.data(), (int)s.n); };
+    double t1 = 1e9, tn = 1e9;
+    for (int rep = 0; rep < 5; ++rep) {
+      omp_set_num_threads(1);
+      t1 = std::min(t1, nl::bench::seconds_per_call(run, 0.02));
+      omp_set_num_threads(all);
+      tn = std::min(tn, nl::bench::seconds_per_call(run, 0.02));
+    }
+    std::printf("%-22s %6lld %6lld %6lld %10.1f %10.1f %8.2f\n", s.what, (long long)s.m, (long long)s.n,
+                (long long)s.k, t1 * 1e6, tn * 1e6, t1 / tn);
+  }
+}

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Sequence models (char Transformer and LSTM), normlab vs PyTorch training tokens/s, back to
+# back with the same thread count on this machine, printed as speed ratios.
+#   scripts/bench_lm_vs_torch.sh                  # 2 threads (THREADS=1 for one), ~1 min
+#   REPEATS=3 BUDGET=2 scripts/bench_lm_vs_torch.sh
+# PyTorch: /work/shared/ref/torch_train_bench.py --only seq (its Transformer LN/RMS and LSTM
+# rows) with Debian's torch via /usr/bin/python3 and the OpenMP OpenBLAS unpacked as
+# /work/shared/ref/run_all.sh does (LD_LIBRARY_PATH only for that run). normlab:
+# `normlab_bench lm` from BUILD (default build-perfrnn). The two alternate REPEATS times
+# (torch, normlab, torch, normlab, ...) and each side's median over its runs is compared, so
+# a slow spell of the shared machine does not decide the ratio.
+# ratio = normlab tokens/s / PyTorch tokens/s (> 1: normlab faster).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+ref=/work/shared/ref
+build="${BUILD:-$root/build-perfrnn}"
+threads="${THREADS:-2}"
+repeats="${REPEATS:-2}"
+budget="${BUDGET:-1.5}"
+only="${ONLY:-transformer,lstm,gru}"
+out="${OUT:-${TMPDIR:-/tmp}/normlab-lm-bench}"
+mkdir -p "$out"
+libs="${REF_LIB_DIR:-${TMPDIR:-/tmp}/normlab-ref-libs}"
+ob="$libs/usr/lib/x86_64-linux-gnu/openblas-openmp"
+if [ ! -e "$ob/libblas.so.3" ] && [ -e /usr/lib/x86_64-linux-gnu/openblas-openmp/libblas.so.3 ]; then
+  ob=/usr/lib/x86_64-linux-gnu/openblas-openmp
+elif [ ! -e "$ob/libblas.so.3" ]; then
+  mkdir -p "$libs/debs"
+  (cd "$libs/debs" && apt-get download libopenblas0-openmp >/dev/null)
+  dpkg -x "$libs"/debs/libopenblas0-openmp_*.deb "$libs"
+fi
+cmake --build "$build" -j2 --target normlab_bench >/dev/null
+echo "threads=$threads repeats=$repeats budget=${budget}s; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+rm -f "$out"/torch.*.txt "$out"/normlab.*.txt
+for r in $(seq 1 "$repeats"); do
+  LD_LIBRARY_PATH="$ob" OMP_NUM_THREADS="$threads" /usr/bin/python3 "$ref/torch_train_bench.py" \
+    --threads "$threads" --budget "$budget" --only seq > "$out/torch.$r.txt"
+  OMP_NUM_THREADS="$threads" "$build/normlab_bench" lm --threads "$threads" --budget "$budget" --only "$only" \
+    > "$out/normlab.$r.txt"
+  echo "  run $r done; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+done
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+/usr/bin/python3 - "$out" "$repeats" <<'PY'
+import statistics, sys
+out, repeats = sys.argv[1], int(sys.argv[2])
+def rows(path):  # "<title padded to 48> tokens/s step_ms range params"
+    res = {}
+    for line in open(path):
+        f = line[48:].split()
+        if len(f) == 4 and f[0].isdigit():
+            res[line[:48].strip()] = float(f[1])
+    return res
+def med(side):
+    runs = [rows(f"{out}/{side}.{r}.txt") for r in range(1, repeats + 1)]
+    return {k: statistics.median(run[k] for run in runs if k in run) for k in runs[0]}
+t, n = med("torch"), med("normlab")
+print(f"\n{'model':48s} {'torch ms':>9s} {'normlab ms':>10s} {'torch tok/s':>11s} {'normlab tok/s':>13s} {'ratio':>6s}")
+for k, nms in n.items():
+    tms = t.get(k)
+    tok = lambda ms: 1024 / ms * 1e3
+    if tms is None:
+        print(f"{k:48s} {'-':>9s} {nms:10.2f} {'-':>11s} {tok(nms):13.0f} {'-':>6s}")
+    else:
+        print(f"{k:48s} {tms:9.2f} {nms:10.2f} {tok(tms):11.0f} {tok(nms):13.0f} {tms / nms:6.2f}")
+print("step ms: median over runs of each run's median step; ratio = normlab tokens/s / PyTorch tokens/s")
+PY

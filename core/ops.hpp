@@ -64,6 +64,10 @@ Tensor concat(const std::vector<Tensor>& tensors, int64_t dim);
 Tensor matmul(const Tensor& a, const Tensor& b);
 // y = x W^T + b, x: [..., in], weight: [out, in], bias: [out] or undefined.
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
+// Raw row-major C[m, n] = op(A) op(B) + beta C on float buffers (no autograd), for fused
+// layers that manage their own buffers; threads chosen by size (small products run on one).
+void gemm_raw(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
+              const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
 
 // ---- convolution and pooling (core/ops_conv.cpp, core/ops_pool.cpp), NCHW ----
 struct Conv2dOptions {

@@ -10,6 +10,7 @@
 // instead of being copied. The same trick makes every backward product copy-free:
 // B^T is just B's description with the flag flipped.
 #include <cblas.h>
+#include <omp.h>
 
 #include <algorithm>
 
@@ -92,12 +93,34 @@ constexpr int64_t kSmallGemm = 1 << 20;
 // ...but a thread is only worth waking for at least this many multiply-adds.
 constexpr int64_t kMinWorkPerThread = 1 << 16;
 
+// Threading policy for one sgemm: OpenBLAS threads anything above ~256K multiply-adds, but
+// on this kind of machine (2 shared cores) waking a second thread costs tens of
+// microseconds -- milliseconds when the other core is busy -- so a product gets one thread
+// per kMacsPerThread multiply-adds. A sequence model's per-step [16, 256] x [256, 1024]
+// (4M) then stays on one thread while the whole-sequence products (100M+) use them all.
+// The count depends only on the shape, so results stay deterministic for a thread count.
+constexpr int64_t kMacsPerThread = 1 << 24;
+
+void blas_sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
+                int64_t ldb, float beta, float* c, int64_t ldc) {
+  auto call = [&] {
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, static_cast<int>(m),
+                static_cast<int>(n), static_cast<int>(k), 1.0f, a, static_cast<int>(lda), b, static_cast<int>(ldb),
+                beta, c, static_cast<int>(ldc));
+  };
+  const int max_threads = num_threads();
+  const int want = static_cast<int>(std::clamp<int64_t>(m * n * k / kMacsPerThread, 1, max_threads));
+  if (want >= max_threads || omp_in_parallel()) return call();  // inside a region OpenBLAS runs on 1 anyway
+  // The OpenMP build of OpenBLAS sizes its team by omp_get_max_threads() at each call.
+  omp_set_num_threads(want);
+  call();
+  omp_set_num_threads(max_threads);
+}
+
 void sgemm(const MatView& a, int64_t ia, const MatView& b, int64_t ib, float* c, int64_t m, int64_t n, int64_t k,
            float beta) {
-  cblas_sgemm(CblasRowMajor, a.trans ? CblasTrans : CblasNoTrans, b.trans ? CblasTrans : CblasNoTrans,
-              static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), 1.0f, a.data + ia * a.batch_stride,
-              static_cast<int>(a.ld), b.data + ib * b.batch_stride, static_cast<int>(b.ld), beta, c,
-              static_cast<int>(n));
+  blas_sgemm(a.trans, b.trans, m, n, k, a.data + ia * a.batch_stride, a.ld, b.data + ib * b.batch_stride, b.ld, beta,
+             c, n);
 }
 
 // C_i = A_i B_i for i < batch, C contiguous [batch, M, N]. A side with batch 1 is reused
@@ -228,6 +251,17 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
       accumulate_grad(bias, db);
     }
   });
+}
+
+void gemm_raw(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
+              const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0) {  // an empty sum: C = beta C
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[i * ldc + j];
+    return;
+  }
+  blas_sgemm(trans_a, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc);
 }
 
 }  // namespace nl

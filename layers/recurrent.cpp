@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "core/autograd.hpp"
+#include "core/kernels/kernels.hpp"
 #include "layers/norm/factory.hpp"
 #include "layers/norm/recurrent_batch_norm.hpp"
 
@@ -129,6 +130,204 @@ Tensor gru_cell(const Tensor& gx, const Tensor& gh, const Tensor& h_prev) {
   });
 }
 
+// ---- whole-sequence cells (norm none): hand-written backprop through time ----
+//
+// Layout: every buffer is batch-major like x and y, [B, T, width], so step t of batch row b
+// is row b*T + t and "step t of all rows" is a strided matrix (leading dimension T * width)
+// that sgemm reads and writes in place. hp[b, t] = h_{t-1} (zero at t = 0) is kept beside
+// y so that dW_hh = dG^T hp is one GEMM over all B*T rows.
+
+namespace {
+
+struct SeqDims {
+  int64_t B, T, D, H;
+};
+
+SeqDims check_sequence(const char* op, int64_t gates, const Tensor& x, const Tensor& w_ih, const Tensor& w_hh,
+                       const Tensor& b_ih, const Tensor& b_hh) {
+  NL_CHECK(x.dim() == 3 && w_ih.dim() == 2 && w_hh.dim() == 2 && w_ih.size(1) == x.size(2) &&
+               w_hh.size(0) == gates * w_hh.size(1) && w_ih.size(0) == w_hh.size(0) && b_ih.dim() == 1 &&
+               b_hh.dim() == 1 && b_ih.size(0) == w_hh.size(0) && b_hh.size(0) == w_hh.size(0),
+           op, ": expected x [B, T, D], weight_ih [", gates, "H, D], weight_hh [", gates, "H, H], biases [", gates,
+           "H]; got ", x.shape(), ", ", w_ih.shape(), ", ", w_hh.shape(), ", ", b_ih.shape(), ", ", b_hh.shape());
+  return {x.size(0), x.size(1), x.size(2), w_hh.size(1)};
+}
+
+// out[b, t, :] = bias for every row, the starting value of a GEMM with beta = 1.
+void fill_rows(float* out, const float* bias, int64_t rows, int64_t width) {
+  for (int64_t r = 0; r < rows; ++r) std::copy(bias, bias + width, out + r * width);
+}
+
+// Column sums of a [rows, width] matrix (a bias gradient), in a fixed order.
+Tensor column_sums(const float* m, int64_t rows, int64_t width) {
+  Tensor out = Tensor::zeros({width});
+  float* o = out.data();
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < width; ++j) o[j] += m[r * width + j];
+  return out;
+}
+
+// The shared end of both backward passes: from the gate gradients of all steps, the input and
+// weight gradients as one GEMM each. dgx [B*T, G*H] (w.r.t. W_ih x + b_ih), dgh the same
+// w.r.t. W_hh h + b_hh (the LSTM passes dgx twice: its two biases see the same gradient).
+void finish_sequence_backward(const SeqDims& s, int64_t G, const float* dgx, const float* dgh, const Tensor& X,
+                              const Tensor& Wih, const Tensor& hp, const Tensor& x, const Tensor& w_ih,
+                              const Tensor& w_hh, const Tensor& b_ih, const Tensor& b_hh) {
+  const int64_t rows = s.B * s.T, GH = G * s.H;
+  if (x.requires_grad()) {  // dX = dgx W_ih
+    Tensor dx = Tensor::empty({s.B, s.T, s.D});
+    gemm_raw(false, false, rows, s.D, GH, dgx, GH, Wih.data(), s.D, 0.0f, dx.data(), s.D);
+    accumulate_grad(x, dx);
+  }
+  if (w_ih.requires_grad()) {  // dW_ih = dgx^T X
+    Tensor dw = Tensor::empty({GH, s.D});
+    gemm_raw(true, false, GH, s.D, rows, dgx, GH, X.data(), s.D, 0.0f, dw.data(), s.D);
+    accumulate_grad(w_ih, dw);
+  }
+  if (w_hh.requires_grad()) {  // dW_hh = dgh^T hp: every step at once
+    Tensor dw = Tensor::empty({GH, s.H});
+    gemm_raw(true, false, GH, s.H, rows, dgh, GH, hp.data(), s.H, 0.0f, dw.data(), s.H);
+    accumulate_grad(w_hh, dw);
+  }
+  if (b_ih.requires_grad()) accumulate_grad(b_ih, column_sums(dgx, rows, GH));
+  if (b_hh.requires_grad()) accumulate_grad(b_hh, column_sums(dgh, rows, GH));
+}
+
+}  // namespace
+
+Tensor lstm_sequence(const Tensor& x, const Tensor& w_ih, const Tensor& w_hh, const Tensor& b_ih,
+                     const Tensor& b_hh) {
+  const SeqDims s = check_sequence("lstm_sequence", 4, x, w_ih, w_hh, b_ih, b_hh);
+  const int64_t B = s.B, T = s.T, D = s.D, H = s.H, G4 = 4 * H;
+  const KernelTable& k = kernels();
+  Tensor X = x.detach().contiguous(), Wih = w_ih.detach().contiguous(), Whh = w_hh.detach().contiguous();
+  // act: the gates of every step, first pre-activations, then (in place) i f g o themselves.
+  Tensor act = Tensor::empty({B, T, G4});
+  Tensor c = Tensor::empty({B, T, H}), tc = Tensor::empty({B, T, H});  // c_t and tanh(c_t)
+  Tensor y = Tensor::empty({B, T, H}), hp = Tensor::empty({B, T, H});  // h_t and h_{t-1}
+  {
+    Tensor bias = add(b_ih.detach(), b_hh.detach()).contiguous();  // both biases ride in one fill
+    fill_rows(act.data(), bias.data(), B * T, G4);
+  }
+  float *pa = act.data(), *pc = c.data(), *ptc = tc.data(), *py = y.data(), *php = hp.data();
+  gemm_raw(false, true, B * T, G4, D, X.data(), D, Wih.data(), D, 1.0f, pa, G4);  // + W_ih x, all steps
+  for (int64_t t = 0; t < T; ++t) {
+    // + W_hh h_{t-1} for the B rows of step t (h_{-1} = 0: nothing to add at t = 0).
+    if (t > 0) gemm_raw(false, true, B, G4, H, php + t * H, T * H, Whh.data(), H, 1.0f, pa + t * G4, T * G4);
+    for (int64_t b = 0; b < B; ++b) {
+      const int64_t r = b * T + t;
+      float* a = pa + r * G4;
+      k.sigmoid(a, a, 2 * H);              // i, f
+      k.tanh(a + 2 * H, a + 2 * H, H);     // g
+      k.sigmoid(a + 3 * H, a + 3 * H, H);  // o
+      float *ct = pc + r * H, *tct = ptc + r * H, *h = py + r * H;
+      const float* cprev = t > 0 ? ct - H : nullptr;
+      for (int64_t j = 0; j < H; ++j) ct[j] = (cprev ? a[H + j] * cprev[j] : 0.0f) + a[j] * a[2 * H + j];
+      k.tanh(ct, tct, H);
+      for (int64_t j = 0; j < H; ++j) h[j] = a[3 * H + j] * tct[j];
+      float* hnext = php + r * H;  // hp[b, t] = h_{t-1}
+      if (t == 0) std::fill(hnext, hnext + H, 0.0f);
+      if (t + 1 < T) std::copy(h, h + H, hnext + H);
+    }
+  }
+  return record(y, "lstm_sequence", {x, w_ih, w_hh, b_ih, b_hh},
+                [x, w_ih, w_hh, b_ih, b_hh, s, X, Wih, Whh, act, c, tc, hp](const Tensor& grad) {
+    const int64_t B = s.B, T = s.T, H = s.H, G4 = 4 * H;
+    Tensor dy = grad.contiguous();
+    Tensor dgates = Tensor::empty({B, T, G4});
+    // dh, dc: gradients flowing into h_t and c_t from step t + 1 (zero after the last step).
+    Tensor dh = Tensor::zeros({B, H}), dc = Tensor::zeros({B, H});
+    const float *pa = act.data(), *pc = c.data(), *ptc = tc.data(), *pdy = dy.data();
+    float *pdg = dgates.data(), *pdh = dh.data(), *pdc = dc.data();
+    for (int64_t t = T - 1; t >= 0; --t) {
+      for (int64_t b = 0; b < B; ++b) {
+        const int64_t r = b * T + t;
+        const float *a = pa + r * G4, *tct = ptc + r * H, *dyt = pdy + r * H;
+        const float* cprev = t > 0 ? pc + (r - 1) * H : nullptr;
+        float *dg = pdg + r * G4, *dhb = pdh + b * H, *dcb = pdc + b * H;
+        for (int64_t j = 0; j < H; ++j) {
+          const float i = a[j], f = a[H + j], g = a[2 * H + j], o = a[3 * H + j];
+          const float dht = dyt[j] + dhb[j];                             // from y_t and from step t + 1
+          const float dct = dht * o * (1.0f - tct[j] * tct[j]) + dcb[j];  // through h = o tanh(c), plus carry
+          const float cp = cprev ? cprev[j] : 0.0f;
+          dg[j] = dct * g * i * (1.0f - i);              // d/d(i pre-activation)
+          dg[H + j] = dct * cp * f * (1.0f - f);         // d/d(f pre-activation)
+          dg[2 * H + j] = dct * i * (1.0f - g * g);      // d/d(g pre-activation)
+          dg[3 * H + j] = dht * tct[j] * o * (1.0f - o); // d/d(o pre-activation)
+          dcb[j] = dct * f;                              // into c_{t-1}
+        }
+      }
+      // dh_{t-1} = dG_t W_hh: the only per-step GEMM of the backward pass.
+      if (t > 0) gemm_raw(false, false, B, H, G4, pdg + t * G4, T * G4, Whh.data(), H, 0.0f, pdh, H);
+    }
+    finish_sequence_backward(s, 4, pdg, pdg, X, Wih, hp, x, w_ih, w_hh, b_ih, b_hh);
+  });
+}
+
+Tensor gru_sequence(const Tensor& x, const Tensor& w_ih, const Tensor& w_hh, const Tensor& b_ih,
+                    const Tensor& b_hh) {
+  const SeqDims s = check_sequence("gru_sequence", 3, x, w_ih, w_hh, b_ih, b_hh);
+  const int64_t B = s.B, T = s.T, D = s.D, H = s.H, G3 = 3 * H;
+  const KernelTable& k = kernels();
+  Tensor X = x.detach().contiguous(), Wih = w_ih.detach().contiguous(), Whh = w_hh.detach().contiguous();
+  // act: W_ih x + b_ih of every step, then (in place) r, z, n. gh: W_hh h_{t-1} + b_hh (its
+  // n part is needed in backward, because the reset gate multiplies it).
+  Tensor act = Tensor::empty({B, T, G3}), gh = Tensor::empty({B, T, G3});
+  Tensor y = Tensor::empty({B, T, H}), hp = Tensor::empty({B, T, H});
+  {
+    Tensor bi = b_ih.detach().contiguous(), bh = b_hh.detach().contiguous();
+    fill_rows(act.data(), bi.data(), B * T, G3);
+    fill_rows(gh.data(), bh.data(), B * T, G3);
+  }
+  float *pa = act.data(), *pgh = gh.data(), *py = y.data(), *php = hp.data();
+  gemm_raw(false, true, B * T, G3, D, X.data(), D, Wih.data(), D, 1.0f, pa, G3);
+  for (int64_t t = 0; t < T; ++t) {
+    if (t > 0) gemm_raw(false, true, B, G3, H, php + t * H, T * H, Whh.data(), H, 1.0f, pgh + t * G3, T * G3);
+    for (int64_t b = 0; b < B; ++b) {
+      const int64_t r = b * T + t;
+      float *a = pa + r * G3, *h = py + r * H, *hprev = php + r * H;
+      const float* ghr = pgh + r * G3;
+      if (t == 0) std::fill(hprev, hprev + H, 0.0f);
+      for (int64_t j = 0; j < 2 * H; ++j) a[j] += ghr[j];
+      k.sigmoid(a, a, 2 * H);                                          // r, z
+      for (int64_t j = 0; j < H; ++j) a[2 * H + j] += a[j] * ghr[2 * H + j];  // gx_n + r * gh_n
+      k.tanh(a + 2 * H, a + 2 * H, H);                                 // n
+      for (int64_t j = 0; j < H; ++j) h[j] = (1.0f - a[H + j]) * a[2 * H + j] + a[H + j] * hprev[j];
+      if (t + 1 < T) std::copy(h, h + H, hprev + H);
+    }
+  }
+  return record(y, "gru_sequence", {x, w_ih, w_hh, b_ih, b_hh},
+                [x, w_ih, w_hh, b_ih, b_hh, s, X, Wih, Whh, act, gh, hp](const Tensor& grad) {
+    const int64_t B = s.B, T = s.T, H = s.H, G3 = 3 * H;
+    Tensor dy = grad.contiguous();
+    Tensor dgx = Tensor::empty({B, T, G3}), dgh = Tensor::empty({B, T, G3});
+    Tensor dh = Tensor::zeros({B, H});  // into h_t from step t + 1
+    const float *pa = act.data(), *pgh = gh.data(), *php = hp.data(), *pdy = dy.data();
+    float *pdx = dgx.data(), *pdgh = dgh.data(), *pdh = dh.data();
+    for (int64_t t = T - 1; t >= 0; --t) {
+      for (int64_t b = 0; b < B; ++b) {
+        const int64_t r = b * T + t;
+        const float *a = pa + r * G3, *ghr = pgh + r * G3, *hprev = php + r * H, *dyt = pdy + r * H;
+        float *dx = pdx + r * G3, *dhh = pdgh + r * G3, *dhb = pdh + b * H;
+        for (int64_t j = 0; j < H; ++j) {
+          const float rr = a[j], z = a[H + j], n = a[2 * H + j];
+          const float d = dyt[j] + dhb[j];
+          const float dn_pre = d * (1.0f - z) * (1.0f - n * n);          // through n = tanh(.)
+          const float dz_pre = d * (hprev[j] - n) * z * (1.0f - z);      // through z = sigmoid(.)
+          const float dr_pre = dn_pre * ghr[2 * H + j] * rr * (1.0f - rr);  // through r * gh_n
+          dx[j] = dhh[j] = dr_pre;
+          dx[H + j] = dhh[H + j] = dz_pre;
+          dx[2 * H + j] = dn_pre;
+          dhh[2 * H + j] = dn_pre * rr;
+          dhb[j] = d * z;  // the direct path into h_{t-1}; the GEMM below adds the rest
+        }
+      }
+      if (t > 0) gemm_raw(false, false, B, H, G3, pdgh + t * G3, T * G3, Whh.data(), H, 1.0f, pdh, H);
+    }
+    finish_sequence_backward(s, 3, pdx, pdgh, X, Wih, hp, x, w_ih, w_hh, b_ih, b_hh);
+  });
+}
+
 // ---- RecurrentBase ----
 
 RecurrentBase::RecurrentBase(const char* kind, int64_t gates, int64_t in, int64_t hidden,
@@ -184,9 +383,13 @@ void RecurrentBase::add_cell_norm() {
   }
 }
 
-Tensor RecurrentBase::project_inputs(const Tensor& x) {
+void RecurrentBase::check_input(const Tensor& x) const {
   NL_CHECK(x.dim() == 3 && x.size(2) == input_size && x.size(0) > 0 && x.size(1) > 0, name(),
            ": expected input [B, T, ", input_size, "] (batch first), got ", x.shape());
+}
+
+Tensor RecurrentBase::project_inputs(const Tensor& x) {
+  check_input(x);
   if (options.norm == "none") return linear(x, weight_ih, bias_ih);  // the bias rides in the matmul
   Tensor wx = linear(x, weight_ih);                                  // [B, T, G*H]
   if (norm_x_) return add(norm_x_->forward(wx), bias_ih);            // per-token norm: all steps at once
@@ -226,6 +429,10 @@ LSTM::LSTM(int64_t in, int64_t hidden, const RecurrentOptions& opt, Generator& g
 }
 
 Tensor LSTM::forward(const Tensor& x) {
+  if (options.norm == "none") {
+    check_input(x);
+    return lstm_sequence(x, weight_ih, weight_hh, bias_ih, bias_hh);
+  }
   Tensor projected = project_inputs(x);  // [B, T, 4H]
   const int64_t B = x.size(0), T = x.size(1);
   Tensor h = Tensor::zeros({B, hidden_size}), c = Tensor::zeros({B, hidden_size});
@@ -246,6 +453,10 @@ GRU::GRU(int64_t in, int64_t hidden, const RecurrentOptions& opt, Generator& gen
     : RecurrentBase("GRU", 3, in, hidden, opt, gen) {}
 
 Tensor GRU::forward(const Tensor& x) {
+  if (options.norm == "none") {
+    check_input(x);
+    return gru_sequence(x, weight_ih, weight_hh, bias_ih, bias_hh);
+  }
   Tensor projected = project_inputs(x);  // [B, T, 3H]
   const int64_t B = x.size(0), T = x.size(1);
   Tensor h = Tensor::zeros({B, hidden_size});

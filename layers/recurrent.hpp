@@ -24,9 +24,17 @@
 //         (LSTM) on c_t before the tanh.
 // The GRU has no cell state, so its variants normalize W_x x and W_h h only.
 //
-// Speed: the input projection of all T steps is one matmul ([B*T, D] x [D, G*H]); each step
-// then costs one [B, H] x [H, G*H] matmul plus one fused pointwise op with a hand-written
-// backward (instead of ~12 small ops and their autograd nodes).
+// Speed. norm none (the PyTorch cell) runs as one whole-sequence op, lstm_sequence /
+// gru_sequence, with backprop through time written by hand:
+//   forward   gates of all T steps from one input GEMM [B*T, D] x [D, G*H]; then per step one
+//             [B, H] x [H, G*H] GEMM into a preallocated gate buffer and the pointwise cell
+//             (SIMD sigmoid/tanh), keeping the activations for backward;
+//   backward  per step (T-1 .. 0) the pointwise derivatives into dG and one [B, G*H] x
+//             [G*H, H] GEMM for dh_{t-1}; then dW_hh, dW_ih and dX as one GEMM each over all
+//             B*T rows, and the biases as column sums -- no per-step gradient tensors.
+// The norm variants (ln, rms, bn) normalize the gate pre-activations per step, so they keep
+// the composite path: one input projection, then per step a small matmul, the norm modules
+// and the fused pointwise ops below (with autograd through each).
 #pragma once
 
 #include <memory>
@@ -61,6 +69,7 @@ class RecurrentBase : public Module {
  protected:
   RecurrentBase(const char* kind, int64_t gates, int64_t input_size, int64_t hidden_size,
                 const RecurrentOptions& options, Generator& gen);
+  void check_input(const Tensor& x) const;  // x must be [B, T, D]
   // Checks x is [B, T, D]; returns Nx(W_ih x) + b_ih for all steps when the norm allows
   // (none, ln, rms), else W_ih x without bias (bn normalizes it per step in step_input).
   Tensor project_inputs(const Tensor& x);
@@ -91,7 +100,14 @@ class GRU : public RecurrentBase {
   std::string name() const override { return describe(); }
 };
 
-// The fused pointwise steps (exposed for their gradient checks). gates are [B, 4H] (LSTM,
+// The whole-sequence cells without norm (what LSTM/GRU use for norm none; exposed for their
+// gradient checks). x [B, T, D], weights and biases as the members above -> h [B, T, H].
+Tensor lstm_sequence(const Tensor& x, const Tensor& w_ih, const Tensor& w_hh, const Tensor& b_ih,
+                     const Tensor& b_hh);
+Tensor gru_sequence(const Tensor& x, const Tensor& w_ih, const Tensor& w_hh, const Tensor& b_ih,
+                    const Tensor& b_hh);
+
+// The fused pointwise steps of the norm variants (exposed for their gradient checks). gates are [B, 4H] (LSTM,
 // i f g o) or [B, 3H] (GRU, r z n); states [B, H].
 Tensor lstm_cell_state(const Tensor& gates, const Tensor& c_prev);  // f * c_prev + i * g
 Tensor lstm_cell_output(const Tensor& gates, const Tensor& c_normed);  // o * tanh(c_normed)

@@ -162,6 +162,50 @@ TEST_CASE("plain LSTM and GRU equal PyTorch's equations written with primitive o
   }
 }
 
+TEST_CASE("whole-sequence LSTM/GRU (hand-written BPTT) equal the per-step composite, gradients too",
+          "[layers][recurrent]") {
+  Generator gen(12);
+  const int64_t B = 3, T = 6, D = 4, H = 5;
+  Tensor x = randn({B, T, D}, gen), dout = randn({B, T, H}, gen);
+  for (const int64_t G : {4, 3}) {
+    SECTION(G == 4 ? "LSTM" : "GRU") {
+      std::vector<Tensor> params = {randn({G * H, D}, gen), randn({G * H, H}, gen), randn({G * H}, gen),
+                                    randn({G * H}, gen)};  // w_ih, w_hh, b_ih, b_hh; scale 1 to exercise saturation
+      auto run = [&](bool fused) {
+        Tensor xi = x.clone().set_requires_grad();
+        std::vector<Tensor> p;
+        for (auto& t : params) p.push_back(t.clone().set_requires_grad());
+        Tensor y;
+        if (fused) {
+          y = G == 4 ? lstm_sequence(xi, p[0], p[1], p[2], p[3]) : gru_sequence(xi, p[0], p[1], p[2], p[3]);
+        } else {  // the composite: per-step linear layers and the fused pointwise cells
+          Tensor h = Tensor::zeros({B, H}), c = Tensor::zeros({B, H});
+          std::vector<Tensor> hs;
+          for (int64_t t = 0; t < T; ++t) {
+            Tensor xt = xi.select(1, t);
+            if (G == 4) {
+              Tensor gates = linear(xt, p[0], p[2]) + linear(h, p[1], p[3]);
+              c = lstm_cell_state(gates, c);
+              h = lstm_cell_output(gates, c);
+            } else {
+              h = gru_cell(linear(xt, p[0], p[2]), linear(h, p[1], p[3]), h);
+            }
+            hs.push_back(h.unsqueeze(1));
+          }
+          y = concat(hs, 1);
+        }
+        y.backward(dout);
+        std::vector<Tensor> out = {y.detach(), xi.grad()};
+        for (auto& t : p) out.push_back(t.grad());
+        return out;
+      };
+      auto fused = run(true), composite = run(false);
+      const char* names[] = {"y", "grad x", "grad w_ih", "grad w_hh", "grad b_ih", "grad b_hh"};
+      for (size_t i = 0; i < fused.size(); ++i) test::require_close(fused[i], composite[i], 1e-5, 1e-4, names[i]);
+    }
+  }
+}
+
 TEST_CASE("LSTM and GRU with every cell norm: gradient check", "[layers][recurrent]") {
   Generator gen(6);
   const int64_t B = 4, T = 3, D = 3, H = 4;

@@ -17,6 +17,17 @@
 // threads). A batch of one runs sequentially and lets OpenBLAS thread the product instead.
 // dW and db are accumulated into one buffer per chunk, summed afterwards in chunk order:
 // no atomics, and the same bits for the same thread count.
+//
+// Direct path: 3x3, stride 1, padding 1, no dilation, one group -- every conv of the
+// reference CNNs. There im2col is the bottleneck, not the product: it copies each input 9
+// times, and the per-sample products are thin (K = 9 or 27 rows for the image layers), which
+// sgemm runs far below peak. The direct kernels (core/kernels/conv3x3.hpp) read a
+// zero-bordered copy of the input and keep a block of outputs in registers instead:
+//   forward  y  = conv(x_pad, W) + b                       work items (sample, block of Cout)
+//   input    dx = conv(dy_pad, W flipped, Cin <-> Cout)    work items (sample, block of Cin)
+//   weight   dW[co] = sum_n sum_q dy[n, co, q] x_pad[n, ci, q + tap]   work items: blocks of Cout
+// Each item owns its outputs and sums in a fixed order, so the result is the same for any
+// thread count, and there are no per-thread partials to merge.
 #include <cblas.h>
 
 #include <algorithm>
@@ -24,11 +35,24 @@
 #include <vector>
 
 #include "core/autograd.hpp"
+#include "core/kernels/conv3x3.hpp"
 #include "core/kernels/kernels.hpp"
 #include "core/ops.hpp"
 #include "core/parallel.hpp"
 
 namespace nl {
+
+namespace kernels_scalar { extern const Conv3x3Kernels conv3x3_table; }
+namespace kernels_avx2 { extern const Conv3x3Kernels conv3x3_table; }
+namespace kernels_avx512 { extern const Conv3x3Kernels conv3x3_table; }
+
+const Conv3x3Kernels& conv3x3_kernels_for(SimdLevel level) {
+  switch (level) {
+    case SimdLevel::avx512: return kernels_avx512::conv3x3_table;
+    case SimdLevel::avx2: return kernels_avx2::conv3x3_table;
+    default: return kernels_scalar::conv3x3_table;
+  }
+}
 
 namespace {
 
@@ -127,6 +151,131 @@ int64_t for_each_chunk(int64_t n, Fn&& fn) {
   return chunks;
 }
 
+
+// ---- direct 3x3 path (see the header comment and core/kernels/conv3x3.hpp) ----
+
+struct Plane3x3 {
+  int64_t wp;       // padded row width W + 2
+  int64_t q_count;  // output positions computed per plane: H * wp rounded up to the kernel's step
+  int64_t plane;    // floats per padded plane: room for every tap read of every computed position
+};
+
+Plane3x3 plane3x3(int64_t h, int64_t w, const Conv3x3Kernels& k) {
+  Plane3x3 p;
+  p.wp = w + 2;
+  p.q_count = (h * p.wp + k.q_step - 1) / k.q_step * k.q_step;
+  p.plane = std::max((h + 2) * p.wp, p.q_count + 2 * p.wp + 2);
+  return p;
+}
+
+// src [planes, H, W] -> dst [planes, plane]: pixel (i, j) at (i + 1) * wp + j + 1, zero elsewhere.
+void pad_planes(const float* src, float* dst, int64_t planes, int64_t h, int64_t w, const Plane3x3& p) {
+  parallel_for(planes, 8, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      float* d = dst + i * p.plane;
+      std::fill(d, d + p.plane, 0.0f);
+      for (int64_t r = 0; r < h; ++r) std::memcpy(d + (r + 1) * p.wp + 1, src + (i * h + r) * w, w * sizeof(float));
+    }
+  });
+}
+
+// One call of the forward kernel per (sample, block of `co_block` outputs), written into
+// out [n, cout, h, w] (plus bias[co] when given). wpk: weights packed by pack_3x3.
+void direct_3x3(const float* in_pad, int64_t n, int64_t cin, int64_t cout, int64_t h, int64_t w, const Plane3x3& p,
+                const float* wpk, const float* bias, float* out, const Conv3x3Kernels& k) {
+  const int64_t blocks = (cout + k.co_block - 1) / k.co_block;
+  parallel_for(n * blocks, 1, [&](int64_t b, int64_t e) {
+    std::vector<float> tmp(k.co_block * p.q_count);
+    for (int64_t item = b; item < e; ++item) {
+      const int64_t s = item / blocks, co0 = item % blocks * k.co_block;
+      k.forward(in_pad + s * cin * p.plane, cin, p.plane, p.wp, wpk + co0 * cin * 9, tmp.data(), p.q_count);
+      for (int64_t c = 0; c < std::min<int64_t>(k.co_block, cout - co0); ++c) {
+        const float add = bias ? bias[co0 + c] : 0.0f;
+        float* o = out + ((s * cout) + co0 + c) * h * w;
+        for (int64_t r = 0; r < h; ++r)
+          for (int64_t j = 0; j < w; ++j) o[r * w + j] = tmp[c * p.q_count + r * p.wp + j] + add;
+      }
+    }
+  });
+}
+
+// w [cout, cin, 3, 3] -> wpk [ceil(cout / cb)][cin][9][cb] (zero rows past cout), the order the
+// forward kernel reads. flip = the input gradient's weights: roles of cin and cout swapped and
+// the taps reversed, wpk[.., co, t, ci] = w[co, ci, 8 - t].
+std::vector<float> pack_3x3(const float* w, int64_t cout, int64_t cin, int64_t cb, bool flip) {
+  const int64_t outs = flip ? cin : cout, ins = flip ? cout : cin;
+  const int64_t blocks = (outs + cb - 1) / cb;
+  std::vector<float> pk(blocks * cb * ins * 9, 0.0f);
+  for (int64_t o = 0; o < outs; ++o)
+    for (int64_t i = 0; i < ins; ++i)
+      for (int64_t t = 0; t < 9; ++t) {
+        const float v = flip ? w[(i * cin + o) * 9 + 8 - t] : w[(o * cin + i) * 9 + t];
+        pk[((o / cb * ins + i) * 9 + t) * cb + o % cb] = v;
+      }
+  return pk;
+}
+
+// The direct path of conv2d (3x3, stride 1, padding 1, dilation 1, groups 1).
+Tensor conv2d_3x3(const Tensor& x, const Tensor& weight, const Tensor& bias, const ConvGeometry& g) {
+  const Conv3x3Kernels& k = conv3x3_kernels();
+  const Plane3x3 p = plane3x3(g.h, g.w, k);
+  Tensor xc = x.detach().contiguous(), wc = weight.detach().contiguous();
+  Tensor bc = bias.defined() ? bias.detach().contiguous() : Tensor();
+  // The padded input is kept for the weight gradient.
+  Tensor x_pad = Tensor::empty({g.n, g.cin, p.plane});
+  pad_planes(xc.data(), x_pad.data(), g.n * g.cin, g.h, g.w, p);
+  Tensor y = Tensor::empty({g.n, g.cout, g.h, g.w});
+  const std::vector<float> wpk = pack_3x3(wc.data(), g.cout, g.cin, k.co_block, false);
+  direct_3x3(x_pad.data(), g.n, g.cin, g.cout, g.h, g.w, p, wpk.data(), bc.defined() ? bc.data() : nullptr, y.data(),
+             k);
+
+  return record(y, "conv2d", {x, weight, bias}, [x, weight, bias, x_pad, wc, g](const Tensor& gy_in) {
+    // The level may have changed since the forward (tests switch it): use one level throughout.
+    const Conv3x3Kernels& k = conv3x3_kernels();
+    const Plane3x3 p = plane3x3(g.h, g.w, k);
+    Tensor xp = x_pad;
+    if (p.plane != x_pad.size(2)) {  // the forward ran at another level, with another rounding
+      xp = Tensor::empty({g.n, g.cin, p.plane});
+      pad_planes(x.detach().contiguous().data(), xp.data(), g.n * g.cin, g.h, g.w, p);
+    }
+    Tensor gy = gy_in.contiguous();
+    const bool need_x = x.requires_grad(), need_w = weight.requires_grad();
+    const bool need_b = bias.defined() && bias.requires_grad();
+    const int64_t hw = g.h * g.w;
+    Tensor dy_pad = Tensor::empty({g.n, g.cout, p.plane});
+    pad_planes(gy.data(), dy_pad.data(), g.n * g.cout, g.h, g.w, p);
+    if (need_x) {
+      Tensor dx = Tensor::empty(x.shape());
+      const std::vector<float> wt = pack_3x3(wc.data(), g.cout, g.cin, k.co_block, true);
+      direct_3x3(dy_pad.data(), g.n, g.cout, g.cin, g.h, g.w, p, wt.data(), nullptr, dx.data(), k);
+      accumulate_grad(x, dx);
+    }
+    if (need_w) {
+      // dy in the kernel's q numbering is dy_pad shifted by one row and one column; its
+      // positions with ow >= W then fall on the zero border, so they add nothing.
+      Tensor dw = Tensor::zeros(weight.shape());
+      const int64_t blocks = (g.cout + k.dw_rows - 1) / k.dw_rows, ldw = g.cin * 9;
+      parallel_for(blocks, 1, [&](int64_t b, int64_t e) {
+        for (int64_t blk = b; blk < e; ++blk) {
+          const int64_t co0 = blk * k.dw_rows, rows = std::min<int64_t>(k.dw_rows, g.cout - co0);
+          k.weight_grad(dy_pad.data() + co0 * p.plane + p.wp + 1, g.cout * p.plane, xp.data(), g.cin * p.plane, g.n,
+                        rows, g.cin, p.plane, p.wp, p.q_count, dw.data() + co0 * ldw, ldw);
+        }
+      });
+      accumulate_grad(weight, dw);
+    }
+    if (need_b) {
+      Tensor db = Tensor::empty(bias.shape());
+      for (int64_t c = 0; c < g.cout; ++c) {
+        double acc = 0.0;
+        for (int64_t s = 0; s < g.n; ++s) acc += kernels().sum(gy.data() + (s * g.cout + c) * hw, hw);
+        db.data()[c] = static_cast<float>(acc);
+      }
+      accumulate_grad(bias, db);
+    }
+  });
+}
+
 }  // namespace
 
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& o) {
@@ -154,6 +303,9 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
   g.ow = (g.w + 2 * o.pad_w - eff_kw) / o.stride_w + 1;
   g.cg = g.cin / g.groups, g.cog = g.cout / g.groups, g.kg = g.cg * g.kh * g.kw;
   g.direct = g.kh == 1 && g.kw == 1 && o.stride_h == 1 && o.stride_w == 1 && o.pad_h == 0 && o.pad_w == 0;
+  if (g.kh == 3 && g.kw == 3 && o.stride_h == 1 && o.stride_w == 1 && o.pad_h == 1 && o.pad_w == 1 &&
+      o.dilation_h == 1 && o.dilation_w == 1 && g.groups == 1)
+    return conv2d_3x3(x, weight, bias, g);
 
   Tensor xc = x.detach().contiguous(), wc = weight.detach().contiguous();
   Tensor bc = bias.defined() ? bias.detach().contiguous() : Tensor();

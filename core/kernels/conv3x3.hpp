@@ -1,0 +1,41 @@
+// normlab core: direct 3x3 convolution kernels (stride 1, padding 1), used by conv2d for the
+// layers of the reference CNNs instead of im2col + sgemm (see core/ops_conv.cpp for why).
+//
+// Layout ("flattened padded plane"). Every input plane is copied once into a zero-bordered
+// plane of width Wp = W + 2, stored flat with `plane` floats per channel (>= (H+2)*Wp plus
+// slack, all zero outside the image). An output position (oh, ow) is numbered q = oh*Wp + ow;
+// then tap (kh, kw) of its receptive field sits at q + kh*Wp + kw, a constant offset, so a
+// kernel slides one vector over consecutive q and needs no border tests. Positions with
+// ow >= W (2 per row) are computed too and thrown away: the price of branch-free loops.
+//
+// Compiled three times like kernels_impl.inl (conv3x3_{scalar,avx2,avx512}.cpp); the block
+// sizes differ per level (they fit the register file), so results may differ across levels
+// in the last bits, never across runs or thread counts.
+#pragma once
+
+#include <cstdint>
+
+#include "core/kernels/kernels.hpp"
+
+namespace nl {
+
+struct Conv3x3Kernels {
+  int co_block;  // output channels per forward call (weights are packed in groups of this many)
+  int q_step;    // the forward's q_count must be a multiple of this; dw's of `vec`
+  int vec;       // floats per vector
+  int dw_rows;   // output channels per dw call (at most)
+  // out[c*q_count + q] = sum_{ci < cin, t < 9} wpk[(ci*9 + t)*co_block + c] * in[ci*plane + q + off(t)]
+  // for c < co_block, q < q_count; off(t) = (t/3)*wp + t%3.
+  void (*forward)(const float* in, int64_t cin, int64_t plane, int64_t wp, const float* wpk, float* out,
+                  int64_t q_count);
+  // dw[r*ldw + ci*9 + t] += sum_{s < n, q < q_count} dy[s*dy_stride + r*plane + q] * in[s*in_stride + ci*plane + q + off(t)]
+  // for r < rows, ci < cin (any rows: dw_rows at a time). dy is in the same q numbering,
+  // zero where ow >= W. q_count must be a multiple of vec.
+  void (*weight_grad)(const float* dy, int64_t dy_stride, const float* in, int64_t in_stride, int64_t n, int64_t rows,
+                      int64_t cin, int64_t plane, int64_t wp, int64_t q_count, float* dw, int64_t ldw);
+};
+
+const Conv3x3Kernels& conv3x3_kernels_for(SimdLevel level);
+inline const Conv3x3Kernels& conv3x3_kernels() { return conv3x3_kernels_for(simd_level()); }
+
+}  // namespace nl

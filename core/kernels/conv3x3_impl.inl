@@ -1,0 +1,113 @@
+// normlab core: direct 3x3 convolution kernels, written once with GCC vector types and
+// included by conv3x3_{scalar,avx2,avx512}.cpp (each with its target flags, see conv3x3.hpp).
+//
+// Register blocking. The forward keeps a CB x QV block of accumulators (CB output channels x
+// QV vectors of consecutive positions) in registers for the whole sum over input channels and
+// taps: per (channel, tap) it loads QV input vectors and CB weights (broadcast) for CB*QV FMAs.
+// The weight gradient keeps R x 9 accumulators (R output channels x 9 taps) while it slides
+// over the positions, and reduces each to a scalar at the end (lanes summed in a fixed order).
+//
+// Expects: NL_KERNEL_NS defined by the including file.
+#include <cstring>
+
+#include "core/kernels/conv3x3.hpp"
+
+namespace nl::NL_KERNEL_NS {
+namespace {
+
+// Block sizes per level: accumulators + loads must fit the register file
+// (32 zmm for AVX-512, 16 ymm / xmm otherwise). The "scalar" level uses SSE2 vectors of 4,
+// which every x86-64 has.
+#if defined(__AVX512F__)
+constexpr int kVec = 16, kCB = 8, kQV = 3, kRows = 3;
+#elif defined(__AVX2__)
+constexpr int kVec = 8, kCB = 4, kQV = 2, kRows = 1;
+#else
+constexpr int kVec = 4, kCB = 4, kQV = 2, kRows = 1;
+#endif
+typedef float vf __attribute__((vector_size(kVec * sizeof(float))));
+
+inline vf load(const float* p) {  // unaligned
+  vf v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+inline void store(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
+
+void forward(const float* in, int64_t cin, int64_t plane, int64_t wp, const float* wpk, float* out, int64_t q_count) {
+  const int64_t off[9] = {0, 1, 2, wp, wp + 1, wp + 2, 2 * wp, 2 * wp + 1, 2 * wp + 2};
+  for (int64_t q = 0; q < q_count; q += kQV * kVec) {
+    vf acc[kCB][kQV] = {};
+    for (int64_t ci = 0; ci < cin; ++ci) {
+      const float* src = in + ci * plane + q;
+      const float* w = wpk + ci * 9 * kCB;
+#pragma GCC unroll 9
+      for (int t = 0; t < 9; ++t) {
+        vf x[kQV];
+#pragma GCC unroll 4
+        for (int j = 0; j < kQV; ++j) x[j] = load(src + off[t] + j * kVec);
+#pragma GCC unroll 8
+        for (int c = 0; c < kCB; ++c) {
+          const float wc = w[t * kCB + c];
+#pragma GCC unroll 4
+          for (int j = 0; j < kQV; ++j) acc[c][j] += x[j] * wc;
+        }
+      }
+    }
+    for (int c = 0; c < kCB; ++c)
+      for (int j = 0; j < kQV; ++j) store(out + c * q_count + q + j * kVec, acc[c][j]);
+  }
+}
+
+template <int R>
+void weight_grad_rows(const float* dy, int64_t dy_stride, const float* in, int64_t in_stride, int64_t n, int64_t cin,
+                      int64_t plane, int64_t wp, int64_t q_count, float* dw, int64_t ldw) {
+  const int64_t off[9] = {0, 1, 2, wp, wp + 1, wp + 2, 2 * wp, 2 * wp + 1, 2 * wp + 2};
+  for (int64_t ci = 0; ci < cin; ++ci) {
+    // The accumulators stay in registers over the whole batch: reducing them to scalars
+    // costs about as much as a plane's worth of FMAs, so it is done once per (rows, ci).
+    vf acc[R][9] = {};
+    for (int64_t s = 0; s < n; ++s) {
+      const float* src = in + s * in_stride + ci * plane;
+      const float* g_s = dy + s * dy_stride;
+      for (int64_t q = 0; q < q_count; q += kVec) {
+        vf g[R];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; ++r) g[r] = load(g_s + r * plane + q);
+#pragma GCC unroll 9
+        for (int t = 0; t < 9; ++t) {
+          vf x = load(src + q + off[t]);
+          // Keep x in a register: otherwise GCC folds the load into each of the R FMAs and
+          // the loop becomes bound by (mostly cache-line-splitting) loads instead of FMAs.
+          asm("" : "+x"(x));
+#pragma GCC unroll 4
+          for (int r = 0; r < R; ++r) acc[r][t] += g[r] * x;
+        }
+      }
+    }
+    for (int r = 0; r < R; ++r) {
+      for (int t = 0; t < 9; ++t) {
+        float sum = 0.0f;
+        for (int l = 0; l < kVec; ++l) sum += acc[r][t][l];
+        dw[r * ldw + ci * 9 + t] += sum;
+      }
+    }
+  }
+}
+
+void weight_grad(const float* dy, int64_t dy_stride, const float* in, int64_t in_stride, int64_t n, int64_t rows,
+                 int64_t cin, int64_t plane, int64_t wp, int64_t q_count, float* dw, int64_t ldw) {
+  constexpr int kPair = kRows;
+  int64_t r = 0;
+  for (; r + kPair <= rows; r += kPair)
+    weight_grad_rows<kPair>(dy + r * plane, dy_stride, in, in_stride, n, cin, plane, wp, q_count, dw + r * ldw, ldw);
+  for (; r < rows; ++r)
+    weight_grad_rows<1>(dy + r * plane, dy_stride, in, in_stride, n, cin, plane, wp, q_count, dw + r * ldw, ldw);
+}
+
+}  // namespace
+
+extern const Conv3x3Kernels conv3x3_table;
+const Conv3x3Kernels conv3x3_table = {kCB, kQV * kVec, kVec, kRows, forward, weight_grad};
+
+}  // namespace nl::NL_KERNEL_NS

@@ -1,0 +1,129 @@
+// Tests of the direct 3x3 convolution path of conv2d (stride 1, padding 1; core/kernels/conv3x3.hpp):
+// output and all three gradients against plain-loop definitions (double accumulation), at
+// every SIMD level this CPU has, on awkward shapes (1x1 images, odd widths, channel counts
+// that are not multiples of the kernels' blocks, more columns than one vector), and the
+// same bits for any thread count.
+#include <catch2/catch.hpp>
+
+#include "core/autograd.hpp"
+#include "core/kernels/kernels.hpp"
+#include "core/ops.hpp"
+#include "core/parallel.hpp"
+#include "core/random.hpp"
+
+using namespace nl;
+
+namespace {
+
+Conv2dOptions same3x3() {
+  Conv2dOptions o;
+  o.pad_h = o.pad_w = 1;
+  return o;
+}
+
+// The sums of a 3x3 "same" convolution, written as loops: y, and for a given dy the three
+// gradients (dx[n,ci,i,j] = sum dy[n,co,i-kh+1,j-kw+1] w[co,ci,kh,kw]; dW, db likewise).
+struct Reference {
+  std::vector<double> y, dx, dw, db;
+};
+
+Reference reference(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& dy) {
+  const int64_t n = x.size(0), cin = x.size(1), h = x.size(2), wd = x.size(3), cout = w.size(0);
+  const std::vector<float> vx = x.to_vector(), vw = w.to_vector(), vb = b.to_vector(), vg = dy.to_vector();
+  Reference r;
+  r.y.assign(n * cout * h * wd, 0.0), r.dx.assign(vx.size(), 0.0), r.dw.assign(vw.size(), 0.0), r.db.assign(cout, 0.0);
+  for (int64_t s = 0; s < n; ++s)
+    for (int64_t co = 0; co < cout; ++co)
+      for (int64_t i = 0; i < h; ++i)
+        for (int64_t j = 0; j < wd; ++j) {
+          const int64_t yi = ((s * cout + co) * h + i) * wd + j;
+          r.y[yi] += vb[co];
+          r.db[co] += vg[yi];
+          for (int64_t ci = 0; ci < cin; ++ci)
+            for (int64_t kh = 0; kh < 3; ++kh)
+              for (int64_t kw = 0; kw < 3; ++kw) {
+                const int64_t iy = i + kh - 1, ix = j + kw - 1;
+                if (iy < 0 || iy >= h || ix < 0 || ix >= wd) continue;
+                const int64_t xi = ((s * cin + ci) * h + iy) * wd + ix, wi = ((co * cin + ci) * 3 + kh) * 3 + kw;
+                r.y[yi] += static_cast<double>(vx[xi]) * vw[wi];
+                r.dx[xi] += static_cast<double>(vg[yi]) * vw[wi];
+                r.dw[wi] += static_cast<double>(vg[yi]) * vx[xi];
+              }
+        }
+  return r;
+}
+
+void require_close(const Tensor& actual, const std::vector<double>& expected, const char* what) {
+  const std::vector<float> a = actual.to_vector();
+  REQUIRE(a.size() == expected.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    INFO(what << " element " << i);
+    REQUIRE(a[i] == Approx(expected[i]).margin(2e-4).epsilon(1e-4));
+  }
+}
+
+struct Case {
+  int64_t n, cin, cout, h, w;
+};
+
+}  // namespace
+
+TEST_CASE("direct 3x3 conv2d matches the definition at every SIMD level, awkward shapes", "[conv][simd]") {
+  const std::vector<Case> cases = {
+      {1, 1, 1, 1, 1},  {2, 1, 32, 28, 28}, {2, 3, 5, 7, 9},   {3, 17, 13, 5, 31}, {1, 2, 9, 3, 40},
+      {2, 4, 3, 1, 17}, {1, 32, 64, 14, 14}, {2, 64, 19, 8, 8}, {1, 5, 2, 11, 1},
+  };
+  const SimdLevel saved = simd_level();
+  for (const Case& c : cases) {
+    Generator gen(c.n * 1000 + c.cin * 100 + c.cout * 10 + c.w);
+    Tensor x = randn({c.n, c.cin, c.h, c.w}, gen).set_requires_grad();
+    Tensor w = randn({c.cout, c.cin, 3, 3}, gen).set_requires_grad();
+    Tensor b = randn({c.cout}, gen).set_requires_grad();
+    Tensor dy = randn({c.n, c.cout, c.h, c.w}, gen);
+    const Reference r = reference(x, w, b, dy);
+    for (int l = 0; l <= static_cast<int>(best_simd_level()); ++l) {
+      set_simd_level(static_cast<SimdLevel>(l));
+      INFO("level " << simd_level_name(simd_level()) << ", x [" << c.n << ", " << c.cin << ", " << c.h << ", " << c.w
+                    << "], cout " << c.cout);
+      x.zero_grad(), w.zero_grad(), b.zero_grad();
+      Tensor y = conv2d(x, w, b, same3x3());
+      y.backward(dy);
+      require_close(y, r.y, "y");
+      require_close(x.grad(), r.dx, "dx");
+      require_close(w.grad(), r.dw, "dw");
+      require_close(b.grad(), r.db, "db");
+    }
+  }
+  set_simd_level(saved);
+}
+
+TEST_CASE("direct 3x3 conv2d without bias, and with an input that needs no gradient", "[conv]") {
+  Generator gen(5);
+  Tensor x = randn({2, 3, 6, 10}, gen), w = randn({7, 3, 3, 3}, gen).set_requires_grad();
+  Tensor dy = randn({2, 7, 6, 10}, gen);
+  const Reference r = reference(x, w, Tensor::zeros({7}), dy);
+  Tensor y = conv2d(x, w, Tensor(), same3x3());
+  y.backward(dy);
+  require_close(y, r.y, "y");
+  require_close(w.grad(), r.dw, "dw");
+  REQUIRE_FALSE(x.grad().defined());
+}
+
+TEST_CASE("direct 3x3 conv2d gives the same bits for 1 and 2 threads", "[conv]") {
+  Generator gen(17);
+  Tensor x = randn({5, 6, 9, 12}, gen).set_requires_grad(), w = randn({10, 6, 3, 3}, gen).set_requires_grad();
+  Tensor b = randn({10}, gen).set_requires_grad();
+  Tensor dy = randn({5, 10, 9, 12}, gen);
+  auto run = [&](int threads) {
+    set_num_threads(threads);
+    x.zero_grad(), w.zero_grad(), b.zero_grad();
+    Tensor y = conv2d(x, w, b, same3x3());
+    y.backward(dy);
+    return std::vector<std::vector<float>>{y.to_vector(), x.grad().to_vector(), w.grad().to_vector(),
+                                           b.grad().to_vector()};
+  };
+  const int saved = num_threads();
+  auto one = run(1), two = run(2);
+  set_num_threads(saved);
+  for (int i = 0; i < 4; ++i) REQUIRE(one[i] == two[i]);
+}

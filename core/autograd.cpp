@@ -39,8 +39,8 @@ void accumulate_grad(const Tensor& t, const Tensor& g) {
     // First contribution. A fresh contiguous temporary that nobody else holds (the usual case:
     // accumulate_grad(x, mul(g, y))) is adopted as the gradient; anything that may alias
     // another buffer (a view, a saved tensor, the caller's seed) is copied.
-    const auto& gi = g.impl();
-    const bool exclusive = gi.use_count() == 1 && gi->storage.use_count() == 1 && g.is_contiguous() &&
+    const auto gi = g.impl();  // a copy of the handle: g's and this one make use_count 2
+    const bool exclusive = gi.use_count() == 2 && gi->storage.use_count() == 1 && g.is_contiguous() &&
                            g.offset() == 0 && g.numel() == gi->storage->numel() && !gi->grad_fn && !gi->grad;
     impl->grad = exclusive ? gi : g.detach().clone().impl();
     impl->grad->requires_grad = false;
@@ -79,7 +79,13 @@ void Tensor::backward(const Tensor& grad_output) const {
 
   {
     NoGradGuard no_grad;  // closures build no graph
-    accumulate_grad(*this, seed);
+    if (!is_leaf() && !impl_->grad && seed.is_contiguous()) {
+      // A non-leaf root's gradient is only read (by its own closure) and freed below, so it
+      // can share the caller's seed instead of copying it. A leaf root keeps it as .grad: copy.
+      impl_->grad = seed.detach().impl();
+    } else {
+      accumulate_grad(*this, seed);
+    }
     for (auto it = order.rbegin(); it != order.rend(); ++it) {
       auto& impl = *it;
       if (!impl->grad_fn) continue;

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/autograd.hpp"
+#include "core/parallel.hpp"
 
 namespace nl {
 
@@ -95,15 +96,20 @@ void Adam::step() {
       const float* g = grad.data();
       float* m = m_[gi][pi].data();
       float* v = v_[gi][pi].data();
-      const int64_t n = p.numel();
-      for (int64_t i = 0; i < n; ++i) {
-        float gi_ = g[i];
-        if (options_.decoupled_weight_decay) w[i] -= lr_ * wd * w[i];
-        else gi_ += wd * w[i];
-        m[i] = b1 * m[i] + (1.0f - b1) * gi_;
-        v[i] = b2 * v[i] + (1.0f - b2) * gi_ * gi_;
-        w[i] -= step_size * m[i] / (std::sqrt(v[i]) / sqrt_bias2 + options_.eps);
-      }
+      const bool decoupled = options_.decoupled_weight_decay;
+      const float lr = lr_, eps = options_.eps;
+      // Every element is independent (same bits for any split); the sqrt and division make
+      // this loop compute-bound, so large tensors are worth splitting across threads.
+      parallel_for(p.numel(), 1 << 15, [=](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i) {
+          float gi_ = g[i];
+          if (decoupled) w[i] -= lr * wd * w[i];
+          else gi_ += wd * w[i];
+          m[i] = b1 * m[i] + (1.0f - b1) * gi_;
+          v[i] = b2 * v[i] + (1.0f - b2) * gi_ * gi_;
+          w[i] -= step_size * m[i] / (std::sqrt(v[i]) / sqrt_bias2 + eps);
+        }
+      });
     }
   }
 }

@@ -2,7 +2,10 @@
 // output and all three gradients against plain-loop definitions (double accumulation), at
 // every SIMD level this CPU has, on awkward shapes (1x1 images, odd widths, channel counts
 // that are not multiples of the kernels' blocks, more columns than one vector), and the
-// same bits for any thread count.
+// same bits for any thread count. Also the 2x2 stride-2 max pool's own loops (core/ops_pool.cpp)
+// against the window definition, with ties, NaNs and odd sizes.
+#include <cmath>
+#include <limits>
 #include <catch2/catch.hpp>
 
 #include "core/autograd.hpp"
@@ -126,4 +129,35 @@ TEST_CASE("direct 3x3 conv2d gives the same bits for 1 and 2 threads", "[conv]")
   auto one = run(1), two = run(2);
   set_num_threads(saved);
   for (int i = 0; i < 4; ++i) REQUIRE(one[i] == two[i]);
+}
+
+TEST_CASE("2x2 stride-2 max_pool2d matches the window definition with ties, NaNs and odd sizes", "[pool]") {
+  for (const auto& [h, w] : std::vector<std::pair<int64_t, int64_t>>{{4, 4}, {5, 7}, {28, 28}, {3, 2}, {2, 33}}) {
+    Generator gen(h * 100 + w);
+    std::vector<float> v = randn({2, 3, h, w}, gen).to_vector();
+    for (size_t i = 0; i < v.size(); i += 7) v[i] = std::round(v[i]);  // ties
+    for (size_t i = 5; i < v.size(); i += 23) v[i] = std::numeric_limits<float>::quiet_NaN();
+    Tensor x = Tensor::from_vector({2, 3, h, w}, v).set_requires_grad();
+    Tensor gy = randn({2, 3, h / 2, w / 2}, gen);
+    Tensor y = max_pool2d(x, 2);
+    y.backward(gy);
+    const std::vector<float> vy = y.to_vector(), vg = gy.to_vector(), dx = x.grad().to_vector();
+    std::vector<float> ref_dx(v.size(), 0.0f);
+    for (int64_t p = 0; p < 6; ++p)
+      for (int64_t i = 0; i < h / 2; ++i)
+        for (int64_t j = 0; j < w / 2; ++j) {
+          float best = -std::numeric_limits<float>::infinity();
+          int64_t at = p * h * w + 2 * i * w + 2 * j;
+          for (int64_t a = 0; a < 2; ++a)
+            for (int64_t b = 0; b < 2; ++b) {
+              const int64_t k = p * h * w + (2 * i + a) * w + 2 * j + b;
+              if (v[k] > best || std::isnan(v[k])) best = v[k], at = k;
+            }
+          const int64_t o = (p * (h / 2) + i) * (w / 2) + j;
+          INFO("plane " << p << " output " << i << ", " << j);
+          REQUIRE((std::isnan(best) ? std::isnan(vy[o]) : vy[o] == best));
+          ref_dx[at] += vg[o];
+        }
+    REQUIRE(dx == ref_dx);
+  }
 }

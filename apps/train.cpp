@@ -327,6 +327,8 @@ void Trainer::setup_data() {
     steps_per_epoch_ = loader_->batches_per_epoch();
   }
   total_steps_ = cfg_.steps > 0 ? cfg_.steps : cfg_.epochs * steps_per_epoch_;
+  // Enough rows for a learning curve, few enough that logging costs nothing.
+  if (cfg_.log_every <= 0) cfg_.log_every = std::clamp<int64_t>(total_steps_ / 250, 1, 50);
 }
 
 void Trainer::write_config() {

@@ -70,7 +70,7 @@ struct TrainConfig {
   int64_t eval_every = 0;                 // text: validation every N steps (0 = every epoch)
   int64_t val_batches = 20;               // text: validation batches per evaluation
   int64_t checkpoint_every = 0;           // steps between checkpoints (0 = each epoch); always at the end
-  int64_t log_every = 50;                 // steps per metrics.csv row / log line
+  int64_t log_every = 0;                  // steps per metrics.csv row / log line (0 = auto: ~250 rows, <= 50 apart)
 
   // Testing only: after this many steps, exit the process at once (like `kill -9`).
   int64_t simulate_kill_at_step = 0;

@@ -110,8 +110,9 @@ Command add_train_command(CLI::App& app) {
       ->check(kAtLeastOne)->group(r);
   t->add_option("--checkpoint-every", cfg->checkpoint_every, "steps between checkpoints (0 = every epoch)")
       ->check(kNonNegative)->group(r);
-  t->add_option("--log-every", cfg->log_every, "steps per metrics.csv row (and log line off a terminal)")
-      ->check(kAtLeastOne)->group(r);
+  t->add_option("--log-every", cfg->log_every,
+                "steps per metrics.csv row (and log line off a terminal); 0 = about 250 rows per run, at most 50 steps apart")
+      ->check(kNonNegative)->group(r);
   auto* resume_opt = t->add_option("--resume", *resume,
                                    "continue the run in DIR from its last checkpoint (its saved options are "
                                    "used; only --threads and --data-dir may be given with it)")

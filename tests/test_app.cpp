@@ -219,8 +219,10 @@ TEST_CASE("bad flags and values give exit code 2 and name the flag", "[app]") {
     CHECK(r.exit_code == 2);
     CHECK(r.err.find(c.mentions) != std::string::npos);
   }
-  // An existing run is never overwritten by accident.
-  const Run again = run_normlab(train_args("tiny", "--steps 2"));
+  // An existing run is never overwritten by accident (made here: ctest runs each case in its own process).
+  const Run first = run_normlab(train_args("not-overwritten", "--steps 2"));
+  REQUIRE(first.exit_code == 0);
+  const Run again = run_normlab(train_args("not-overwritten", "--steps 2"));
   CHECK(again.exit_code == 2);
   CHECK(again.err.find("--resume") != std::string::npos);
 }

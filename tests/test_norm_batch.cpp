@@ -483,3 +483,47 @@ TEST_CASE("an input used twice gets both gradient contributions", "[norm][bn]") 
   (a.reference_forward(xr) + b.reference_forward(xr) * 2.0f).backward(dy);
   require_close(xf.grad(), xr.grad(), 1e-5, 1e-5, "twice-used input grad");
 }
+
+// BatchNorm1d on [N, C] runs the column kernels (one value per plane would leave the
+// channel kernels scalar): row blocks of 32, channel tiles of 64 and thread blocks of 16, so
+// sizes that divide none of them, several row blocks, ghost chunks, eval and a twice-used
+// input are all checked against the composite.
+TEST_CASE("BatchNorm1d on [N, C] (column kernels) equals the composite reference", "[norm][bn]") {
+  check_fused_matches_reference([] { return std::make_shared<BatchNorm>(83, 1); }, {101, 83});
+  check_fused_matches_reference([] { return std::make_shared<BatchNorm>(17, 1, BatchNormOptions{.affine = false}); },
+                                {33, 17});
+  check_fused_matches_reference([] { return std::make_shared<MeanOnlyBatchNorm>(19, 1); }, {70, 19});
+  check_fused_matches_reference([] { return std::make_shared<GhostBatchNorm>(21, 30, 1); }, {75, 21});
+  BatchNorm bn(83, 1), ref(83, 1);
+  for (int step = 0; step < 2; ++step) {  // fill running stats, then eval
+    Tensor x = randn_shape({101, 83}, 90 + step, 2.0f, 1.0f);
+    bn(x);
+    ref.reference_forward(x);
+  }
+  bn.eval();
+  ref.eval();
+  Tensor x0 = randn_shape({64, 83}, 92), dy = randn_shape({64, 83}, 93);
+  Tensor xf = x0.clone().set_requires_grad(), xr = x0.clone().set_requires_grad();
+  (bn(xf) + bn(xf)).backward(dy);
+  (ref.reference_forward(xr) + ref.reference_forward(xr)).backward(dy);
+  require_close(xf.grad(), xr.grad(), 1e-5, 1e-5, "eval [N, C], twice-used input grad");
+}
+
+TEST_CASE("BatchNorm1d on [N, C] with mean 1e4 and a small variance is normalized correctly", "[norm][bn][edge]") {
+  const int64_t N = 1000, C = 20;
+  Tensor x = randn_shape({N, C}, 94, 0.01f, 1.0e4f);
+  BatchNorm bn(C, 1);
+  const std::vector<float> xv = x.to_vector(), yv = bn(x).to_vector();
+  for (int64_t c = 0; c < C; ++c) {
+    double s = 0, s2 = 0;
+    for (int64_t n = 0; n < N; ++n) s += xv[n * C + c];
+    const double m = s / N;
+    for (int64_t n = 0; n < N; ++n) s2 += std::pow(xv[n * C + c] - m, 2);
+    const double var = s2 / N, rstd = 1 / std::sqrt(var + 1e-5);
+    double max_err = 0;
+    for (int64_t n = 0; n < N; ++n) max_err = std::max(max_err, std::abs(yv[n * C + c] - (xv[n * C + c] - m) * rstd));
+    INFO("channel " << c << " var " << var);
+    CHECK(max_err < 1e-3);
+    CHECK(bn.running_var.to_vector()[c] == Approx(0.9 + 0.1 * var * N / (N - 1)).epsilon(1e-5));
+  }
+}

@@ -112,6 +112,15 @@ struct Saved {
   bool mean_only, fixed;
 };
 
+// fn(c0, c1) over channel blocks of 16 (one AVX-512 vector of an [N, C] row) split across
+// threads, each thread at least ~64K values; every channel's work is independent of the split.
+static void parallel_column_blocks(int64_t C, int64_t N, const std::function<void(int64_t, int64_t)>& fn) {
+  constexpr int64_t kBlock = 16;
+  const int64_t blocks = (C + kBlock - 1) / kBlock;
+  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, N * kBlock));
+  parallel_for(blocks, grain, [&](int64_t b0, int64_t b1) { fn(b0 * kBlock, std::min(C, b1 * kBlock)); });
+}
+
 // A float mean of values near 1e4 is off by up to half an ulp (~5e-4); times rstd = 100 that
 // is an error of 0.05 in y. So the mean is kept as two floats, hi + lo: x - hi is exact for x
 // near hi (Sterbenz), and lo is folded into the per-channel constants:
@@ -144,49 +153,73 @@ Tensor fused_batch_norm(const Tensor& x_in, int64_t C, const Tensor& weight, con
   const float* beta = bias.defined() ? bias.detach().contiguous().data() : nullptr;
   const ChannelNormKernelTable& kt = channel_norm_kernels();
 
-  // Threads get whole channels, at least ~64K values each (smaller tensors stay on one thread:
-  // waking the pool costs more than the work).
-  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, N * S));
-  // Per channel: statistics of each chunk, then y = (x - mean) * a + b, while the
-  // channel's planes are still in cache. Channels are independent: parallel, deterministic.
-  parallel_for(C, grain, [&](int64_t c0, int64_t c1) {
-    for (int64_t c = c0; c < c1; ++c) {
-      for (int64_t k = 0; k < K; ++k) {
-        const int64_t n0 = chunks[k], n1 = chunks[k + 1], i = k * C + c;
-        const double M = static_cast<double>((n1 - n0) * S);
-        float mean, mean_lo = 0.0f, var = 0.0f;
-        if (sv->fixed) {
-          mean = fixed_mean[c];
-          var = mean_only ? 0.0f : fixed_var[c];
-        } else {
-          double m = 0.0, m2 = 0.0;
-          kt.moments(x, C, S, n0, n1, c, &m, mean_only ? nullptr : &m2);
-          mean = static_cast<float>(m);
-          mean_lo = static_cast<float>(m - mean);
-          var = static_cast<float>(m2 / M);
-        }
-        sv->mean[i] = mean;
-        sv->mean_lo[i] = mean_lo;
-        var_used[i] = var;
-        const float g = gamma ? gamma[c] : 1.0f, b = beta ? beta[c] : 0.0f;
-        float a, shift;
-        if (mean_only) {
-          a = 1.0f;
-          shift = b;
-        } else {
-          const float rstd = static_cast<float>(1.0 / std::sqrt(static_cast<double>(var) + eps));
-          float r = 1.0f, d = 0.0f;
-          if (renorm && !sv->fixed) renorm(c, mean, var, r, d);
-          sv->rstd[i] = rstd;
-          sv->r[i] = r;
-          sv->d[i] = d;
-          a = rstd * r * g;       // y = (xhat * r + d) * gamma + beta
-          shift = d * g + b;      //   = (x - mean) * a + shift
-        }
-        kt.scale_shift(x, yp, C, S, n0, n1, c, mean, a, shift - mean_lo * a);
-      }
+  // Per (chunk k, channel c): from the statistics m (mean) and m2 (sum of squared deviations),
+  // store what backward needs and fold everything into y = (x - mean) * a + b.
+  auto fold = [&](int64_t k, int64_t c, double m, double m2, float* a_out, float* b_out) {
+    const int64_t i = k * C + c;
+    const double M = static_cast<double>((chunks[k + 1] - chunks[k]) * S);
+    float mean, mean_lo = 0.0f, var = 0.0f;
+    if (sv->fixed) {
+      mean = fixed_mean[c];
+      var = mean_only ? 0.0f : fixed_var[c];
+    } else {
+      mean = static_cast<float>(m);
+      mean_lo = static_cast<float>(m - mean);
+      var = mean_only ? 0.0f : static_cast<float>(m2 / M);
     }
-  });
+    sv->mean[i] = mean;
+    sv->mean_lo[i] = mean_lo;
+    var_used[i] = var;
+    const float g = gamma ? gamma[c] : 1.0f, b = beta ? beta[c] : 0.0f;
+    float a, shift;
+    if (mean_only) {
+      a = 1.0f;
+      shift = b;
+    } else {
+      const float rstd = static_cast<float>(1.0 / std::sqrt(static_cast<double>(var) + eps));
+      float r = 1.0f, d = 0.0f;
+      if (renorm && !sv->fixed) renorm(c, mean, var, r, d);
+      sv->rstd[i] = rstd;
+      sv->r[i] = r;
+      sv->d[i] = d;
+      a = rstd * r * g;   // y = (xhat * r + d) * gamma + beta
+      shift = d * g + b;  //   = (x - mean) * a + shift
+    }
+    *a_out = a;
+    *b_out = shift - mean_lo * a;
+  };
+
+  if (S > 1) {
+    // Threads get whole channels, at least ~64K values each (smaller tensors stay on one
+    // thread: waking the pool costs more than the work). Per channel: statistics of each
+    // chunk, then y, while the channel's planes are still in cache.
+    const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, N * S));
+    parallel_for(C, grain, [&](int64_t c0, int64_t c1) {
+      for (int64_t c = c0; c < c1; ++c) {
+        for (int64_t k = 0; k < K; ++k) {
+          const int64_t n0 = chunks[k], n1 = chunks[k + 1];
+          double m = 0.0, m2 = 0.0;
+          if (!sv->fixed) kt.moments(x, C, S, n0, n1, c, &m, mean_only ? nullptr : &m2);
+          float a, b;
+          fold(k, c, m, m2, &a, &b);
+          kt.scale_shift(x, yp, C, S, n0, n1, c, sv->mean[k * C + c], a, b);
+        }
+      }
+    });
+  } else {
+    // [N, C]: a channel is a column. Threads get blocks of 16 channels (one AVX-512 vector)
+    // and walk all rows; the column kernels vectorize across the channels of a row.
+    std::vector<double> m(C), m2(C);
+    std::vector<float> a(C), b(C);
+    parallel_column_blocks(C, N, [&](int64_t c0, int64_t c1) {
+      for (int64_t k = 0; k < K; ++k) {
+        const int64_t n0 = chunks[k], n1 = chunks[k + 1];
+        if (!sv->fixed) kt.col_moments(x, C, n0, n1, c0, c1, m.data(), m2.data());
+        for (int64_t c = c0; c < c1; ++c) fold(k, c, m[c], m2[c], &a[c], &b[c]);
+        kt.col_scale_shift(x, yp, C, n0, n1, c0, c1, sv->mean.data() + k * C, a.data(), b.data());
+      }
+    });
+  }
   if (stats_out) {
     stats_out->mean = sv->mean;
     stats_out->var = var_used;
@@ -208,46 +241,80 @@ Tensor fused_batch_norm(const Tensor& x_in, int64_t C, const Tensor& weight, con
     const float* gamma = weight.defined() ? weight.detach().contiguous().data() : nullptr;
     const ChannelNormKernelTable& kt = channel_norm_kernels();
 
-    const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, x_in.size(0) * S));
-    parallel_for(C, grain, [&](int64_t c0, int64_t c1) {
-      for (int64_t c = c0; c < c1; ++c) {
-        double dg = 0.0, db = 0.0;
-        for (int64_t k = 0; k < K; ++k) {
-          const int64_t n0 = sv->chunks[k], n1 = sv->chunks[k + 1], i = k * C + c;
-          const float M = static_cast<float>((n1 - n0) * S);
-          const float mean = sv->mean[i], mean_lo = sv->mean_lo[i], rstd = sv->rstd[i], r = sv->r[i], d = sv->d[i];
-          // the two reductions: sum(dy) and sum(dy * (x - mean)) = sum(dy * xhat) / rstd
-          double sum_dy = 0.0, sum_dy_xmu = 0.0;
-          kt.grad_sums(x, dy, C, S, n0, n1, c, mean, &sum_dy, sv->mean_only ? nullptr : &sum_dy_xmu);
-          sum_dy_xmu -= static_cast<double>(mean_lo) * sum_dy;  // (x - hi) - lo
-          db += sum_dy;
-          const float g = (gamma ? gamma[c] : 1.0f) * r;  // dxhat = dy * g
-          float kc, u, v;
-          if (sv->mean_only) {  // dx = dy - sum(dy) / M
-            kc = 1.0f;
-            u = 0.0f;
-            v = sv->fixed ? 0.0f : static_cast<float>(-sum_dy / M);
-          } else {
-            const double sum_dy_xhat = sum_dy_xmu * rstd;
-            dg += r * sum_dy_xhat + d * sum_dy;  // dgamma = sum dy * (xhat * r + d)
-            kc = g * rstd;
-            if (sv->fixed) {  // mean, rstd are constants: dx = dy * gamma * rstd
-              u = 0.0f;
-              v = 0.0f;
-            } else {
-              // dx = rstd/M * (M*dxhat - sum(dxhat) - xhat * sum(dxhat*xhat))
-              //    = dy*(g*rstd) + (x - mean)*u + v
-              const double sum_dxhat = g * sum_dy, sum_dxhat_xhat = g * sum_dy_xhat;
-              u = static_cast<float>(-static_cast<double>(rstd) * rstd * sum_dxhat_xhat / M);
-              v = static_cast<float>(-rstd * sum_dxhat / M);
-            }
-          }
-          if (need_dx) kt.grad_input(x, dy, dx, C, S, n0, n1, c, mean, kc, u, v - mean_lo * u, add_dx);
+    // Per (chunk k, channel c): from the two reductions, the constants of
+    // dx = dy * kc + (x - mean) * u + v, and this chunk's part of dgamma, dbeta.
+    auto grad_consts = [&](int64_t k, int64_t c, double sum_dy, double sum_dy_xmu, float* kc_out, float* u_out,
+                           float* v_out, double* dg, double* db) {
+      const int64_t i = k * C + c;
+      const float M = static_cast<float>((sv->chunks[k + 1] - sv->chunks[k]) * S);
+      const float mean_lo = sv->mean_lo[i], rstd = sv->rstd[i], r = sv->r[i], d = sv->d[i];
+      sum_dy_xmu -= static_cast<double>(mean_lo) * sum_dy;  // (x - hi) - lo
+      *db += sum_dy;
+      const float g = (gamma ? gamma[c] : 1.0f) * r;  // dxhat = dy * g
+      float kc, u, v;
+      if (sv->mean_only) {  // dx = dy - sum(dy) / M
+        kc = 1.0f;
+        u = 0.0f;
+        v = sv->fixed ? 0.0f : static_cast<float>(-sum_dy / M);
+      } else {
+        const double sum_dy_xhat = sum_dy_xmu * rstd;
+        *dg += r * sum_dy_xhat + d * sum_dy;  // dgamma = sum dy * (xhat * r + d)
+        kc = g * rstd;
+        if (sv->fixed) {  // mean, rstd are constants: dx = dy * gamma * rstd
+          u = 0.0f;
+          v = 0.0f;
+        } else {
+          // dx = rstd/M * (M*dxhat - sum(dxhat) - xhat * sum(dxhat*xhat))
+          //    = dy*(g*rstd) + (x - mean)*u + v
+          const double sum_dxhat = g * sum_dy, sum_dxhat_xhat = g * sum_dy_xhat;
+          u = static_cast<float>(-static_cast<double>(rstd) * rstd * sum_dxhat_xhat / M);
+          v = static_cast<float>(-rstd * sum_dxhat / M);
         }
-        dgamma[c] = static_cast<float>(dg);
-        dbeta[c] = static_cast<float>(db);
       }
-    });
+      *kc_out = kc;
+      *u_out = u;
+      *v_out = v - mean_lo * u;
+    };
+
+    if (S > 1) {
+      const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, x_in.size(0) * S));
+      parallel_for(C, grain, [&](int64_t c0, int64_t c1) {
+        for (int64_t c = c0; c < c1; ++c) {
+          double dg = 0.0, db = 0.0;
+          for (int64_t k = 0; k < K; ++k) {
+            const int64_t n0 = sv->chunks[k], n1 = sv->chunks[k + 1];
+            const float mean = sv->mean[k * C + c];
+            // the two reductions: sum(dy) and sum(dy * (x - mean)) = sum(dy * xhat) / rstd
+            double sum_dy = 0.0, sum_dy_xmu = 0.0;
+            kt.grad_sums(x, dy, C, S, n0, n1, c, mean, &sum_dy, sv->mean_only ? nullptr : &sum_dy_xmu);
+            float kc, u, v;
+            grad_consts(k, c, sum_dy, sum_dy_xmu, &kc, &u, &v, &dg, &db);
+            if (need_dx) kt.grad_input(x, dy, dx, C, S, n0, n1, c, mean, kc, u, v, add_dx);
+          }
+          dgamma[c] = static_cast<float>(dg);
+          dbeta[c] = static_cast<float>(db);
+        }
+      });
+    } else {  // [N, C]: column kernels, as in forward
+      const int64_t N = x_in.size(0);
+      std::vector<double> sum_dy(C), sum_dy_xmu(C);
+      std::vector<float> kc(C), u(C), v(C);
+      parallel_column_blocks(C, N, [&](int64_t c0, int64_t c1) {
+        std::vector<double> dg(c1 - c0, 0.0), db(c1 - c0, 0.0);
+        for (int64_t k = 0; k < K; ++k) {
+          const int64_t n0 = sv->chunks[k], n1 = sv->chunks[k + 1];
+          const float* mean = sv->mean.data() + k * C;
+          kt.col_grad_sums(x, dy, C, n0, n1, c0, c1, mean, sum_dy.data(), sum_dy_xmu.data());
+          for (int64_t c = c0; c < c1; ++c)
+            grad_consts(k, c, sum_dy[c], sum_dy_xmu[c], &kc[c], &u[c], &v[c], &dg[c - c0], &db[c - c0]);
+          if (need_dx) kt.col_grad_input(x, dy, dx, C, n0, n1, c0, c1, mean, kc.data(), u.data(), v.data(), add_dx);
+        }
+        for (int64_t c = c0; c < c1; ++c) {
+          dgamma[c] = static_cast<float>(dg[c - c0]);
+          dbeta[c] = static_cast<float>(db[c - c0]);
+        }
+      });
+    }
     if (need_dx && !add_dx) Tensor(x_in).set_grad(dx_t);
     if (weight.defined() && weight.requires_grad()) accumulate_grad(weight, Tensor::from_vector({C}, dgamma));
     if (bias.defined() && bias.requires_grad()) accumulate_grad(bias, Tensor::from_vector({C}, dbeta));

@@ -32,6 +32,25 @@ struct ChannelNormKernelTable {
   // dx = dy * k + (x - mean) * u + v   (written, or added when accumulate)
   void (*grad_input)(const float* x, const float* dy, float* dx, int64_t C, int64_t S, int64_t n0, int64_t n1,
                      int64_t c, float mean, float k, float u, float v, bool accumulate);
+
+  // The same four steps for S == 1 (BatchNorm1d on [N, C]): a channel is a *column* of the
+  // row-major [N, C] matrix, so one value per plane would leave every loop scalar. These
+  // walk rows n in [n0, n1) and vectorize across the channels [c0, c1) of each row.
+  // Per-channel arrays are indexed by the absolute channel c.
+  // mean[c], m2[c] (sum of squared deviations): per block of rows, a corrected two-pass
+  // mean/M2 in float (the block is in cache), merged into doubles by Chan's formula.
+  void (*col_moments)(const float* x, int64_t C, int64_t n0, int64_t n1, int64_t c0, int64_t c1, double* mean,
+                      double* m2);
+  // y = (x - mean[c]) * a[c] + b[c]
+  void (*col_scale_shift)(const float* x, float* y, int64_t C, int64_t n0, int64_t n1, int64_t c0, int64_t c1,
+                          const float* mean, const float* a, const float* b);
+  // sum_dy[c] = sum dy;  sum_dy_xmu[c] = sum dy * (x - mean[c])
+  void (*col_grad_sums)(const float* x, const float* dy, int64_t C, int64_t n0, int64_t n1, int64_t c0, int64_t c1,
+                        const float* mean, double* sum_dy, double* sum_dy_xmu);
+  // dx = dy * k[c] + (x - mean[c]) * u[c] + v[c]   (written, or added when accumulate)
+  void (*col_grad_input)(const float* x, const float* dy, float* dx, int64_t C, int64_t n0, int64_t n1, int64_t c0,
+                         int64_t c1, const float* mean, const float* k, const float* u, const float* v,
+                         bool accumulate);
 };
 
 const ChannelNormKernelTable& channel_norm_kernels();  // for simd_level()

@@ -101,7 +101,107 @@ static void grad_input(const float* x, const float* dy, float* dx, int64_t C, in
   }
 }
 
+// ---- column kernels (S == 1): rows outer, channels inner ----
+// Statistics are gathered in tiles of kRows rows x kCols channels: the tile (8 KB) stays in
+// L1 for the second pass, and its float sums are short enough to be exact to float rounding.
+constexpr int64_t kRows = 32, kCols = 64;
+
+static void col_moments(const float* x, int64_t C, int64_t n0, int64_t n1, int64_t c0, int64_t c1, double* mean,
+                        double* m2) {
+  for (int64_t c = c0; c < c1; ++c) mean[c] = m2[c] = 0.0;
+  for (int64_t r0 = n0; r0 < n1; r0 += kRows) {
+    const int64_t r1 = r0 + kRows < n1 ? r0 + kRows : n1;
+    const double nb = static_cast<double>(r1 - r0), na = static_cast<double>(r0 - n0);
+    for (int64_t t0 = c0; t0 < c1; t0 += kCols) {
+      const int64_t w = t0 + kCols < c1 ? kCols : c1 - t0;
+      float s[kCols] = {}, d1[kCols] = {}, d2[kCols] = {};
+      for (int64_t r = r0; r < r1; ++r) {  // pass 1: the tile's mean
+        const float* p = x + r * C + t0;
+#pragma omp simd
+        for (int64_t j = 0; j < w; ++j) s[j] += p[j];
+      }
+      const float inv = static_cast<float>(1.0 / nb);
+#pragma omp simd
+      for (int64_t j = 0; j < w; ++j) s[j] *= inv;
+      for (int64_t r = r0; r < r1; ++r) {  // pass 2 (from L1): deviations from it
+        const float* p = x + r * C + t0;
+#pragma omp simd
+        for (int64_t j = 0; j < w; ++j) {
+          const float d = p[j] - s[j];
+          d1[j] += d;
+          d2[j] += d * d;
+        }
+      }
+      // Chan et al.: merge the tile (nb rows, mean bm, M2 bm2) into the running (na rows).
+      double* mu = mean + t0;
+      double* q = m2 + t0;
+#pragma omp simd
+      for (int64_t j = 0; j < w; ++j) {
+        const double bm = static_cast<double>(s[j]) + d1[j] / nb;
+        const double bm2 = static_cast<double>(d2[j]) - static_cast<double>(d1[j]) * d1[j] / nb;
+        const double delta = bm - mu[j];
+        mu[j] += delta * nb / (na + nb);
+        q[j] += (bm2 > 0.0 ? bm2 : 0.0) + delta * delta * na * nb / (na + nb);
+      }
+    }
+  }
+}
+
+static void col_scale_shift(const float* x, float* y, int64_t C, int64_t n0, int64_t n1, int64_t c0, int64_t c1,
+                            const float* mu, const float* a, const float* b) {
+  for (int64_t n = n0; n < n1; ++n) {
+    const float* p = x + n * C;
+    float* q = y + n * C;
+#pragma omp simd
+    for (int64_t c = c0; c < c1; ++c) q[c] = (p[c] - mu[c]) * a[c] + b[c];
+  }
+}
+
+static void col_grad_sums(const float* x, const float* dy, int64_t C, int64_t n0, int64_t n1, int64_t c0,
+                          int64_t c1, const float* mu, double* sum_dy, double* sum_dy_xmu) {
+  for (int64_t c = c0; c < c1; ++c) sum_dy[c] = sum_dy_xmu[c] = 0.0;
+  for (int64_t r0 = n0; r0 < n1; r0 += kRows) {
+    const int64_t r1 = r0 + kRows < n1 ? r0 + kRows : n1;
+    for (int64_t t0 = c0; t0 < c1; t0 += kCols) {
+      const int64_t w = t0 + kCols < c1 ? kCols : c1 - t0;
+      float s1[kCols] = {}, s2[kCols] = {};
+      for (int64_t r = r0; r < r1; ++r) {
+        const float* p = x + r * C + t0;
+        const float* g = dy + r * C + t0;
+#pragma omp simd
+        for (int64_t j = 0; j < w; ++j) {
+          s1[j] += g[j];
+          s2[j] += g[j] * (p[j] - mu[t0 + j]);
+        }
+      }
+#pragma omp simd
+      for (int64_t j = 0; j < w; ++j) {
+        sum_dy[t0 + j] += s1[j];
+        sum_dy_xmu[t0 + j] += s2[j];
+      }
+    }
+  }
+}
+
+static void col_grad_input(const float* x, const float* dy, float* dx, int64_t C, int64_t n0, int64_t n1,
+                           int64_t c0, int64_t c1, const float* mu, const float* kc, const float* uc,
+                           const float* vc, bool accumulate) {
+  for (int64_t n = n0; n < n1; ++n) {
+    const float* p = x + n * C;
+    const float* g = dy + n * C;
+    float* q = dx + n * C;
+    if (accumulate) {
+#pragma omp simd
+      for (int64_t c = c0; c < c1; ++c) q[c] += g[c] * kc[c] + ((p[c] - mu[c]) * uc[c] + vc[c]);
+    } else {
+#pragma omp simd
+      for (int64_t c = c0; c < c1; ++c) q[c] = g[c] * kc[c] + ((p[c] - mu[c]) * uc[c] + vc[c]);
+    }
+  }
+}
+
 extern const ChannelNormKernelTable channel_norm_table;
-const ChannelNormKernelTable channel_norm_table = {moments, scale_shift, grad_sums, grad_input};
+const ChannelNormKernelTable channel_norm_table = {moments,     scale_shift,     grad_sums,     grad_input,
+                                                   col_moments, col_scale_shift, col_grad_sums, col_grad_input};
 
 }  // namespace nl::NL_KERNEL_NS

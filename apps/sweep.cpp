@@ -120,7 +120,7 @@ SweepPlan sweep_preset(const std::string& name, const std::string& out_dir) {
     p.lr_scaling = "none";
     p.base_lr = 2e-3;
     p.eval_modes = false;
-    p.common_args = {"--dataset", "text:tinyshakespeare/input.txt", "--model", "lstm", "--optimizer", "adam", "--steps", "2000"};
+    p.common_args = {"--dataset", "tinyshakespeare", "--model", "lstm", "--optimizer", "adam", "--steps", "2000"};
   } else if (name == "transformer-norms") {
     p.description = "Char-Transformer on Tiny Shakespeare: pre-LN vs post-LN, with and without warm-up, LayerNorm vs "
                     "RMSNorm (batch 16, 3000 steps, AdamW lr 1e-3): loss vs steps and vs wall-clock time.";
@@ -133,7 +133,7 @@ SweepPlan sweep_preset(const std::string& name, const std::string& out_dir) {
     p.lr_scaling = "none";
     p.base_lr = 1e-3;
     p.eval_modes = false;
-    p.common_args = {"--dataset", "text:tinyshakespeare/input.txt", "--model", "transformer", "--optimizer", "adamw",
+    p.common_args = {"--dataset", "tinyshakespeare", "--model", "transformer", "--optimizer", "adamw",
                      "--steps", "3000"};
   } else {
     std::string names;

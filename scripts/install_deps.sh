@@ -8,7 +8,7 @@ packages=(
   build-essential cmake pkg-config
   libopenblas-openmp-dev   # BLAS sharing the OpenMP thread pool (see README: "Why these packages")
   libfmt-dev catch2 libstb-dev zlib1g-dev
-  nlohmann-json3-dev libcli11-dev libbenchmark-dev
+  nlohmann-json3-dev libcli11-dev
   dataset-fashion-mnist    # default dataset of the README's main command
 )
 if [[ " $* " == *" --torch "* ]]; then packages+=(python3-torch python3-numpy); fi

@@ -13,7 +13,7 @@ namespace nl {
 static void frn_forward(float* z, float* r, const float* x, const float* gamma, const float* beta, const float* tau,
                         int64_t N, int64_t C, int64_t L, float eps) {
   const RowNormKernels& k = row_norm_kernels();
-  parallel_for(N * C, std::max<int64_t>(1, 8192 / L), [&](int64_t begin, int64_t end) {
+  parallel_for(N * C, std::max<int64_t>(1, kMinValuesPerThread / L), [&](int64_t begin, int64_t end) {
     for (int64_t p = begin; p < end; ++p) {
       const int64_t c = p % C;
       r[p] = 1.0f / std::sqrt(k.mean_square(x + p * L, L) + eps);
@@ -28,7 +28,7 @@ static void frn_backward(float* dx, float* dgamma, float* dbeta, float* dtau, co
                          int64_t C, int64_t L) {
   const RowNormKernels& k = row_norm_kernels();
   std::vector<float> s_dy(N * C), s_dyx(N * C), s_dtau(N * C);
-  parallel_for(N * C, std::max<int64_t>(1, 8192 / L), [&](int64_t begin, int64_t end) {
+  parallel_for(N * C, std::max<int64_t>(1, kMinValuesPerThread / L), [&](int64_t begin, int64_t end) {
     for (int64_t p = begin; p < end; ++p) {
       const int64_t c = p % C;
       const float a = gamma[c] * r[p];

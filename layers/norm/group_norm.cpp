@@ -13,7 +13,7 @@ void group_norm_forward(float* y, float* mean, float* rstd, float* var, const fl
                         const float* beta, int64_t N, int64_t C, int64_t L, int64_t G, float eps) {
   const RowNormKernels& k = row_norm_kernels();
   const int64_t K = C / G, M = K * L;
-  parallel_for(N * G, std::max<int64_t>(1, 8192 / M), [&](int64_t begin, int64_t end) {
+  parallel_for(N * G, std::max<int64_t>(1, kMinValuesPerThread / M), [&](int64_t begin, int64_t end) {
     for (int64_t row = begin; row < end; ++row) {  // row = n * G + g
       const int64_t g = row % G;
       const float* xr = x + row * M;
@@ -39,7 +39,7 @@ void group_norm_backward(float* dx, float* dgamma, float* dbeta, const float* dy
   const RowNormKernels& k = row_norm_kernels();
   const int64_t K = C / G, M = K * L;
   std::vector<float> db(N * C), ds(N * C);  // per (n, c): sum dy, sum dy * (x - mean)
-  parallel_for(N * G, std::max<int64_t>(1, 8192 / M), [&](int64_t begin, int64_t end) {
+  parallel_for(N * G, std::max<int64_t>(1, kMinValuesPerThread / M), [&](int64_t begin, int64_t end) {
     for (int64_t row = begin; row < end; ++row) {
       const int64_t n = row / G, g = row % G;
       const float m = mean[row], rs = rstd[row];

@@ -64,7 +64,7 @@ static Tensor instance_norm_eval(const Tensor& x_in, const Tensor& weight, const
   {
     const float *px = x.data(), *rm = running_mean.data();
     float* py = y.data();
-    parallel_for(N * C, std::max<int64_t>(1, 8192 / L), [&](int64_t begin, int64_t end) {
+    parallel_for(N * C, std::max<int64_t>(1, kMinValuesPerThread / L), [&](int64_t begin, int64_t end) {
       for (int64_t p = begin; p < end; ++p) {
         const int64_t c = p % C;
         const float a = a_of(c);
@@ -78,7 +78,7 @@ static Tensor instance_norm_eval(const Tensor& x_in, const Tensor& weight, const
     const RowNormKernels& kk = row_norm_kernels();
     std::vector<float> db(N * C), ds(N * C);  // per plane: sum dy, sum dy * (x - running_mean)
     Tensor dx = x.requires_grad() ? Tensor::empty(x.shape()) : Tensor();
-    parallel_for(N * C, std::max<int64_t>(1, 8192 / L), [&](int64_t begin, int64_t end) {
+    parallel_for(N * C, std::max<int64_t>(1, kMinValuesPerThread / L), [&](int64_t begin, int64_t end) {
       for (int64_t p = begin; p < end; ++p) {
         const int64_t c = p % C;
         kk.sums_dy_dyx(dy.data() + p * L, xd.data() + p * L, rm.data()[c], L, &db[p], &ds[p]);

@@ -14,7 +14,7 @@ namespace nl {
 static void layer_norm_forward(float* y, float* mean, float* rstd, const float* x, const float* gamma,
                                const float* beta, int64_t R, int64_t D, float eps) {
   const RowNormKernels& k = row_norm_kernels();
-  parallel_for(R, std::max<int64_t>(1, 4096 / D), [&](int64_t begin, int64_t end) {
+  parallel_for(R, std::max<int64_t>(1, kMinValuesPerThread / D), [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
       float m, v;
       k.moments(x + r * D, D, &m, &v);

@@ -25,7 +25,7 @@ const RowNormKernels& row_norm_kernels() { return row_norm_kernels_for(simd_leve
 namespace nl {
 
 int64_t row_norm_chunks(int64_t rows, int64_t row_len) {
-  if (rows * row_len < (1 << 15)) return 1;
+  if (rows * row_len < 2 * kMinValuesPerThread) return 1;
   return std::max<int64_t>(1, std::min<int64_t>(num_threads(), rows));
 }
 

@@ -80,4 +80,9 @@ namespace nl {
 // thread count but never on timing.
 int64_t row_norm_chunks(int64_t rows, int64_t row_len);
 
+// Parallel grain of the row norms: each thread gets at least this many values, so small
+// tensors stay on one thread. Waking the pool and joining it costs more than normalizing
+// 64K floats, and far more when the machine is loaded and a worker waits for a core.
+constexpr int64_t kMinValuesPerThread = int64_t{1} << 16;
+
 }  // namespace nl

@@ -134,6 +134,16 @@ static void layer_norm_backward(const float* dy, const float* x, const float* ga
   const float dnorm_mean = static_cast<float>(t_g / static_cast<double>(n));
   const float dnorm_norm_mean = static_cast<float>(t_gx / static_cast<double>(n)) * rstd;
   // Pass 2: dx, and the parameter gradients in the same sweep (xhat recomputed).
+  if (gamma && dgamma && dbeta) {  // the usual affine case: one loop, x and dy read once
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) {
+      const float xhat = (x[i] - mean) * rstd;
+      dx[i] = rstd * (dy[i] * gamma[i] - dnorm_mean - xhat * dnorm_norm_mean);
+      dgamma[i] += dy[i] * xhat;
+      dbeta[i] += dy[i];
+    }
+    return;
+  }
   if (gamma) {
 #pragma omp simd
     for (int64_t i = 0; i < n; ++i) {

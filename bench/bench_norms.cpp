@@ -8,7 +8,10 @@
 // Rows named like the PyTorch script's layers can be joined with its output
 // (scripts/bench_norms_vs_torch.sh prints the ratios). --all-norms adds every other factory
 // method (mobn, brn, gbn, rms, frn, evonorm-*) on the conv shapes.
+#include <algorithm>
+#include <chrono>
 #include <cstring>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -27,6 +30,25 @@ struct Row {
   nl::NormSite site;
 };
 
+// Median seconds per call, timed exactly as torch_norm_bench.py's time_calls (3 warm-up calls,
+// then single calls until the budget is spent, at least 7 and at most 400), so the two sides
+// of a ratio are the same statistic.
+double median_seconds(const std::function<void()>& fn, double budget) {
+  using clock = std::chrono::steady_clock;
+  for (int i = 0; i < 3; ++i) fn();
+  std::vector<double> times;
+  const auto start = clock::now();
+  while (times.size() < 400 &&
+         (times.size() < 7 || std::chrono::duration<double>(clock::now() - start).count() < budget)) {
+    const auto t0 = clock::now();
+    fn();
+    times.push_back(std::chrono::duration<double>(clock::now() - t0).count());
+  }
+  std::sort(times.begin(), times.end());
+  const size_t n = times.size();
+  return n % 2 ? times[n / 2] : 0.5 * (times[n / 2 - 1] + times[n / 2]);
+}
+
 std::string shape_text(const Shape& s) {
   std::string t;
   for (size_t i = 0; i < s.size(); ++i) t += (i ? "x" : "") + std::to_string(s[i]);
@@ -42,7 +64,7 @@ NL_BENCH_SUITE(norms, "norm layers fwd / fwd+bwd via the factory on torch_norm_b
     if (args[i] == "--all-norms") all_norms = true;
     if (args[i] == "--threads" && i + 1 < args.size()) nl::set_num_threads(std::stoi(args[++i]));
   }
-  const double budget = quick ? 0.05 : 0.3;
+  const double budget = quick ? 0.05 : 0.4;  // as torch_norm_bench.py
   const std::vector<Shape> conv_shapes{{2, 32, 32, 32}, {8, 32, 32, 32}, {32, 32, 32, 32}, {128, 64, 16, 16}, {128, 16, 28, 28}};
   const std::vector<Shape> token_shapes{{64 * 128, 256}, {8 * 64, 512}, {512 * 64, 768}};
   std::vector<Row> rows;
@@ -61,7 +83,7 @@ NL_BENCH_SUITE(norms, "norm layers fwd / fwd+bwd via the factory on torch_norm_b
     rows.push_back({"BatchNorm1d(D)", "bn", s, nl::NormSite::features});
   }
 
-  std::printf("normlab norms: %d threads, budget %.2fs per measurement; GB = 1e9 B; f+b counts 5*numel*4 B\n",
+  std::printf("normlab norms: %d threads, median of single calls (budget %.2fs, >= 7 reps); GB = 1e9 B; f+b counts 5*numel*4 B\n",
               nl::num_threads(), budget);
   std::printf("%-24s %-18s %-11s %10s %10s %9s %9s %7s\n", "layer", "shape", "norm", "fwd us", "f+b us", "f+b GB/s",
               "cpy GB/s", "%copy");
@@ -76,8 +98,8 @@ NL_BENCH_SUITE(norms, "norm layers fwd / fwd+bwd via the factory on torch_norm_b
     Tensor x = nl::randn(r.shape, gen).set_requires_grad(true);
     Tensor dy = nl::randn(r.shape, gen);
     const double numel = static_cast<double>(x.numel());
-    const double t_f = nl::bench::seconds_per_call([&] { nl::bench::do_not_optimize(m->forward(x).data()); }, budget);
-    const double t_fb = nl::bench::seconds_per_call(
+    const double t_f = median_seconds([&] { nl::bench::do_not_optimize(m->forward(x).data()); }, budget);
+    const double t_fb = median_seconds(
         [&] {
           x.zero_grad();
           m->zero_grad();
@@ -85,7 +107,7 @@ NL_BENCH_SUITE(norms, "norm layers fwd / fwd+bwd via the factory on torch_norm_b
         },
         budget);
     Tensor dst = Tensor::empty(r.shape);
-    const double t_cpy = nl::bench::seconds_per_call(
+    const double t_cpy = median_seconds(
         [&] {
           std::memcpy(dst.data(), x.data(), x.numel() * sizeof(float));
           nl::bench::do_not_optimize(dst.data());

@@ -156,25 +156,35 @@ int64_t for_each_chunk(int64_t n, Fn&& fn) {
 
 struct Plane3x3 {
   int64_t wp;       // padded row width W + 2
-  int64_t q_count;  // output positions computed per plane: H * wp rounded up to the kernel's step
+  int64_t q_count;  // output positions computed per plane: H * wp rounded up to whole vectors
   int64_t plane;    // floats per padded plane: room for every tap read of every computed position
 };
 
 Plane3x3 plane3x3(int64_t h, int64_t w, const Conv3x3Kernels& k) {
   Plane3x3 p;
   p.wp = w + 2;
-  p.q_count = (h * p.wp + k.q_step - 1) / k.q_step * k.q_step;
+  p.q_count = (h * p.wp + k.vec - 1) / k.vec * k.vec;
   p.plane = std::max((h + 2) * p.wp, p.q_count + 2 * p.wp + 2);
   return p;
 }
 
-// src [planes, H, W] -> dst [planes, plane]: pixel (i, j) at (i + 1) * wp + j + 1, zero elsewhere.
-void pad_planes(const float* src, float* dst, int64_t planes, int64_t h, int64_t w, const Plane3x3& p) {
+// src [planes, H, W] -> dst [planes, plane]: pixel (i, j) at (i + 1) * wp + j + 1, zero elsewhere
+// (only the border and the slack are written with zeros, not the whole plane first).
+// sums: if given, sums[i] = the sum of plane i, taken while it is in cache (the bias gradient).
+void pad_planes(const float* src, float* dst, int64_t planes, int64_t h, int64_t w, const Plane3x3& p,
+                double* sums = nullptr) {
   parallel_for(planes, 8, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       float* d = dst + i * p.plane;
-      std::fill(d, d + p.plane, 0.0f);
-      for (int64_t r = 0; r < h; ++r) std::memcpy(d + (r + 1) * p.wp + 1, src + (i * h + r) * w, w * sizeof(float));
+      const float* s = src + i * h * w;
+      std::fill(d, d + p.wp + 1, 0.0f);  // top border row and the first left border
+      for (int64_t r = 0; r < h; ++r) {
+        float* row = d + (r + 1) * p.wp + 1;
+        std::memcpy(row, s + r * w, w * sizeof(float));
+        row[w] = row[w + 1] = 0.0f;  // this row's right border, the next row's left border
+      }
+      std::fill(d + (h + 1) * p.wp + 1, d + p.plane, 0.0f);  // bottom border row and slack
+      if (sums) sums[i] = kernels().sum(s, h * w);
     }
   });
 }
@@ -241,9 +251,9 @@ Tensor conv2d_3x3(const Tensor& x, const Tensor& weight, const Tensor& bias, con
     Tensor gy = gy_in.contiguous();
     const bool need_x = x.requires_grad(), need_w = weight.requires_grad();
     const bool need_b = bias.defined() && bias.requires_grad();
-    const int64_t hw = g.h * g.w;
     Tensor dy_pad = Tensor::empty({g.n, g.cout, p.plane});
-    pad_planes(gy.data(), dy_pad.data(), g.n * g.cout, g.h, g.w, p);
+    std::vector<double> plane_sums(need_b ? g.n * g.cout : 0);
+    pad_planes(gy.data(), dy_pad.data(), g.n * g.cout, g.h, g.w, p, need_b ? plane_sums.data() : nullptr);
     if (need_x) {
       Tensor dx = Tensor::empty(x.shape());
       const std::vector<float> wt = pack_3x3(wc.data(), g.cout, g.cin, k.co_block, true);
@@ -255,20 +265,27 @@ Tensor conv2d_3x3(const Tensor& x, const Tensor& weight, const Tensor& bias, con
       // positions with ow >= W then fall on the zero border, so they add nothing.
       Tensor dw = Tensor::zeros(weight.shape());
       const int64_t blocks = (g.cout + k.dw_rows - 1) / k.dw_rows, ldw = g.cin * 9;
-      parallel_for(blocks, 1, [&](int64_t b, int64_t e) {
-        for (int64_t blk = b; blk < e; ++blk) {
-          const int64_t co0 = blk * k.dw_rows, rows = std::min<int64_t>(k.dw_rows, g.cout - co0);
-          k.weight_grad(dy_pad.data() + co0 * p.plane + p.wp + 1, g.cout * p.plane, xp.data(), g.cin * p.plane, g.n,
-                        rows, g.cin, p.plane, p.wp, p.q_count, dw.data() + co0 * ldw, ldw);
-        }
-      });
+      // Samples in groups whose padded inputs (~256 KB) stay in L2 while every block of
+      // outputs reads them; the group size depends on the shape only (deterministic).
+      const int64_t group = std::clamp<int64_t>((256 << 10) / (g.cin * p.plane * 4), 1, g.n);
+      for (int64_t s0 = 0; s0 < g.n; s0 += group) {
+        const int64_t ns = std::min(group, g.n - s0);
+        parallel_for(blocks, 1, [&](int64_t b, int64_t e) {
+          for (int64_t blk = b; blk < e; ++blk) {
+            const int64_t co0 = blk * k.dw_rows, rows = std::min<int64_t>(k.dw_rows, g.cout - co0);
+            k.weight_grad(dy_pad.data() + (s0 * g.cout + co0) * p.plane + p.wp + 1, g.cout * p.plane,
+                          xp.data() + s0 * g.cin * p.plane, g.cin * p.plane, ns, rows, g.cin, p.plane, p.wp, p.q_count,
+                          dw.data() + co0 * ldw, ldw);
+          }
+        });
+      }
       accumulate_grad(weight, dw);
     }
     if (need_b) {
       Tensor db = Tensor::empty(bias.shape());
       for (int64_t c = 0; c < g.cout; ++c) {
         double acc = 0.0;
-        for (int64_t s = 0; s < g.n; ++s) acc += kernels().sum(gy.data() + (s * g.cout + c) * hw, hw);
+        for (int64_t s = 0; s < g.n; ++s) acc += plane_sums[s * g.cout + c];
         db.data()[c] = static_cast<float>(acc);
       }
       accumulate_grad(bias, db);

@@ -21,8 +21,7 @@ namespace nl {
 
 struct Conv3x3Kernels {
   int co_block;  // output channels per forward call (weights are packed in groups of this many)
-  int q_step;    // the forward's q_count must be a multiple of this; dw's of `vec`
-  int vec;       // floats per vector
+  int vec;       // floats per vector; q_count must be a multiple of it
   int dw_rows;   // output channels per dw call (at most)
   // out[c*q_count + q] = sum_{ci < cin, t < 9} wpk[(ci*9 + t)*co_block + c] * in[ci*plane + q + off(t)]
   // for c < co_block, q < q_count; off(t) = (t/3)*wp + t%3.

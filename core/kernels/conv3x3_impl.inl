@@ -34,29 +34,39 @@ inline vf load(const float* p) {  // unaligned
 }
 inline void store(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
 
-void forward(const float* in, int64_t cin, int64_t plane, int64_t wp, const float* wpk, float* out, int64_t q_count) {
-  const int64_t off[9] = {0, 1, 2, wp, wp + 1, wp + 2, 2 * wp, 2 * wp + 1, 2 * wp + 2};
-  for (int64_t q = 0; q < q_count; q += kQV * kVec) {
-    vf acc[kCB][kQV] = {};
-    for (int64_t ci = 0; ci < cin; ++ci) {
-      const float* src = in + ci * plane + q;
-      const float* w = wpk + ci * 9 * kCB;
+// Positions [q0, q0 + QV*kVec) of CB outputs.
+template <int QV>
+inline void forward_block(const float* in, int64_t cin, int64_t plane, const int64_t* off, const float* wpk, float* out,
+                          int64_t q_count, int64_t q0) {
+  vf acc[kCB][QV] = {};
+  for (int64_t ci = 0; ci < cin; ++ci) {
+    const float* src = in + ci * plane + q0;
+    const float* w = wpk + ci * 9 * kCB;
 #pragma GCC unroll 9
-      for (int t = 0; t < 9; ++t) {
-        vf x[kQV];
+    for (int t = 0; t < 9; ++t) {
+      vf x[QV];
 #pragma GCC unroll 4
-        for (int j = 0; j < kQV; ++j) x[j] = load(src + off[t] + j * kVec);
+      for (int j = 0; j < QV; ++j) x[j] = load(src + off[t] + j * kVec);
 #pragma GCC unroll 8
-        for (int c = 0; c < kCB; ++c) {
-          const float wc = w[t * kCB + c];
+      for (int c = 0; c < kCB; ++c) {
+        const float wc = w[t * kCB + c];
 #pragma GCC unroll 4
-          for (int j = 0; j < kQV; ++j) acc[c][j] += x[j] * wc;
-        }
+        for (int j = 0; j < QV; ++j) acc[c][j] += x[j] * wc;
       }
     }
-    for (int c = 0; c < kCB; ++c)
-      for (int j = 0; j < kQV; ++j) store(out + c * q_count + q + j * kVec, acc[c][j]);
   }
+  for (int c = 0; c < kCB; ++c)
+    for (int j = 0; j < QV; ++j) store(out + c * q_count + q0 + j * kVec, acc[c][j]);
+}
+
+void forward(const float* in, int64_t cin, int64_t plane, int64_t wp, const float* wpk, float* out, int64_t q_count) {
+  const int64_t off[9] = {0, 1, 2, wp, wp + 1, wp + 2, 2 * wp, 2 * wp + 1, 2 * wp + 2};
+  int64_t q = 0;
+  for (; q + kQV * kVec <= q_count; q += kQV * kVec) forward_block<kQV>(in, cin, plane, off, wpk, out, q_count, q);
+  // The last few vectors one at a time, rather than rounding every plane up to kQV vectors
+  // (that computed 20% more positions than needed on 8x8 maps).
+  if (kQV > 2 && q + 2 * kVec <= q_count) forward_block<2>(in, cin, plane, off, wpk, out, q_count, q), q += 2 * kVec;
+  for (; q < q_count; q += kVec) forward_block<1>(in, cin, plane, off, wpk, out, q_count, q);
 }
 
 template <int R>
@@ -108,6 +118,6 @@ void weight_grad(const float* dy, int64_t dy_stride, const float* in, int64_t in
 }  // namespace
 
 extern const Conv3x3Kernels conv3x3_table;
-const Conv3x3Kernels conv3x3_table = {kCB, kQV * kVec, kVec, kRows, forward, weight_grad};
+const Conv3x3Kernels conv3x3_table = {kCB, kVec, kRows, forward, weight_grad};
 
 }  // namespace nl::NL_KERNEL_NS

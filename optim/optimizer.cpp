@@ -60,14 +60,18 @@ void SGD::step() {
       const float* g = grad.data();
       float* v = velocity_[gi][pi].data();
       const int64_t n = p.numel();
+      // Loop-invariant flags in locals (not members read through `this`), so the compiler
+      // unswitches the loop and vectorizes it: this pass showed in CNN training profiles.
+      const bool first = steps_ == 1, nesterov = options_.nesterov;
+      const float lr = lr_;
       for (int64_t i = 0; i < n; ++i) {
         float d = g[i] + wd * w[i];
         if (mu != 0.0f) {
           // PyTorch initialises the buffer with the first gradient (no dampening).
-          v[i] = steps_ == 1 ? d : mu * v[i] + d;
-          d = options_.nesterov ? d + mu * v[i] : v[i];
+          v[i] = first ? d : mu * v[i] + d;
+          d = nesterov ? d + mu * v[i] : v[i];
         }
-        w[i] -= lr_ * d;
+        w[i] -= lr * d;
       }
     }
   }

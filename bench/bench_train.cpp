@@ -1,0 +1,96 @@
+// normlab bench: end-to-end training throughput of the reference CNNs, the normlab side of
+// /work/shared/ref/torch_train_bench.py (same models, same step, same timing rule):
+//
+//   normlab_bench train [--budget S] [--batches 2,8,32,128] [--norms none,bn,gn,in,ln] [--only mnist,cifar]
+//
+// One step = zero_grad -> forward -> cross_entropy (mean) -> backward -> SGD(lr 0.01, momentum 0.9).
+// Synthetic data made once and reused; 3 warm-up steps, then steps until `budget` seconds
+// have passed (8..60 steps); images/s = batch / median step time.
+// Rows start with "train" and are parsed by scripts/bench_train_vs_torch.sh: keep the column
+// order (model, norm, batch, images_per_s, step_ms).
+#include <algorithm>
+#include <chrono>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "bench/bench_util.hpp"
+#include "core/ops.hpp"
+#include "core/random.hpp"
+#include "layers/models/model.hpp"
+#include "optim/optimizer.hpp"
+
+namespace {
+
+using nl::Tensor;
+using nl::bench::fmt_num;
+using nl::bench::print_row;
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  for (std::string item; std::getline(ss, item, ',');) out.push_back(item);
+  return out;
+}
+
+// Median seconds per training step of `model` on one fixed synthetic batch.
+double median_step_seconds(const std::string& dataset, const std::string& norm, int64_t batch, double budget) {
+  nl::ModelOptions mo;
+  mo.name = "cnn";
+  mo.input_shape = dataset == "mnist" ? nl::Shape{1, 28, 28} : nl::Shape{3, 32, 32};
+  nl::NormOptions no;
+  no.name = norm;
+  auto model = nl::make_model(mo, no);
+  model->train();
+  nl::SGD opt({nl::ParamGroup{model->parameters()}}, nl::SGDOptions{0.01f, 0.9f, false});
+
+  nl::Generator gen(7);
+  nl::Shape xs = {batch};
+  xs.insert(xs.end(), mo.input_shape.begin(), mo.input_shape.end());
+  Tensor x = nl::randn(xs, gen);
+  std::vector<int32_t> targets(batch);
+  for (int64_t i = 0; i < batch; ++i) targets[i] = static_cast<int32_t>((i * 7 + 3) % 10);
+
+  auto step = [&] {
+    opt.zero_grad();
+    nl::cross_entropy(model->forward(x), targets).backward();
+    opt.step();
+  };
+  using clock = std::chrono::steady_clock;
+  for (int i = 0; i < 3; ++i) step();
+  std::vector<double> times;
+  const auto start = clock::now();
+  while (times.size() < 60 &&
+         (times.size() < 8 || std::chrono::duration<double>(clock::now() - start).count() < budget)) {
+    const auto t0 = clock::now();
+    step();
+    times.push_back(std::chrono::duration<double>(clock::now() - t0).count());
+  }
+  std::sort(times.begin(), times.end());
+  const size_t m = times.size();
+  return m % 2 ? times[m / 2] : 0.5 * (times[m / 2 - 1] + times[m / 2]);
+}
+
+NL_BENCH_SUITE(train, "CNN training images/s (MNIST, CIFAR x norms x batch; compare: scripts/bench_train_vs_torch.sh)") {
+  double budget = 1.0;
+  std::vector<std::string> batches = {"2", "8", "32", "128"}, norms = {"none", "bn", "gn", "in", "ln"},
+                           datasets = {"mnist", "cifar"};
+  for (size_t i = 0; i + 1 < args.size(); i += 2) {
+    if (args[i] == "--budget") budget = std::stod(args[i + 1]);
+    else if (args[i] == "--batches") batches = split(args[i + 1]);
+    else if (args[i] == "--norms") norms = split(args[i + 1]);
+    else if (args[i] == "--only") datasets = split(args[i + 1]);
+  }
+  print_row({"train", "model", "norm", "batch", "images_per_s", "step_ms"});
+  for (const auto& d : datasets) {
+    for (const auto& norm : norms) {
+      for (const auto& b : batches) {
+        const int64_t batch = std::stoll(b);
+        const double t = median_step_seconds(d, norm, batch, budget);
+        print_row({"train", d, norm, b, fmt_num(batch / t, 0), fmt_num(t * 1e3, 3)});
+      }
+    }
+  }
+}
+
+}  // namespace

@@ -265,9 +265,9 @@ Tensor conv2d_3x3(const Tensor& x, const Tensor& weight, const Tensor& bias, con
       // positions with ow >= W then fall on the zero border, so they add nothing.
       Tensor dw = Tensor::zeros(weight.shape());
       const int64_t blocks = (g.cout + k.dw_rows - 1) / k.dw_rows, ldw = g.cin * 9;
-      // Samples in groups whose padded inputs (~256 KB) stay in L2 while every block of
+      // Samples in groups whose padded inputs (~1 MB) stay in L2 while every block of
       // outputs reads them; the group size depends on the shape only (deterministic).
-      const int64_t group = std::clamp<int64_t>((256 << 10) / (g.cin * p.plane * 4), 1, g.n);
+      const int64_t group = std::clamp<int64_t>((1 << 20) / (g.cin * p.plane * 4), 1, g.n);
       for (int64_t s0 = 0; s0 < g.n; s0 += group) {
         const int64_t ns = std::min(group, g.n - s0);
         parallel_for(blocks, 1, [&](int64_t b, int64_t e) {

@@ -206,6 +206,32 @@ TEST_CASE("whole-sequence LSTM/GRU (hand-written BPTT) equal the per-step compos
   }
 }
 
+TEST_CASE("fused LSTM, GRU and causal attention: same bits on every run (fixed thread count)",
+          "[layers][recurrent][attention]") {
+  Generator gen(13);
+  LSTM lstm(8, 16, {}, gen);
+  GRU gru(8, 16, {}, gen);
+  CausalSelfAttention attn(8, 2, gen);
+  Tensor x = randn({4, 33, 8}, gen);
+  for (Module* m : std::initializer_list<Module*>{&lstm, &gru, &attn}) {
+    auto run = [&] {
+      m->zero_grad();
+      Tensor xi = x.clone().set_requires_grad();
+      Tensor y = m->forward(xi);
+      y.backward(y.detach());  // loss = |y|^2 / 2
+      std::vector<float> bits = y.to_vector(), gx = xi.grad().to_vector();
+      bits.insert(bits.end(), gx.begin(), gx.end());
+      for (auto& p : m->parameters()) {
+        auto g = p.grad().to_vector();
+        bits.insert(bits.end(), g.begin(), g.end());
+      }
+      return bits;
+    };
+    INFO(m->name());
+    REQUIRE(run() == run());
+  }
+}
+
 TEST_CASE("LSTM and GRU with every cell norm: gradient check", "[layers][recurrent]") {
   Generator gen(6);
   const int64_t B = 4, T = 3, D = 3, H = 4;

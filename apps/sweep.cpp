@@ -75,15 +75,16 @@ SweepPlan sweep_preset(const std::string& name, const std::string& out_dir) {
     p.lr_scaling = "none";
     p.base_lr = 0.5;
     p.base_batch = 60;
-    p.common_args = {"--dataset", "mnist", "--model", "mlp", "--steps", "10000", "--momentum-sgd", "0"};
+    p.common_args = {"--dataset", "mnist", "--model", "mlp", "--steps", "10000", "--momentum-sgd", "0",
+                     "--eval-every-epoch"};
   } else if (name == "ln-batch") {
-    p.description = "LN paper, Fig. 6: MNIST MLP with Adam at batch 128 and 4, BN vs LN (2 epochs over a 20k subset).";
+    p.description = "LN paper, Fig. 6: MNIST MLP (3x100 sigmoid) with Adam at batch 128 and 4, BN vs LN (3 epochs).";
     p.variants = norm_variants({"bn", "ln"});
     p.batch_sizes = {4, 128};
     p.seeds = {0};
     p.lr_scaling = "none";
     p.base_lr = 1e-3;
-    p.common_args = {"--dataset", "mnist", "--model", "mlp", "--optimizer", "adam", "--epochs", "2", "--subset", "20000"};
+    p.common_args = {"--dataset", "mnist", "--model", "mlp", "--optimizer", "adam", "--epochs", "3", "--eval-every-epoch"};
   } else if (name == "gn-batch") {
     p.description = "GN paper, Fig. 1: CIFAR-10 CNN with BN, GN, LN, IN and no norm at batch 2..64, lr scaled "
                     "linearly (base 0.02 at batch 32), same epochs for every batch size (2 epochs over a 10k subset).";

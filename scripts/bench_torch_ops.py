@@ -10,7 +10,8 @@ thread count and print the ratio per row:
   LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp \\
     /usr/bin/python3 scripts/bench_torch_ops.py --threads 2 --normlab build/normlab_bench
 
-speedup = torch ms / normlab ms (> 1: normlab is faster). Timing is the same as normlab's
+speedup = torch ms / normlab ms (> 1: normlab is faster). --normlab takes several binaries
+(e.g. a build before and after a change): each runs right after torch and gets its own table. Timing is the same as normlab's
 bench_util.hpp: one warm-up call, then 3 batches of calls lasting >= 1/60 s (and >= 3
 calls) each; the best batch average is reported, since noise on a shared machine only adds time.
 """
@@ -85,7 +86,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batches", default="2,8,32,128")
-    ap.add_argument("--normlab", help="path to normlab_bench; runs `normlab_bench conv` after torch")
+    ap.add_argument("--normlab", nargs="+", default=[],
+                    help="path(s) to normlab_bench; each runs `normlab_bench conv` after torch")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     batches = [int(b) for b in args.batches.split(",")]
@@ -94,18 +96,18 @@ def main():
     t = torch_rows(batches)
     if not args.normlab:
         return
-    raw, nl = normlab_rows(args.normlab, batches, args.threads)
-    print("\n# normlab_bench conv output\n" + raw)
-    print("# speedup = torch ms / normlab ms (> 1: normlab faster)")
-    print(f"{'layer':18s} {'batch':>6s} {'torch fwd':>10s} {'nl fwd':>10s} {'speedup':>8s}"
-          f" {'torch f+b':>10s} {'nl f+b':>10s} {'speedup':>8s}")
-    for key, (tf, tb) in t.items():
-        if key not in nl:
-            print(f"{key[0]:18s} {key[1]:6d}  (missing in normlab output)")
-            continue
-        nf, nb = nl[key]
-        print(f"{key[0]:18s} {key[1]:6d} {tf:10.3f} {nf:10.3f} {tf / nf:8.2f} {tb:10.3f} {nb:10.3f} {tb / nb:8.2f}")
-
+    for binary in args.normlab:
+        raw, nl = normlab_rows(binary, batches, args.threads)
+        print(f"\n# normlab_bench conv output ({binary})\n" + raw)
+        print(f"# {binary}: speedup = torch ms / normlab ms (> 1: normlab faster)")
+        print(f"{'layer':18s} {'batch':>6s} {'torch fwd':>10s} {'nl fwd':>10s} {'speedup':>8s}"
+              f" {'torch f+b':>10s} {'nl f+b':>10s} {'speedup':>8s}")
+        for key, (tf, tb) in t.items():
+            if key not in nl:
+                print(f"{key[0]:18s} {key[1]:6d}  (missing in normlab output)")
+                continue
+            nf, nb = nl[key]
+            print(f"{key[0]:18s} {key[1]:6d} {tf:10.3f} {nf:10.3f} {tf / nf:8.2f} {tb:10.3f} {nb:10.3f} {tb / nb:8.2f}")
 
 if __name__ == "__main__":
     sys.exit(main())

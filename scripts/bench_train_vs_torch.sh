@@ -7,6 +7,9 @@
 # default build-perfconv), PyTorch sweep again. The machine is shared, so the ratio uses the
 # mean of the two PyTorch sweeps around the normlab one, and "range" shows the ratio against
 # each of them. PyTorch runs with the OpenMP OpenBLAS (see /work/shared/ref/README.md).
+# On a busy shared machine run 2 threads with OMP_WAIT_POLICY=passive (both sides inherit it):
+# libgomp's default spinning at barriers makes every step wait for descheduled threads, and
+# both frameworks' numbers swing 10-400x (docs/performance.md).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 ref=/work/shared/ref
@@ -17,7 +20,7 @@ ob="${OPENBLAS_DIR:-/usr/lib/x86_64-linux-gnu/openblas-openmp}"
 mkdir -p "$out"
 cmake --build "$build" -j2 --target normlab_bench >/dev/null
 for threads in ${THREADS:-1 2}; do
-  echo "== $threads thread(s); load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "== $threads thread(s), OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-default}; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
   torch() {
     LD_LIBRARY_PATH="$ob" OMP_NUM_THREADS="$threads" /usr/bin/python3 "$ref/torch_train_bench.py" \
       --threads "$threads" --budget "$budget" --only mnist,cifar > "$1"

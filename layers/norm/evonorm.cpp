@@ -1,17 +1,271 @@
-// normlab norms: EvoNorm-S0 / B0 as composites of primitive ops. See evonorm.hpp.
+// normlab norms: EvoNorm-S0 / B0, fused kernels and the primitive-op references. The math
+// and the names used below are in evonorm.hpp.
 #include "layers/norm/evonorm.hpp"
 
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <vector>
+
+#include "core/kernels/kernels.hpp"
+#include "core/parallel.hpp"
+#include "layers/norm/kernels/evonorm_kernels.hpp"
+#include "layers/norm/kernels/row_norm_kernels.hpp"  // kMinValuesPerThread
+
 namespace nl {
+
+static void check_evonorm(const Tensor& x, int64_t C, const std::string& layer) {
+  NL_CHECK((x.dim() == 4 || x.dim() == 2) && x.size(1) == C && x.numel() > 0, layer, ": expected input [N, ", C,
+           ", H, W] or [N, ", C, "], got shape ", x.shape());
+}
+
+static void check_params(const Tensor& x, const std::vector<Tensor>& params, const char* layer) {
+  NL_CHECK(x.dim() == 4 || x.dim() == 2, layer, ": expected input [N, C, H, W] or [N, C], got shape ", x.shape());
+  for (const Tensor& p : params)
+    NL_CHECK(p.defined() && p.shape() == Shape{x.size(1)}, layer, ": parameter of shape ",
+             p.defined() ? p.shape() : Shape{}, " for an input of shape ", x.shape());
+}
+
+// ================================================================ EvoNorm-S0, fused
+
+// y: [N, C, L]; mean (double), rstd: [N, G]; gamma/beta/v: [C].
+static void s0_forward(float* y, double* mean, float* rstd, const float* x, const float* gamma, const float* beta,
+                       const float* v, int64_t N, int64_t C, int64_t L, int64_t G, float eps) {
+  const EvoNormKernels& k = evonorm_kernels();
+  const KernelTable& kt = kernels();
+  const int64_t K = C / G, M = K * L;
+  parallel_for(N * G, std::max<int64_t>(1, kMinValuesPerThread / M), [&](int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; ++row) {  // row = n * G + g
+      const int64_t g = row % G;
+      double var;
+      k.moments(x + row * M, M, &mean[row], &var);
+      rstd[row] = static_cast<float>(1.0 / std::sqrt(var + eps));
+      for (int64_t j = 0; j < K; ++j) {
+        const int64_t c = g * K + j;
+        const float* xp = x + row * M + j * L;
+        float* yp = y + row * M + j * L;
+        kt.mul_scalar(xp, v[c], yp, L);  // s = sigmoid(v x), built in y
+        kt.sigmoid(yp, yp, L);
+        k.s0_forward(xp, yp, rstd[row] * gamma[c], beta[c], yp, L);
+      }
+    }
+  });
+}
+
+// dx: [N, C, L] (assigned; null = skip); dgamma/dbeta/dv: [C] (accumulated).
+static void s0_backward(float* dx, float* dgamma, float* dbeta, float* dv, const float* dy, const float* x,
+                        const float* gamma, const float* v, const double* mean, const float* rstd, int64_t N,
+                        int64_t C, int64_t L, int64_t G) {
+  const EvoNormKernels& k = evonorm_kernels();
+  const KernelTable& kt = kernels();
+  const int64_t K = C / G, M = K * L;
+  std::vector<float> sum_dy(N * C), sum_dy_num(N * C), sum_dy_x2ds(N * C);  // per (n, c)
+  parallel_for(N * G, std::max<int64_t>(1, kMinValuesPerThread / M), [&](int64_t begin, int64_t end) {
+    std::vector<float> s(M);  // sigmoid(v x) of the current row, recomputed
+    for (int64_t row = begin; row < end; ++row) {
+      const int64_t n = row / G, g = row % G;
+      double sum_g_num = 0.0;
+      for (int64_t j = 0; j < K; ++j) {
+        const int64_t c = g * K + j, nc = n * C + c, off = row * M + j * L;
+        kt.mul_scalar(x + off, v[c], s.data() + j * L, L);
+        kt.sigmoid(s.data() + j * L, s.data() + j * L, L);
+        k.s0_backward_sums(dy + off, x + off, s.data() + j * L, L, &sum_dy[nc], &sum_dy_num[nc], &sum_dy_x2ds[nc]);
+        sum_g_num += static_cast<double>(gamma[c]) * sum_dy_num[nc];
+      }
+      if (!dx) continue;
+      const double rs = rstd[row];
+      const float B = static_cast<float>(-rs * rs * rs * sum_g_num / static_cast<double>(M));
+      const float center = static_cast<float>(mean[row]);
+      const float c0 = static_cast<float>(-B * (mean[row] - center));
+      for (int64_t j = 0; j < K; ++j) {
+        const int64_t c = g * K + j, off = row * M + j * L;
+        k.s0_backward_dx(dy + off, x + off, s.data() + j * L, rstd[row] * gamma[c], v[c], B, center, c0, dx + off, L);
+      }
+    }
+  });
+  for (int64_t n = 0; n < N; ++n) {  // fixed order over n: deterministic
+    for (int64_t c = 0; c < C; ++c) {
+      const int64_t nc = n * C + c;
+      const float rs = rstd[n * G + c / K];
+      if (dgamma) dgamma[c] += rs * sum_dy_num[nc];
+      if (dbeta) dbeta[c] += sum_dy[nc];
+      if (dv) dv[c] += rs * gamma[c] * sum_dy_x2ds[nc];
+    }
+  }
+}
+
+Tensor evonorm_s0(const Tensor& x_in, int64_t G, const Tensor& weight, const Tensor& bias, const Tensor& v,
+                  float eps) {
+  check_params(x_in, {weight, bias, v}, "EvoNormS0");
+  const int64_t N = x_in.size(0), C = x_in.size(1);
+  NL_CHECK(G >= 1 && C % G == 0, "EvoNormS0: groups=", G, " must divide num_channels=", C);
+  const Tensor x = x_in.contiguous();
+  const int64_t L = x.numel() / std::max<int64_t>(1, N * C);
+  NL_CHECK(x.numel() > 0, "EvoNormS0: input of shape ", x.shape(), " has no elements");
+  Tensor y = Tensor::empty(x.shape()), rstd = Tensor::empty({N, G});
+  auto mean = std::make_shared<std::vector<double>>(N * G);
+  s0_forward(y.data(), mean->data(), rstd.data(), x.data(), weight.data(), bias.data(), v.data(), N, C, L, G, eps);
+  const Tensor xd = x.detach();
+  return record(y, "evonorm_s0", {x, weight, bias, v}, [=](const Tensor& gy) {
+    const Tensor dy = gy.contiguous();
+    Tensor dx = x.requires_grad() ? Tensor::empty(x.shape()) : Tensor();
+    Tensor dw = Tensor::zeros({C}), db = Tensor::zeros({C}), dvv = Tensor::zeros({C});
+    s0_backward(dx.defined() ? dx.data() : nullptr, dw.data(), db.data(), dvv.data(), dy.data(), xd.data(),
+                weight.data(), v.data(), mean->data(), rstd.data(), N, C, L, G);
+    if (dx.defined()) accumulate_grad(x, dx);
+    accumulate_grad(weight, dw);  // accumulate_grad skips tensors that do not require grad
+    accumulate_grad(bias, db);
+    accumulate_grad(v, dvv);
+  });
+}
+
+// ================================================================ EvoNorm-B0, fused
+
+namespace {
+// Statistics saved by the forward for the backward. [N, C] per plane, [C] per channel.
+struct B0Stats {
+  std::vector<double> inst_mean;   // [N, C]
+  std::vector<float> inst_std;     // [N, C]
+  std::vector<double> batch_mean;  // [C] (training only)
+  std::vector<float> batch_std;    // [C]
+};
+}  // namespace
+
+// y: [N, C, L]; batch_var: [C] (training: biased batch variance, written; may be null);
+// running_var: [C] (eval).
+static void b0_forward(float* y, B0Stats& st, float* batch_var, const float* x, const float* gamma,
+                       const float* beta, const float* v, const float* running_var, int64_t N, int64_t C, int64_t L,
+                       bool training, float eps) {
+  const EvoNormKernels& k = evonorm_kernels();
+  const int64_t P = N * C, grain = std::max<int64_t>(1, kMinValuesPerThread / L);
+  st.inst_mean.assign(P, 0.0);
+  st.inst_std.assign(P, 0.0f);
+  st.batch_std.assign(C, 0.0f);
+  std::vector<double> inst_var(P);
+  if (!training)
+    for (int64_t c = 0; c < C; ++c) st.batch_std[c] = static_cast<float>(std::sqrt(double{running_var[c]} + eps));
+  // Pass 1: per-plane moments (in eval also the output, while the plane is in cache).
+  parallel_for(P, grain, [&](int64_t begin, int64_t end) {
+    for (int64_t p = begin; p < end; ++p) {
+      k.moments(x + p * L, L, &st.inst_mean[p], &inst_var[p]);
+      st.inst_std[p] = static_cast<float>(std::sqrt(inst_var[p] + eps));
+      const int64_t c = p % C;
+      if (!training) k.b0_forward(x + p * L, st.batch_std[c], v[c], st.inst_std[p], gamma[c], beta[c], y + p * L, L);
+    }
+  });
+  if (!training) return;
+  // Batch moments per channel, merged from the planes' in order of n (Chan's formula).
+  st.batch_mean.assign(C, 0.0);
+  for (int64_t c = 0; c < C; ++c) {
+    double mu = 0.0;
+    for (int64_t n = 0; n < N; ++n) mu += st.inst_mean[n * C + c];
+    mu /= static_cast<double>(N);
+    double m2 = 0.0;
+    for (int64_t n = 0; n < N; ++n) {
+      const double d = st.inst_mean[n * C + c] - mu;
+      m2 += inst_var[n * C + c] + d * d;  // times L, divided by L below
+    }
+    const double var = m2 / static_cast<double>(N);
+    st.batch_mean[c] = mu;
+    st.batch_std[c] = static_cast<float>(std::sqrt(var + eps));
+    if (batch_var) batch_var[c] = static_cast<float>(var);
+  }
+  // Pass 2: the output.
+  parallel_for(P, grain, [&](int64_t begin, int64_t end) {
+    for (int64_t p = begin; p < end; ++p) {
+      const int64_t c = p % C;
+      k.b0_forward(x + p * L, st.batch_std[c], v[c], st.inst_std[p], gamma[c], beta[c], y + p * L, L);
+    }
+  });
+}
+
+// dx: [N, C, L] (assigned; null = skip); dgamma/dbeta/dv: [C] (accumulated).
+static void b0_backward(float* dx, float* dgamma, float* dbeta, float* dv, const float* dy, const float* x,
+                        const float* gamma, const float* v, const B0Stats& st, int64_t N, int64_t C, int64_t L,
+                        bool training) {
+  const EvoNormKernels& k = evonorm_kernels();
+  const int64_t P = N * C, grain = std::max<int64_t>(1, kMinValuesPerThread / L);
+  // sums[p]: sum_dy, sum_dy_xden, d_inst_std, d_v, d_batch_std of plane p
+  std::vector<float> sums(5 * P);
+  parallel_for(P, grain, [&](int64_t begin, int64_t end) {
+    for (int64_t p = begin; p < end; ++p) {
+      const int64_t c = p % C;
+      k.b0_backward_sums(dy + p * L, x + p * L, st.batch_std[c], v[c], st.inst_std[p], gamma[c], L, &sums[5 * p]);
+    }
+  });
+  if (dx) {
+    // cb[c] = d_batch_std[c] / (M * batch_std[c]), d_batch_std summed over n in order.
+    std::vector<float> cb(C, 0.0f), batch_center(C, 0.0f);
+    std::vector<double> cb_lo(C, 0.0);  // cb * (batch_mean - batch_center), folded into c0
+    if (training) {
+      const double M = static_cast<double>(N * L);
+      for (int64_t c = 0; c < C; ++c) {
+        double d_batch_std = 0.0;
+        for (int64_t n = 0; n < N; ++n) d_batch_std += sums[5 * (n * C + c) + 4];
+        cb[c] = static_cast<float>(d_batch_std / (M * st.batch_std[c]));
+        batch_center[c] = static_cast<float>(st.batch_mean[c]);
+        cb_lo[c] = double{cb[c]} * (st.batch_mean[c] - batch_center[c]);
+      }
+    }
+    parallel_for(P, grain, [&](int64_t begin, int64_t end) {
+      for (int64_t p = begin; p < end; ++p) {
+        const int64_t c = p % C;
+        const float ci = static_cast<float>(sums[5 * p + 2] / (static_cast<double>(L) * st.inst_std[p]));
+        const float inst_center = static_cast<float>(st.inst_mean[p]);
+        const float c0 = static_cast<float>(-(ci * (st.inst_mean[p] - inst_center) + cb_lo[c]));
+        k.b0_backward_dx(dy + p * L, x + p * L, st.batch_std[c], v[c], st.inst_std[p], gamma[c], ci, inst_center,
+                         cb[c], batch_center[c], c0, dx + p * L, L);
+      }
+    });
+  }
+  for (int64_t n = 0; n < N; ++n) {  // fixed order over n: deterministic
+    for (int64_t c = 0; c < C; ++c) {
+      const float* s = &sums[5 * (n * C + c)];
+      if (dbeta) dbeta[c] += s[0];
+      if (dgamma) dgamma[c] += s[1];
+      if (dv) dv[c] += s[3];
+    }
+  }
+}
+
+Tensor evonorm_b0(const Tensor& x_in, const Tensor& weight, const Tensor& bias, const Tensor& v,
+                  const Tensor& running_var, bool training, float eps, Tensor* batch_var_out) {
+  check_params(x_in, {weight, bias, v}, "EvoNormB0");
+  const int64_t N = x_in.size(0), C = x_in.size(1);
+  const Tensor x = x_in.contiguous();
+  const int64_t L = x.numel() / std::max<int64_t>(1, N * C);
+  NL_CHECK(x.numel() > 0, "EvoNormB0: input of shape ", x.shape(), " has no elements");
+  NL_CHECK(!training || N * L > 1, "EvoNormB0: training needs more than 1 value per channel, got input shape ",
+           x.shape());
+  NL_CHECK(training || (running_var.defined() && running_var.shape() == Shape{C}),
+           "EvoNormB0: eval needs running_var of shape [", C, "]");
+  const Tensor rv = training ? Tensor() : running_var.contiguous();
+  Tensor y = Tensor::empty(x.shape());
+  Tensor batch_var = training ? Tensor::empty({C}) : Tensor();
+  auto st = std::make_shared<B0Stats>();
+  b0_forward(y.data(), *st, training ? batch_var.data() : nullptr, x.data(), weight.data(), bias.data(), v.data(),
+             training ? nullptr : rv.data(), N, C, L, training, eps);
+  if (batch_var_out) *batch_var_out = batch_var;
+  const Tensor xd = x.detach();
+  return record(y, "evonorm_b0", {x, weight, bias, v}, [=](const Tensor& gy) {
+    const Tensor dy = gy.contiguous();
+    Tensor dx = x.requires_grad() ? Tensor::empty(x.shape()) : Tensor();
+    Tensor dw = Tensor::zeros({C}), db = Tensor::zeros({C}), dvv = Tensor::zeros({C});
+    b0_backward(dx.defined() ? dx.data() : nullptr, dw.data(), db.data(), dvv.data(), dy.data(), xd.data(),
+                weight.data(), v.data(), *st, N, C, L, training);
+    if (dx.defined()) accumulate_grad(x, dx);
+    accumulate_grad(weight, dw);
+    accumulate_grad(bias, db);
+    accumulate_grad(v, dvv);
+  });
+}
+
+// ================================================================ layers and references
 
 static Shape channel_shape(int64_t C, int64_t rank) {
   Shape s(rank, 1);
   s[1] = C;
   return s;
-}
-
-static void check_evonorm(const Tensor& x, int64_t C, const std::string& layer) {
-  NL_CHECK((x.dim() == 4 || x.dim() == 2) && x.size(1) == C, layer, ": expected input [N, ", C, ", H, W] or [N, ", C,
-           "], got shape ", x.shape());
 }
 
 // Biased variance of x over `dims` (keepdim), from primitive ops.
@@ -28,6 +282,11 @@ EvoNormS0::EvoNormS0(int64_t C, int64_t G, float eps_) : num_features(C), groups
 }
 
 Tensor EvoNormS0::forward(const Tensor& x) {
+  check_evonorm(x, num_features, name());
+  return evonorm_s0(x, groups, weight, bias, v, eps);
+}
+
+Tensor EvoNormS0::reference_forward(const Tensor& x) {
   check_evonorm(x, num_features, name());
   const Shape cs = channel_shape(num_features, x.dim());
   Tensor xg = x.reshape({x.size(0), groups, -1});                                   // [N, G, C/G * H * W]
@@ -48,7 +307,26 @@ EvoNormB0::EvoNormB0(int64_t C, float eps_, float momentum_) : num_features(C), 
   running_var = register_buffer("running_var", Tensor::ones({C}));
 }
 
+void EvoNormB0::update_running_var(const float* batch_var, int64_t M) {
+  ++num_batches_tracked;
+  const float m = momentum >= 0.0f ? momentum : 1.0f / static_cast<float>(num_batches_tracked);
+  for (int64_t c = 0; c < num_features; ++c)
+    running_var.data()[c] = (1.0f - m) * running_var.data()[c] +
+                            m * batch_var[c] * static_cast<float>(M) / static_cast<float>(M - 1);
+}
+
 Tensor EvoNormB0::forward(const Tensor& x) {
+  check_evonorm(x, num_features, name());
+  const int64_t M = x.numel() / num_features;
+  NL_CHECK(!is_training() || M > 1, name(), ": training needs more than 1 value per channel, got input shape ",
+           x.shape());
+  Tensor batch_var;
+  Tensor y = evonorm_b0(x, weight, bias, v, running_var, is_training(), eps, &batch_var);
+  if (is_training()) update_running_var(batch_var.data(), M);
+  return y;
+}
+
+Tensor EvoNormB0::reference_forward(const Tensor& x) {
   check_evonorm(x, num_features, name());
   const Shape cs = channel_shape(num_features, x.dim());
   std::vector<int64_t> batch_dims{0}, inst_dims;
@@ -63,12 +341,7 @@ Tensor EvoNormB0::forward(const Tensor& x) {
     Tensor var = biased_var(x, batch_dims);  // [1, C, 1, 1]
     batch_std = sqrt(var + eps);
     NoGradGuard no_grad;
-    ++num_batches_tracked;
-    const float m = momentum >= 0.0f ? momentum : 1.0f / static_cast<float>(num_batches_tracked);
-    const Tensor vc = var.contiguous();
-    for (int64_t c = 0; c < num_features; ++c)
-      running_var.data()[c] = (1.0f - m) * running_var.data()[c] +
-                              m * vc.data()[c] * static_cast<float>(M) / static_cast<float>(M - 1);
+    update_running_var(var.contiguous().data(), M);
   } else {
     batch_std = sqrt(running_var.reshape(cs) + eps);
   }

@@ -88,7 +88,16 @@ std::string LinePlot::to_svg() const {
                          "<text x=\"{0}\" y=\"{3}\" text-anchor=\"middle\">{4}</text>\n",
                          px(x), top, top + plot_h, top + plot_h + 16, format_tick(x));
   }
-  if (log_y) {
+  if (log_y && y_max - y_min < 1.0) {
+    // Less than a decade: 1-2-5 ticks would leave one label; use nice linear steps instead,
+    // placed on the log axis.
+    const double lo = std::pow(10.0, y_min), hi = std::pow(10.0, y_max);
+    const double step = nice_step(hi - lo, 8);
+    for (double y = std::ceil(lo / step) * step; y <= hi + 1e-9 * step; y += step)
+      svg += fmt::format("<line x1=\"{0}\" y1=\"{1}\" x2=\"{2}\" y2=\"{1}\" stroke=\"#ddd\"/>\n"
+                         "<text x=\"{3}\" y=\"{4}\" text-anchor=\"end\">{5}</text>\n",
+                         left, py(y), left + plot_w, left - 6, py(y) + 4, format_tick(y));
+  } else if (log_y) {
     for (int e = static_cast<int>(std::floor(y_min)); e <= static_cast<int>(std::ceil(y_max)); ++e) {
       for (double m : {1.0, 2.0, 5.0}) {
         const double y = m * std::pow(10.0, e);

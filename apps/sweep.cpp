@@ -24,6 +24,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "apps/train.hpp"
+#include "layers/norm/factory.hpp"
 #include "core/tensor.hpp"
 
 extern char** environ;
@@ -45,7 +47,12 @@ std::string run_name(const std::string& label, int batch_size, int seed) {
 
 static std::vector<SweepVariant> norm_variants(const std::vector<std::string>& norms) {
   std::vector<SweepVariant> out;
-  for (const auto& n : norms) out.push_back({n, {"--norm", n}});
+  const auto known = norm_names();
+  for (const auto& n : norms) {
+    if (std::find(known.begin(), known.end(), n) == known.end())
+      throw app::UsageError(fmt::format("sweep: --norms: unknown norm '{}' (valid: {})", n, fmt::join(known, ", ")));
+    out.push_back({n, {"--norm", n}});
+  }
   return out;
 }
 
@@ -139,7 +146,7 @@ SweepPlan sweep_preset(const std::string& name, const std::string& out_dir) {
   } else {
     std::string names;
     for (const auto& n : sweep_preset_names()) names += (names.empty() ? "" : ", ") + n;
-    throw Error(fmt::format("sweep: unknown preset '{}' (valid: {})", name, names));
+    throw app::UsageError(fmt::format("sweep: unknown preset '{}' (valid: {})", name, names));
   }
   return p;
 }
@@ -261,10 +268,14 @@ static std::string format_duration(double seconds) {
 }
 
 static int run_sweep(const SweepPlan& plan) {
-  NL_CHECK(!plan.variants.empty() && !plan.batch_sizes.empty() && !plan.seeds.empty(),
-           "sweep: need at least one norm (variant), batch size and seed");
-  for (int b : plan.batch_sizes) NL_CHECK(b > 0, "sweep: batch sizes must be positive, got ", b);
-  NL_CHECK(plan.jobs >= 1, "sweep: --jobs must be >= 1");
+  // Mistakes in the plan are usage errors (exit code 2), found before anything runs.
+  auto usage_check = [](bool ok, const std::string& message) {
+    if (!ok) throw app::UsageError(message);
+  };
+  usage_check(!plan.variants.empty() && !plan.batch_sizes.empty() && !plan.seeds.empty(),
+              "sweep: need at least one norm (variant), batch size and seed");
+  for (int b : plan.batch_sizes) usage_check(b > 0, fmt::format("sweep: --batch-sizes must be positive, got {}", b));
+  usage_check(plan.jobs >= 1 && plan.threads >= 1, "sweep: --jobs and --threads must be >= 1");
   fs::create_directories(fs::path(plan.out_dir) / "logs");
   const std::vector<RunSpec> runs = expand(plan);
   {
@@ -389,7 +400,7 @@ static std::vector<int> parse_int_list(const std::string& s, const char* flag) {
       out.push_back(std::stoi(item, &used));
       NL_CHECK(used == item.size(), "");
     } catch (const std::exception&) {
-      throw Error(fmt::format("sweep: {} expects comma-separated integers, got '{}'", flag, s));
+      throw app::UsageError(fmt::format("sweep: {} expects comma-separated integers, got '{}'", flag, s));
     }
   }
   return out;
@@ -446,7 +457,7 @@ int sweep_main(int argc, char** argv) {
     plan.variants = norm_variants(parse_list(norms));
     plan.batch_sizes = parse_int_list(batch_sizes, "--batch-sizes");
     plan.common_args = {"--model", model, "--dataset", dataset};
-    NL_CHECK(epochs.empty() != steps.empty() || (epochs.empty() && steps.empty()), "sweep: give --epochs or --steps, not both");
+    if (!epochs.empty() && !steps.empty()) throw app::UsageError("sweep: give --epochs or --steps, not both");
     plan.lr_scaling = lr_scaling;
     plan.base_lr = base_lr;
     plan.base_batch = base_batch;

@@ -6,7 +6,7 @@
 #include <cmath>
 
 #include "optim/optimizer.hpp"
-#include "support/fixtures.hpp"
+#include "tests/support/fixtures.hpp"
 
 using namespace nl;
 using nl::test::require_close;

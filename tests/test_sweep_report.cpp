@@ -1,0 +1,123 @@
+// End-to-end tests of `normlab sweep` and `normlab report` on the tiny synthetic IDX dataset
+// (tests/support/cli_runner.hpp): one run per (norm, batch size, seed), learning rates scaled
+// with the batch size, resumability (finished runs are never touched again, interrupted ones
+// restart), diverged runs recorded while the sweep goes on, and the report's tables and figures.
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "tests/support/cli_runner.hpp"
+
+using namespace nl::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// bn and gn at batch 4 and 16, 12 steps each: a complete small sweep, made once per process.
+const fs::path& finished_sweep() {
+  static const fs::path dir = [] {
+    const fs::path out = temp_root() / "sweep";
+    const Run r = run_normlab("sweep --model mlp --dataset mnist --data-dir " + data_dir() +
+                              " --norms bn,gn --groups 4 --batch-sizes 4,16 --steps 12 --base-lr 0.32 --base-batch 32 "
+                              "--jobs 2 --threads 1 --no-eval-modes --out " + out.string());
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    return out;
+  }();
+  return dir;
+}
+
+}  // namespace
+
+TEST_CASE("sweep runs every (norm, batch size) and scales the learning rate linearly", "[sweep]") {
+  const fs::path dir = finished_sweep();
+  for (const char* name : {"bn-b4-s0", "bn-b16-s0", "gn-b4-s0", "gn-b16-s0"}) {
+    INFO(name);
+    const auto summary = read_json_file(dir / name / "summary.json");
+    CHECK(summary["status"] == "ok");
+    CHECK(summary["steps"] == 12);
+  }
+  // lr = base_lr * B / base_batch = 0.32 * 4 / 32 and 0.32 * 16 / 32
+  CHECK(read_json_file(dir / "bn-b4-s0" / "config.json")["lr"].get<double>() == Approx(0.04));
+  CHECK(read_json_file(dir / "gn-b16-s0" / "config.json")["lr"].get<double>() == Approx(0.16));
+  const auto rows = read_lines(dir / "results.csv");
+  REQUIRE(rows.size() == 5);  // header + 4 runs
+  CHECK(rows[0].rfind("variant,batch_size,seed,lr,status,test_accuracy", 0) == 0);
+  for (size_t i = 1; i < rows.size(); ++i) CHECK(rows[i].find(",\"ok\",") != std::string::npos);
+}
+
+TEST_CASE("running a sweep again skips finished runs and restarts an interrupted one", "[sweep]") {
+  const fs::path dir = finished_sweep();
+  const std::string kept_before = slurp(dir / "bn-b4-s0" / "summary.json");
+  // Simulate a run killed before its first checkpoint.
+  fs::remove(dir / "gn-b16-s0" / "train_state.safetensors");
+  {
+    std::ofstream(dir / "gn-b16-s0" / "summary.json") << "{\"status\": \"interrupted\"}";
+  }
+  const Run r = run_normlab("sweep --model mlp --dataset mnist --data-dir " + data_dir() +
+                            " --norms bn,gn --groups 4 --batch-sizes 4,16 --steps 12 --base-lr 0.32 --base-batch 32 "
+                            "--jobs 2 --threads 1 --no-eval-modes --out " + dir.string());
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.err.find("3 already finished") != std::string::npos);
+  CHECK(slurp(dir / "bn-b4-s0" / "summary.json") == kept_before);  // never rewritten
+  CHECK(read_json_file(dir / "gn-b16-s0" / "summary.json")["status"] == "ok");
+}
+
+TEST_CASE("a diverged run is recorded as diverged and the sweep goes on", "[sweep]") {
+  const fs::path out = temp_root() / "sweep-diverge";
+  const Run r = run_normlab("sweep --model cnn --dataset mnist --data-dir " + data_dir() +
+                            " --norms bn,none --batch-sizes 8 --steps 6 --lr-scaling none --base-lr 1e30 "
+                            "--jobs 1 --threads 1 --no-eval-modes --out " + out.string());
+  INFO(r.err);
+  CHECK(r.exit_code == 0);
+  const auto bn = read_json_file(out / "bn-b8-s0" / "summary.json");
+  CHECK(bn["status"].get<std::string>().rfind("diverged at step", 0) == 0);
+  CHECK(fs::exists(out / "none-b8-s0" / "summary.json"));  // the next run still ran
+  CHECK(slurp(out / "results.csv").find("diverged at step") != std::string::npos);
+}
+
+TEST_CASE("report writes the norm x batch table, the BN - GN row and the figures", "[report]") {
+  const fs::path dir = finished_sweep();
+  const Run r = run_normlab("report " + dir.string());
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  const std::string md = slurp(dir / "report.md");
+  CHECK(md.find("| norm | B=4 | B=16 |") != std::string::npos);
+  CHECK(md.find("| bn |") != std::string::npos);
+  CHECK(md.find("| **BN - GN** |") != std::string::npos);
+  for (const char* fig : {"error_vs_batch.svg", "curves_b4.svg", "curves_b16.svg", "curves_bn.svg", "step_time.svg"}) {
+    INFO(fig);
+    const std::string svg = slurp(dir / fig);
+    CHECK(svg.rfind("<svg", 0) == 0);
+    CHECK(svg.find("</svg>") != std::string::npos);
+    CHECK(md.find(std::string("](") + fig + ")") != std::string::npos);
+  }
+  const std::string html = slurp(dir / "report.html");
+  CHECK(html.find("<table>") != std::string::npos);
+  CHECK(html.find("<svg") != std::string::npos);  // figures inlined: the page stands alone
+}
+
+TEST_CASE("sweep and report reject bad input with exit code 2 or a clear error", "[sweep][report]") {
+  const Run preset = run_normlab("sweep --preset no-such-preset --out " + (temp_root() / "x").string());
+  CHECK(preset.exit_code == 2);
+  CHECK(preset.err.find("gn-batch") != std::string::npos);  // lists the valid presets
+  const Run norm = run_normlab("sweep --norms bn,nonorm --out " + (temp_root() / "x").string());
+  CHECK(norm.exit_code == 2);
+  CHECK(norm.err.find("nonorm") != std::string::npos);
+  const Run sizes = run_normlab("sweep --batch-sizes 2,0 --out " + (temp_root() / "x").string());
+  CHECK(sizes.exit_code == 2);
+  const Run report = run_normlab("report " + (temp_root() / "not-a-sweep").string());
+  CHECK(report.exit_code == 1);
+  CHECK(report.err.find("sweep.json") != std::string::npos);
+}

@@ -6,8 +6,8 @@
 // make themselves and compare RSS after a warm-up (step 100: every buffer, optimizer slot,
 // OpenMP thread and allocator arena exists by then) with RSS at step 1000.
 //
-// Allowed growth: < 2 MB over the 900 steps (measured: +0.1 MB for the MLP, +0.5 MB for the
-// CNN). Checked that it can fail: keeping each step's forward graph alive (a stray reference
+// Allowed growth: < 2 MB over the 900 steps (measured under ASan: +0.1 MB for the MLP,
+// +0.5 to +0.9 MB for the CNN). Checked that it can fail: keeping each step's forward graph alive (a stray reference
 // to the logits) grows the MLP run by 69 MB and fails; a leak of a few hundred bytes per
 // step (one detached scalar: +0.5 MB) is below this test's resolution.
 //
@@ -137,7 +137,7 @@ TEST_CASE("a CNN with GroupNorm trains 1000 steps without RSS growth", "[memory]
   norm.name = "gn";
   norm.groups = 4;
   auto model = make_model(o, norm);
-  check(train(*model, make_batches(o.input_shape, 8, gen), 0.02f), "cnn+gn");
+  check(train(*model, make_batches(o.input_shape, 4, gen), 0.02f), "cnn+gn");  // batch 4: ~30 s under ASan
 }
 
 TEST_CASE("backward frees the autograd graph: intermediates and nodes expire", "[memory][autograd]") {

@@ -179,6 +179,13 @@ TensorFile load_safetensors(const std::string& path) {
   try {
     header = json::parse(bytes.begin() + 8, bytes.begin() + 8 + static_cast<std::ptrdiff_t>(n),
                          [&](int depth, json::parse_event_t event, json& parsed) {
+                           // A header nests three deep at most ({name: {shape: [..]}}); refuse
+                           // deeper containers before they are built (their dump() in an error
+                           // message would recurse once per level and overflow the stack).
+                           if ((event == json::parse_event_t::object_start ||
+                                event == json::parse_event_t::array_start) && depth > 2)
+                             throw Error(where("header nests objects/arrays deeper than a safetensors "
+                                               "header can (more than 3 levels)"));
                            if (event == json::parse_event_t::key && depth == 1 &&
                                !keys.insert(parsed.get<std::string>()).second && duplicate.empty())
                              duplicate = parsed.get<std::string>();
@@ -207,6 +214,7 @@ TensorFile load_safetensors(const std::string& path) {
       }
       continue;
     }
+    NL_CHECK(!name.empty(), where("a tensor has an empty name (save_safetensors refuses those too)"));
     const std::string t = "tensor '" + name + "'";
     NL_CHECK(info.is_object(), where(t, ": entry must be an object, got ", info.dump()));
     for (const char* field : {"dtype", "shape", "data_offsets"})
@@ -218,11 +226,14 @@ TensorFile load_safetensors(const std::string& path) {
     const json& shape_json = info["shape"];
     NL_CHECK(shape_json.is_array(), where(t, ": shape must be an array"));
     Entry e{name, {}, 0, 0};
-    uint64_t numel = 1;
+    // extent: the product of the non-zero dims, which Tensor's strides are built from; it
+    // must fit even when a zero dim makes numel 0 (else [0, 2^62, 2^62] overflows int64).
+    uint64_t numel = 1, extent = 1;
     bool overflow = false;
     for (const json& d : shape_json) {
       uint64_t dim = read_uint(d, t + " shape", path);
-      overflow = overflow || (dim != 0 && numel > (UINT64_MAX / 4) / dim);
+      overflow = overflow || (dim != 0 && extent > (UINT64_MAX / 4) / dim);
+      if (dim != 0 && !overflow) extent *= dim;
       numel *= dim;
       e.shape.push_back(static_cast<int64_t>(dim));
     }

@@ -165,3 +165,33 @@ TEST_CASE("eval reports running, batch and precise BN statistics", "[app]") {
   }
   CHECK(run_normlab("eval --run " + (temp_root() / "no_such_run").string()).exit_code == 1);
 }
+
+TEST_CASE("same seed and thread count: the same metrics.csv, bit for bit", "[app][determinism]") {
+  // Two threads, so the parallel kernels' fixed split is what is being tested.
+  const std::string args = "train --dataset mnist --data-dir " + data_dir() +
+                           " --model cnn --norm gn --groups 4 --steps 12 --batch-size 16 --log-every 1 --threads 2 --out ";
+  REQUIRE(run_normlab(args + (temp_root() / "det-a").string()).exit_code == 0);
+  REQUIRE(run_normlab(args + (temp_root() / "det-b").string()).exit_code == 0);
+  const auto a = read_lines(temp_root() / "det-a" / "metrics.csv");
+  const auto b = read_lines(temp_root() / "det-b" / "metrics.csv");
+  REQUIRE(a.size() == 13);
+  REQUIRE(a.size() == b.size());
+  // Every column but the last (wall-clock seconds) must be identical text.
+  for (size_t i = 0; i < a.size(); ++i) CHECK(a[i].substr(0, a[i].rfind(',')) == b[i].substr(0, b[i].rfind(',')));
+  const nl::TensorFile wa = nl::load_safetensors((temp_root() / "det-a" / "model.safetensors").string());
+  const nl::TensorFile wb = nl::load_safetensors((temp_root() / "det-b" / "model.safetensors").string());
+  for (size_t i = 0; i < wa.tensors.size(); ++i) CHECK(wa.tensors[i].second.to_vector() == wb.tensors[i].second.to_vector());
+}
+
+TEST_CASE("a truncated or tampered checkpoint is refused with a message naming the file", "[app][resume]") {
+  const std::string args = "--model mlp --norm bn --steps 8 --batch-size 16 --checkpoint-every 4";
+  REQUIRE(run_normlab(train_args("trunc", args + " --simulate-kill-at-step 6")).exit_code == 137);
+  const fs::path state = temp_root() / "trunc" / "train_state.safetensors";
+  REQUIRE(fs::exists(state));
+  fs::resize_file(state, fs::file_size(state) / 2);
+  const Run r = run_normlab("train --resume " + (temp_root() / "trunc").string());
+  CHECK(r.exit_code == 1);
+  CHECK(r.err.find("train_state.safetensors") != std::string::npos);
+  // The finished model file of another run is never replaced by a failed resume.
+  CHECK_FALSE(fs::exists(temp_root() / "trunc" / "summary.json.tmp"));
+}

@@ -50,31 +50,25 @@ SGD::SGD(std::vector<ParamGroup> groups, SGDOptions options) : Optimizer(std::mo
 
 void SGD::step() {
   ++steps_;
-  for (size_t gi = 0; gi < groups_.size(); ++gi) {
-    const float wd = groups_[gi].weight_decay, mu = options_.momentum;
-    for (size_t pi = 0; pi < groups_[gi].params.size(); ++pi) {
-      Tensor& p = groups_[gi].params[pi];
-      Tensor grad = p.grad();
-      if (!grad.defined()) continue;
-      float* w = p.data();
-      const float* g = grad.data();
-      float* v = velocity_[gi][pi].data();
-      const int64_t n = p.numel();
-      // Loop-invariant flags in locals (not members read through `this`), so the compiler
-      // unswitches the loop and vectorizes it: this pass showed in CNN training profiles.
-      const bool first = steps_ == 1, nesterov = options_.nesterov;
-      const float lr = lr_;
-      for (int64_t i = 0; i < n; ++i) {
-        float d = g[i] + wd * w[i];
-        if (mu != 0.0f) {
-          // PyTorch initialises the buffer with the first gradient (no dampening).
-          v[i] = first ? d : mu * v[i] + d;
-          d = nesterov ? d + mu * v[i] : v[i];
-        }
-        w[i] -= lr * d;
+  for_each_param_with_grad([&](size_t gi, size_t pi, Tensor& p, const Tensor& grad) {
+    float* w = p.data();
+    const float* g = grad.data();
+    float* v = velocity_[gi][pi].data();
+    const int64_t n = p.numel();
+    // Loop-invariant values in locals (not members read through `this`), so the compiler
+    // unswitches the loop and vectorizes it: this pass showed in CNN training profiles.
+    // The velocity starts at zero, so the first step sets v = d, as PyTorch's buffer does.
+    const float wd = groups_[gi].weight_decay, mu = options_.momentum, lr = lr_;
+    const bool nesterov = options_.nesterov;
+    for (int64_t i = 0; i < n; ++i) {
+      float d = g[i] + wd * w[i];
+      if (mu != 0.0f) {
+        v[i] = mu * v[i] + d;
+        d = nesterov ? d + mu * v[i] : v[i];
       }
+      w[i] -= lr * d;
     }
-  }
+  });
 }
 
 std::vector<std::pair<std::string, Tensor>> SGD::state() { return flatten_state({{"momentum", &velocity_}}); }
@@ -90,32 +84,26 @@ void Adam::step() {
   const float bias1 = 1.0f - std::pow(b1, static_cast<float>(steps_));
   const float bias2 = 1.0f - std::pow(b2, static_cast<float>(steps_));
   const float step_size = lr_ / bias1, sqrt_bias2 = std::sqrt(bias2);
-  for (size_t gi = 0; gi < groups_.size(); ++gi) {
-    const float wd = groups_[gi].weight_decay;
-    for (size_t pi = 0; pi < groups_[gi].params.size(); ++pi) {
-      Tensor& p = groups_[gi].params[pi];
-      Tensor grad = p.grad();
-      if (!grad.defined()) continue;
-      float* w = p.data();
-      const float* g = grad.data();
-      float* m = m_[gi][pi].data();
-      float* v = v_[gi][pi].data();
-      const bool decoupled = options_.decoupled_weight_decay;
-      const float lr = lr_, eps = options_.eps;
-      // Every element is independent (same bits for any split); the sqrt and division make
-      // this loop compute-bound, so large tensors are worth splitting across threads.
-      parallel_for(p.numel(), 1 << 15, [=](int64_t begin, int64_t end) {
-        for (int64_t i = begin; i < end; ++i) {
-          float gi_ = g[i];
-          if (decoupled) w[i] -= lr * wd * w[i];
-          else gi_ += wd * w[i];
-          m[i] = b1 * m[i] + (1.0f - b1) * gi_;
-          v[i] = b2 * v[i] + (1.0f - b2) * gi_ * gi_;
-          w[i] -= step_size * m[i] / (std::sqrt(v[i]) / sqrt_bias2 + eps);
-        }
-      });
-    }
-  }
+  for_each_param_with_grad([&](size_t gi, size_t pi, Tensor& p, const Tensor& grad) {
+    float* w = p.data();
+    const float* g = grad.data();
+    float* m = m_[gi][pi].data();
+    float* v = v_[gi][pi].data();
+    const bool decoupled = options_.decoupled_weight_decay;
+    const float lr = lr_, eps = options_.eps, wd = groups_[gi].weight_decay;
+    // Every element is independent (same bits for any split); the sqrt and division make
+    // this loop compute-bound, so large tensors are worth splitting across threads.
+    parallel_for(p.numel(), 1 << 15, [=](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        float gi_ = g[i];
+        if (decoupled) w[i] -= lr * wd * w[i];
+        else gi_ += wd * w[i];
+        m[i] = b1 * m[i] + (1.0f - b1) * gi_;
+        v[i] = b2 * v[i] + (1.0f - b2) * gi_ * gi_;
+        w[i] -= step_size * m[i] / (std::sqrt(v[i]) / sqrt_bias2 + eps);
+      }
+    });
+  });
 }
 
 std::vector<std::pair<std::string, Tensor>> Adam::state() {

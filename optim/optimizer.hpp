@@ -37,6 +37,15 @@ class Optimizer {
   void set_steps(int64_t s) { steps_ = s; }
 
  protected:
+  // Calls fn(group index, param index, param, grad) for every parameter that has a gradient.
+  template <typename Fn>
+  void for_each_param_with_grad(Fn&& fn) {
+    for (size_t gi = 0; gi < groups_.size(); ++gi)
+      for (size_t pi = 0; pi < groups_[gi].params.size(); ++pi) {
+        Tensor grad = groups_[gi].params[pi].grad();
+        if (grad.defined()) fn(gi, pi, groups_[gi].params[pi], grad);
+      }
+  }
   std::vector<ParamGroup> groups_;
   float lr_;
   int64_t steps_ = 0;

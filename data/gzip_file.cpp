@@ -63,7 +63,16 @@ std::vector<uint8_t> gunzip(const uint8_t* bytes, size_t size, const std::string
   size_t in_pos = 0, out_pos = 0;
   std::string problem;
   while (true) {
-    if (out_pos == out.size()) out.resize(out.size() * 2);
+    if (out_pos == out.size()) {
+      // Deflate can expand ~1000x, so a small crafted file could otherwise exhaust memory
+      // (std::bad_alloc) instead of failing with a message. No dataset normlab reads is near this.
+      constexpr size_t kMaxDecompressed = size_t(4) << 30;
+      if (out.size() >= kMaxDecompressed) {
+        inflateEnd(&zs);
+        throw Error("'" + name + "': decompresses to more than 4 GiB; refusing to read it into memory");
+      }
+      out.resize(std::min(out.size() * 2, kMaxDecompressed));
+    }
     // avail_in/avail_out are 32-bit: feed at most 1 GiB per call.
     const size_t kMaxStep = size_t(1) << 30;
     zs.next_in = const_cast<Bytef*>(bytes + in_pos);

@@ -55,8 +55,12 @@ void check_against_fixture(Module& m, const TensorFile& f, const std::string& c,
 }
 
 // fused (forward) vs reference (reference_forward): outputs and every gradient.
+// Parameter gradients are sums over N*H*W values (2048 in the larger cases), summed in a
+// different order by the two paths: where such a sum nearly cancels, rtol does not help, so
+// they get their own absolute tolerance (param_atol < 0: the same as atol).
 void check_fused_vs_reference(Module& m, const std::function<Tensor(const Tensor&)>& reference, const Tensor& x0,
-                              double atol = 1e-5, double rtol = 1e-4) {
+                              double atol = 1e-5, double rtol = 1e-4, double param_atol = -1.0) {
+  if (param_atol < 0) param_atol = atol;
   Generator gen(7);
   Tensor x1 = leaf(x0), x2 = leaf(x0);
   m.zero_grad();
@@ -72,7 +76,7 @@ void check_fused_vs_reference(Module& m, const std::function<Tensor(const Tensor
   require_close(x1.grad(), x2.grad(), atol, rtol, m.name() + " fused vs reference: grad_x");
   auto named = m.named_parameters();
   for (size_t i = 0; i < named.size(); ++i)
-    require_close(g1[i], named[i].second.grad(), atol, rtol, m.name() + " fused vs reference: grad " + named[i].first);
+    require_close(g1[i], named[i].second.grad(), param_atol, rtol, m.name() + " fused vs reference: grad " + named[i].first);
 }
 
 // gradcheck of m on input and parameters, with an elementwise affine layer in front
@@ -523,7 +527,7 @@ TEST_CASE("EvoNorm-S0 fused == composite reference: outputs and all grads, sever
     for (bool train : {true, false}) {  // S0 has no batch statistics: the same in both modes
       s0.train(train);
       INFO(s0.name() << " on " << shape_str(c.shape) << (train ? " train" : " eval"));
-      check_fused_vs_reference(s0, [&](const Tensor& t) { return s0.reference_forward(t); }, x);
+      check_fused_vs_reference(s0, [&](const Tensor& t) { return s0.reference_forward(t); }, x, 1e-5, 1e-4, 1e-4);
     }
   }
 }
@@ -547,7 +551,7 @@ TEST_CASE("EvoNorm-B0 fused == composite reference in train and eval: outputs, a
         CHECK(inst > 0.1);  // both branches of max() are exercised
         CHECK(inst < 0.9);
       }
-      check_fused_vs_reference(fused, [&](const Tensor& t) { return fused.reference_forward(t); }, x);
+      check_fused_vs_reference(fused, [&](const Tensor& t) { return fused.reference_forward(t); }, x, 1e-5, 1e-4, 1e-4);
       // forward and reference_forward each updated fused.running_var once in training: do the
       // same on a second module with reference_forward only and compare.
       ref.reference_forward(x);

@@ -42,7 +42,10 @@ static std::string format_tick(double v) {
 }
 
 std::string LinePlot::to_svg() const {
-  const double left = 70, right = 150, top = 40, bottom = 55;  // right margin holds the legend
+  // The right margin holds the legend: wide enough for the longest label (~7 px a character).
+  size_t longest = 0;
+  for (const auto& s : series) longest = std::max(longest, s.label.size());
+  const double left = 70, right = std::max(150.0, 52.0 + 7.0 * static_cast<double>(longest)), top = 40, bottom = 55;
   const double plot_w = width - left - right, plot_h = height - top - bottom;
   double x_min = std::numeric_limits<double>::infinity(), x_max = -x_min, y_min = x_min, y_max = -x_min;
   auto tx = [&](double x) { return log2_x ? std::log2(x) : x; };
@@ -154,7 +157,10 @@ std::string LinePlot::to_svg() const {
 }
 
 std::string BarChart::to_svg() const {
-  const double left = 130, right = 150, top = 40, bar_h = 14, group_gap = 12;
+  size_t longest = 0;
+  for (const auto& l : series_labels) longest = std::max(longest, l.size());
+  const double left = 130, right = std::max(150.0, 42.0 + 7.0 * static_cast<double>(longest)), top = 40, bar_h = 14,
+               group_gap = 12;
   const double group_h = bar_h * std::max<size_t>(series_labels.size(), 1) + group_gap;
   const int height = static_cast<int>(top + group_h * categories.size() + 50);
   const double plot_w = width - left - right;

@@ -7,14 +7,14 @@
 # PyTorch: /work/shared/ref/torch_train_bench.py --only seq (its Transformer LN/RMS and LSTM
 # rows) with Debian's torch via /usr/bin/python3 and the OpenMP OpenBLAS unpacked as
 # /work/shared/ref/run_all.sh does (LD_LIBRARY_PATH only for that run). normlab:
-# `normlab_bench lm` from BUILD (default build-perfrnn). The two alternate REPEATS times
+# `normlab_bench lm` from BUILD (default build, as scripts/build.sh makes it). The two alternate REPEATS times
 # (torch, normlab, torch, normlab, ...) and each side's median over its runs is compared, so
 # a slow spell of the shared machine does not decide the ratio.
 # ratio = normlab tokens/s / PyTorch tokens/s (> 1: normlab faster).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 ref=/work/shared/ref
-build="${BUILD:-$root/build-perfrnn}"
+build="${BUILD:-$root/build}"
 threads="${THREADS:-2}"
 repeats="${REPEATS:-2}"
 budget="${BUDGET:-1.5}"

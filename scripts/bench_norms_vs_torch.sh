@@ -4,12 +4,12 @@
 #   QUICK=1 scripts/bench_norms_vs_torch.sh         # short budgets, noisier
 # PyTorch: /work/shared/ref/torch_norm_bench.py with Debian's torch via /usr/bin/python3 and
 # the OpenMP OpenBLAS unpacked as /work/shared/ref/run_all.sh does (LD_LIBRARY_PATH only for
-# that run). normlab: `normlab_bench norms` from BUILD (default build-norm). Both use default
+# that run). normlab: `normlab_bench norms` from BUILD (default build, as scripts/build.sh makes it). Both use default
 # glibc malloc. ratio = normlab speed / PyTorch speed = torch time / normlab time (> 1: faster).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 ref=/work/shared/ref
-build="${BUILD:-$root/build-norm}"
+build="${BUILD:-$root/build}"
 threads="${THREADS:-2}"
 out="${OUT:-${TMPDIR:-/tmp}/normlab-norm-bench}"
 mkdir -p "$out"

@@ -4,7 +4,7 @@
 #   scripts/bench_train_vs_torch.sh                   # 1 and 2 threads, ~4 min
 #   THREADS=2 BUDGET=0.3 scripts/bench_train_vs_torch.sh
 # For each thread count: PyTorch sweep, normlab sweep (`normlab_bench train` from BUILD,
-# default build-perfconv), PyTorch sweep again. The machine is shared, so the ratio uses the
+# default build, as scripts/build.sh makes it), PyTorch sweep again. The machine is shared, so the ratio uses the
 # mean of the two PyTorch sweeps around the normlab one, and "range" shows the ratio against
 # each of them. PyTorch runs with the OpenMP OpenBLAS (see /work/shared/ref/README.md).
 # On a busy shared machine run 2 threads with OMP_WAIT_POLICY=passive (both sides inherit it):
@@ -13,7 +13,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 ref=/work/shared/ref
-build="${BUILD:-$root/build-perfconv}"
+build="${BUILD:-$root/build}"
 budget="${BUDGET:-0.5}"
 out="${OUT:-${TMPDIR:-/tmp}/normlab-train-bench}"
 ob="${OPENBLAS_DIR:-/usr/lib/x86_64-linux-gnu/openblas-openmp}"

@@ -36,12 +36,6 @@ struct LmRow {
   bool adamw;
 };
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 // Median seconds per training step of one freshly built model.
 double step_seconds(const LmRow& r, double budget, int64_t B, int64_t T, int64_t V, int64_t* nparams) {
   nl::ModelOptions mo;
@@ -69,17 +63,7 @@ double step_seconds(const LmRow& r, double budget, int64_t B, int64_t T, int64_t
     loss.backward();
     opt.step();
   };
-  using clock = std::chrono::steady_clock;
-  for (int i = 0; i < 3; ++i) step();
-  std::vector<double> times;
-  const auto start = clock::now();
-  while (times.size() < 60 &&
-         (times.size() < 8 || std::chrono::duration<double>(clock::now() - start).count() < budget)) {
-    const auto t0 = clock::now();
-    step();
-    times.push_back(std::chrono::duration<double>(clock::now() - t0).count());
-  }
-  return median(times);
+  return nl::bench::median_step_seconds(step, budget);
 }
 
 }  // namespace
@@ -123,7 +107,7 @@ NL_BENCH_SUITE(lm, "char Transformer / LSTM / GRU training tokens/s at batch 16 
   std::printf("%-48s %9s %8s %16s %8s\n", "model", "tokens/s", "step ms", "tokens/s range", "params");
   for (const auto& r : rows) {
     const auto& ts = times[r.title];
-    const double t = median(ts);
+    const double t = nl::bench::median(ts);
     const double lo = *std::max_element(ts.begin(), ts.end()), hi = *std::min_element(ts.begin(), ts.end());
     char range[64];
     std::snprintf(range, sizeof range, "%.0f..%.0f", B * T / lo, B * T / hi);

@@ -56,19 +56,7 @@ double median_step_seconds(const std::string& dataset, const std::string& norm, 
     nl::cross_entropy(model->forward(x), targets).backward();
     opt.step();
   };
-  using clock = std::chrono::steady_clock;
-  for (int i = 0; i < 3; ++i) step();
-  std::vector<double> times;
-  const auto start = clock::now();
-  while (times.size() < 60 &&
-         (times.size() < 8 || std::chrono::duration<double>(clock::now() - start).count() < budget)) {
-    const auto t0 = clock::now();
-    step();
-    times.push_back(std::chrono::duration<double>(clock::now() - t0).count());
-  }
-  std::sort(times.begin(), times.end());
-  const size_t m = times.size();
-  return m % 2 ? times[m / 2] : 0.5 * (times[m / 2 - 1] + times[m / 2]);
+  return nl::bench::median_step_seconds(step, budget);
 }
 
 NL_BENCH_SUITE(train, "CNN training images/s (MNIST, CIFAR x norms x batch; compare: scripts/bench_train_vs_torch.sh)") {

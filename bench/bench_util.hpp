@@ -93,4 +93,28 @@ inline void print_row(const std::vector<std::string>& columns, int width = 14) {
   std::fflush(stdout);
 }
 
+
+inline double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t m = v.size();
+  return m == 0 ? 0.0 : (m % 2 ? v[m / 2] : 0.5 * (v[m / 2 - 1] + v[m / 2]));
+}
+
+// Median time of one training step, the way ../shared/ref/torch_train_bench.py measures
+// PyTorch: 3 warm-up steps, then timed steps until `budget` seconds passed (at least 8, at
+// most 60).
+inline double median_step_seconds(const std::function<void()>& step, double budget) {
+  using clock = std::chrono::steady_clock;
+  for (int i = 0; i < 3; ++i) step();
+  std::vector<double> times;
+  const auto start = clock::now();
+  while (times.size() < 60 &&
+         (times.size() < 8 || std::chrono::duration<double>(clock::now() - start).count() < budget)) {
+    const auto t0 = clock::now();
+    step();
+    times.push_back(std::chrono::duration<double>(clock::now() - t0).count());
+  }
+  return median(times);
+}
+
 }  // namespace nl::bench

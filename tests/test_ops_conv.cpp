@@ -8,16 +8,12 @@
 #include "core/ops.hpp"
 #include "core/parallel.hpp"
 #include "core/random.hpp"
+#include "tests/support/require_gradcheck.hpp"
 
 using namespace nl;
+using nl::test::require_gradcheck;
 
 namespace {
-
-void require_gradcheck(const std::function<Tensor(const std::vector<Tensor>&)>& fn, const std::vector<Tensor>& in) {
-  GradcheckResult r = gradcheck(fn, in);
-  INFO(r.report);
-  REQUIRE(r.ok);
-}
 
 Tensor leaf(const Shape& shape, Generator& gen) { return randn(shape, gen).set_requires_grad(); }
 

@@ -9,8 +9,10 @@
 #include "core/gradcheck.hpp"
 #include "core/ops.hpp"
 #include "core/random.hpp"
+#include "tests/support/require_gradcheck.hpp"
 
 using namespace nl;
+using nl::test::require_gradcheck;
 
 namespace {
 
@@ -39,12 +41,6 @@ std::vector<double> naive_sum(const Tensor& x, const std::vector<bool>& mask) {
           out[((idx[0] * o[1] + idx[1]) * o[2] + idx[2]) * o[3] + idx[3]] += v[i];
         }
   return out;
-}
-
-void require_gradcheck(const std::function<Tensor(const std::vector<Tensor>&)>& fn, const std::vector<Tensor>& in) {
-  auto r = gradcheck(fn, in);
-  INFO(r.report);
-  REQUIRE(r.ok);
 }
 
 }  // namespace

@@ -26,6 +26,16 @@ static std::string escape(const std::string& s) {
   return out;
 }
 
+// The <svg> element on a white background, with the chart's title centred at title_x.
+static std::string svg_open(int width, int height, const std::string& title, double title_x) {
+  return fmt::format(
+             "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" viewBox=\"0 0 {} {}\" "
+             "font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n",
+             width, height, width, height) +
+         fmt::format("<text x=\"{}\" y=\"22\" text-anchor=\"middle\" font-size=\"15\" font-weight=\"bold\">{}</text>\n",
+                     title_x, escape(title));
+}
+
 // "Nice" tick step for a range: 1, 2 or 5 times a power of ten.
 static double nice_step(double range, int target_ticks) {
   const double raw = range / std::max(target_ticks, 1);
@@ -70,12 +80,7 @@ std::string LinePlot::to_svg() const {
   auto px = [&](double x) { return left + (tx(x) - x_min) / (x_max - x_min) * plot_w; };
   auto py = [&](double y) { return top + (1.0 - (ty(y) - y_min) / (y_max - y_min)) * plot_h; };
 
-  std::string svg = fmt::format(
-      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" viewBox=\"0 0 {} {}\" "
-      "font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n",
-      width, height, width, height);
-  svg += fmt::format("<text x=\"{}\" y=\"22\" text-anchor=\"middle\" font-size=\"15\" font-weight=\"bold\">{}</text>\n",
-                     left + plot_w / 2, escape(title));
+  std::string svg = svg_open(width, height, title, left + plot_w / 2);
   // grid and ticks
   if (log2_x) {
     for (int e = static_cast<int>(std::ceil(x_min)); e <= static_cast<int>(std::floor(x_max)); ++e) {
@@ -171,12 +176,7 @@ std::string BarChart::to_svg() const {
   if (v_max <= 0) v_max = 1;
   const double step = nice_step(v_max, 5);
   v_max = std::ceil(v_max / step) * step;
-  std::string svg = fmt::format(
-      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" viewBox=\"0 0 {} {}\" "
-      "font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n",
-      width, height, width, height);
-  svg += fmt::format("<text x=\"{}\" y=\"22\" text-anchor=\"middle\" font-size=\"15\" font-weight=\"bold\">{}</text>\n",
-                     left + plot_w / 2, escape(title));
+  std::string svg = svg_open(width, height, title, left + plot_w / 2);
   const double bottom = top + group_h * categories.size();
   for (double v = 0; v <= v_max + 1e-9; v += step) {
     const double x = left + v / v_max * plot_w;

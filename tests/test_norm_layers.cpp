@@ -79,6 +79,28 @@ void check_fused_vs_reference(Module& m, const std::function<Tensor(const Tensor
     require_close(g1[i], named[i].second.grad(), param_atol, rtol, m.name() + " fused vs reference: grad " + named[i].first);
 }
 
+// Every SIMD level the CPU has reproduces the scalar path's results (within float rounding),
+// and a rerun at the same level gives the same bits. `run` returns the tensors to compare.
+void check_simd_levels_agree(const std::vector<Module*>& modules,
+                             const std::function<std::vector<Tensor>(Module&)>& run) {
+  const SimdLevel saved = simd_level();
+  for (Module* m : modules) {
+    set_simd_level(SimdLevel::scalar);
+    auto ref = run(*m);
+    for (SimdLevel l : {SimdLevel::avx2, SimdLevel::avx512}) {
+      if (l > best_simd_level()) continue;
+      set_simd_level(l);
+      auto got = run(*m);
+      for (size_t i = 0; i < ref.size(); ++i)
+        require_close(got[i], ref[i], 1e-5, 1e-4, m->name() + " " + simd_level_name(l) + " vs scalar #" + std::to_string(i));
+      auto again = run(*m);
+      for (size_t i = 0; i < ref.size(); ++i)
+        require_close(again[i], got[i], 0, 0, m->name() + " deterministic rerun #" + std::to_string(i));
+    }
+  }
+  set_simd_level(saved);
+}
+
 // gradcheck of m on input and parameters, with an elementwise affine layer in front
 // (h = x * s + t) so the norm's input gradient is really used by s and t.
 void check_gradcheck(Module& m, const Shape& xshape, uint64_t seed = 3, float scale = 1.0f) {
@@ -438,22 +460,7 @@ TEST_CASE("every SIMD level gives the same results within rounding; runs are det
   GroupNorm gn(4, 16);
   RMSNorm rms({9});
   FilterResponseNorm frn(16);
-  const SimdLevel saved = simd_level();
-  for (Module* m : std::vector<Module*>{&ln, &gn, &rms, &frn}) {
-    set_simd_level(SimdLevel::scalar);
-    auto ref = run(*m);
-    for (SimdLevel l : {SimdLevel::avx2, SimdLevel::avx512}) {
-      if (l > best_simd_level()) continue;
-      set_simd_level(l);
-      auto got = run(*m);
-      for (size_t i = 0; i < ref.size(); ++i)
-        require_close(got[i], ref[i], 1e-5, 1e-4, m->name() + " " + simd_level_name(l) + " vs scalar #" + std::to_string(i));
-      auto again = run(*m);
-      for (size_t i = 0; i < ref.size(); ++i)
-        require_close(again[i], got[i], 0, 0, m->name() + " deterministic rerun #" + std::to_string(i));
-    }
-  }
-  set_simd_level(saved);
+  check_simd_levels_agree({&ln, &gn, &rms, &frn}, run);
 }
 
 TEST_CASE("bad shapes and groups throw nl::Error naming the layer and shapes", "[norm][errors]") {
@@ -612,22 +619,7 @@ TEST_CASE("EvoNorm: every SIMD level agrees with scalar; same bits on rerun and 
   evonorm_params(b0_train, gen, 0.3f);
   evonorm_params(b0_eval, gen, 0.3f);
   b0_eval.eval();
-  const SimdLevel saved = simd_level();
-  for (Module* m : std::vector<Module*>{&s0, &b0_train, &b0_eval}) {
-    set_simd_level(SimdLevel::scalar);
-    auto ref = run(*m);
-    for (SimdLevel l : {SimdLevel::avx2, SimdLevel::avx512}) {
-      if (l > best_simd_level()) continue;
-      set_simd_level(l);
-      auto got = run(*m);
-      for (size_t i = 0; i < ref.size(); ++i)
-        require_close(got[i], ref[i], 1e-5, 1e-4, m->name() + " " + simd_level_name(l) + " vs scalar #" + std::to_string(i));
-      auto again = run(*m);
-      for (size_t i = 0; i < ref.size(); ++i)
-        require_close(again[i], got[i], 0, 0, m->name() + " deterministic rerun #" + std::to_string(i));
-    }
-  }
-  set_simd_level(saved);
+  check_simd_levels_agree({&s0, &b0_train, &b0_eval}, run);
   // Per-(n, c) partial sums reduced over n in order: the thread count does not change a bit.
   Tensor xb = randn({16, 32, 16, 16}, gen), dyb = randn({16, 32, 16, 16}, gen);
   EvoNormS0 s0b(32, 8);

@@ -15,23 +15,36 @@
 #include "apps/commands.hpp"
 #include "apps/sweep.hpp"
 #include "apps/train.hpp"
+#include "core/distributed.hpp"
+#include "dist/launch.hpp"
 
 namespace {
 
 // Runs fn, turning exceptions into a message and an exit code (see commands.hpp).
+// Under mpirun a rank that fails alone cannot just return: the others may be waiting for it
+// in a collective call, so it names itself and ends the whole job (MPI_Abort).
+int fail(int code, const char* message) {
+  auto& comm = nl::dist::world();
+  if (comm.size() == 1) {
+    std::fprintf(stderr, "error: %s\n", message);
+    return code;
+  }
+  std::fprintf(stderr, "error (rank %d of %d): %s\n", comm.rank(), comm.size(), message);
+  std::fflush(stderr);
+  comm.abort(code);
+  return code;  // not reached: abort() ends every rank
+}
+
 template <typename Fn>
 int guarded(Fn&& fn) {
   try {
     return fn();
   } catch (const nl::app::UsageError& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 2;
+    return fail(2, e.what());
   } catch (const std::bad_alloc&) {
-    std::fprintf(stderr, "error: out of memory (try a smaller --batch-size or model)\n");
-    return 1;
+    return fail(1, "out of memory (try a smaller --batch-size or model)");
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 1;
+    return fail(1, e.what());
   }
 }
 
@@ -51,6 +64,7 @@ static void prefer_passive_openmp_waiting(char** argv) {
 
 int main(int argc, char** argv) {
   prefer_passive_openmp_waiting(argv);
+  nl::dist::MpiSession mpi(argc, argv);  // joins the job under mpirun; nothing otherwise
   const std::string first = argc > 1 ? argv[1] : "";
   if (first == "sweep") return guarded([&] { return nl::sweep_main(argc - 1, argv + 1); });
   if (first == "report") return guarded([&] { return nl::report_main(argc - 1, argv + 1); });

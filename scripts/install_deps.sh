@@ -9,6 +9,7 @@ packages=(
   libopenblas-openmp-dev   # BLAS sharing the OpenMP thread pool (see README: "Why these packages")
   libfmt-dev catch2 libstb-dev zlib1g-dev
   nlohmann-json3-dev libcli11-dev
+  openmpi-bin libopenmpi-dev   # mpirun: data-parallel training and sharded sweeps (README: "Why these packages")
   dataset-fashion-mnist    # default dataset of the README's main command
 )
 if [[ " $* " == *" --torch "* ]]; then packages+=(python3-torch python3-numpy); fi

@@ -17,6 +17,7 @@
 #include "apps/run_dir.hpp"
 #include "core/kernels/kernels.hpp"
 #include "core/parallel.hpp"
+#include "data/class_batches.hpp"
 #include "data/loader.hpp"
 #include "data/registry.hpp"
 #include "optim/optimizer.hpp"
@@ -46,7 +47,7 @@ nlohmann::json config_to_json(const TrainConfig& c) {
   const NormOptions& n = c.norm;
   return {
       {"dataset", c.dataset}, {"data_dir", c.data_dir}, {"subset", c.subset}, {"input_norm", c.input_norm},
-      {"augment", c.augment},
+      {"augment", c.augment}, {"classes_per_batch", c.classes_per_batch},
       {"model",
        {{"name", m.name}, {"input_shape", m.input_shape}, {"num_classes", m.num_classes}, {"width", m.width},
         {"depth", m.depth}, {"activation", m.activation}, {"vocab_size", m.vocab_size}, {"context", m.context},
@@ -81,6 +82,7 @@ TrainConfig config_from_json(const nlohmann::json& j) {
     c.subset = j.at("subset");
     c.input_norm = j.at("input_norm");
     c.augment = j.at("augment");
+    c.classes_per_batch = j.value("classes_per_batch", int64_t{0});  // absent in runs made before the flag
     c.model.name = m.at("name");
     c.model.input_shape = m.at("input_shape").get<Shape>();
     c.model.num_classes = m.at("num_classes");
@@ -207,6 +209,9 @@ void validate(const TrainConfig& c) {
   if (std::find(names.begin(), names.end(), c.model.name) == names.end())
     fail(fmt::format("unknown --model '{}'", c.model.name));
   const bool text = data::is_text_dataset(c.dataset);
+  if (c.classes_per_batch < 0) fail(fmt::format("--classes-per-batch must be >= 0 (0 = off), got {}", c.classes_per_batch));
+  if (text && c.classes_per_batch > 0)
+    fail(fmt::format("--classes-per-batch needs an image classification dataset; {} is text", c.dataset));
   const bool lm = c.model.name == "lstm" || c.model.name == "gru" || c.model.name == "transformer";
   if (text && !lm)
     fail(fmt::format("--dataset {} is text: use a language model (--model lstm, gru or transformer), not {}",
@@ -317,11 +322,18 @@ void Trainer::setup_data() {
     if (train.n < cfg_.batch_size)
       throw UsageError(fmt::format("--batch-size {} is larger than the training set ({} images{})", cfg_.batch_size,
                                    train.n, cfg_.subset ? " after --subset" : ""));
+    if (cfg_.classes_per_batch > 0) {
+      try {
+        data::check_classes_per_batch(cfg_.classes_per_batch, train.num_classes, cfg_.batch_size);
+      } catch (const Error& e) {
+        throw UsageError(fmt::format("--classes-per-batch: {}", e.what()));
+      }
+    }
     // drop_last: every step sees a full batch, so batch statistics are equally noisy at
     // every step (a batch of 1 at the end of an epoch would make BN meaningless).
     loader_ = std::make_unique<data::DataLoader>(
         train, data::LoaderOptions{.batch_size = cfg_.batch_size, .shuffle = true, .drop_last = true,
-                                   .seed = cfg_.seed,
+                                   .classes_per_batch = cfg_.classes_per_batch, .seed = cfg_.seed,
                                    .augment = cfg_.augment ? data::Augmentation::cifar() : data::Augmentation::none(),
                                    .normalization = images_.normalization});
     steps_per_epoch_ = loader_->batches_per_epoch();
@@ -350,6 +362,8 @@ void Trainer::write_config() {
     resolved["input_mean"] = images_.normalization.mean;
     resolved["input_std"] = images_.normalization.std;
     resolved["train_images"] = images_.split.train.n;
+    // Examples no batch takes in an epoch (the drop_last remainder, or the K-class leftovers).
+    resolved["examples_skipped_per_epoch"] = images_.split.train.n - steps_per_epoch_ * cfg_.batch_size;
     resolved["test_images"] = images_.split.test.n;
     resolved["class_names"] = images_.split.train.class_names;
   }

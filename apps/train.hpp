@@ -42,6 +42,7 @@ struct TrainConfig {
   int64_t subset = 0;                     // > 0: only the first K training examples (characters for text)
   std::string input_norm = "standardize"; // images: standardize | unit | minmax
   bool augment = false;                   // images: pad-4 random crop + horizontal flip
+  int64_t classes_per_batch = 0;          // images: > 0 = every batch from exactly K classes (non-i.i.d.)
 
   // Model (ModelOptions::name, width, depth, ... ; input shape and classes come from the data).
   ModelOptions model = default_model_options();

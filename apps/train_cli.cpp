@@ -29,6 +29,10 @@ Command add_train_command(CLI::App& app) {
   t->add_option("--input-norm", cfg->input_norm, "image input normalization: standardize | unit | minmax")
       ->check(CLI::IsMember({"standardize", "unit", "minmax"}))->group(d);
   t->add_flag("--augment", cfg->augment, "random crop (pad 4) + horizontal flip of training images")->group(d);
+  t->add_option("--classes-per-batch", cfg->classes_per_batch,
+                "non-i.i.d. batches: every batch from exactly K classes, as evenly as the batch size allows "
+                "(0 = off: plain shuffling); images only")
+      ->check(kNonNegative)->group(d);
 
   const std::string m = "Model";
   t->add_option("--model", cfg->model.name, "mlp | cnn | resnet20 | lstm | gru | transformer")

@@ -12,6 +12,8 @@
 
 #include <numeric>
 
+#include "data/class_batches.hpp"
+
 namespace nl::data {
 
 namespace {
@@ -42,7 +44,15 @@ DataLoader::DataLoader(const ImageDataset& dataset, LoaderOptions options)
                static_cast<int64_t>(dataset_.labels.size()) == n,
            "DataLoader('", dataset_.name, "'): inconsistent dataset (pixels/labels do not match n = ", n, ")");
   NL_CHECK(options_.augment.crop_padding >= 0, "DataLoader: crop_padding must be >= 0");
-  batches_per_epoch_ = options_.drop_last ? n / bs : (n + bs - 1) / bs;
+  if (options_.classes_per_batch != 0) {
+    NL_CHECK(options_.shuffle, "DataLoader('", dataset_.name, "'): classes_per_batch needs shuffle");
+    batches_per_epoch_ =
+        class_batches_per_epoch(dataset_.labels, dataset_.num_classes, bs, options_.classes_per_batch);
+    NL_CHECK(batches_per_epoch_ > 0, "DataLoader('", dataset_.name, "'): not even one batch of ", bs,
+             " examples from ", options_.classes_per_batch, " classes can be made from ", n, " examples");
+  } else {
+    batches_per_epoch_ = options_.drop_last ? n / bs : (n + bs - 1) / bs;
+  }
   NL_CHECK(batches_per_epoch_ > 0, "DataLoader('", dataset_.name, "'): drop_last with batch_size ", bs,
            " larger than the dataset (", n, " examples) would yield no batches");
   if (options_.normalization.scale.empty()) options_.normalization = Normalization::unit_range(dataset_.channels);
@@ -63,10 +73,13 @@ DataLoader::~DataLoader() {
 }
 
 std::vector<int64_t> DataLoader::epoch_order(int64_t epoch) const {
+  Generator gen(mix_seed(options_.seed, kOrderStream, static_cast<uint64_t>(epoch)));
+  if (options_.classes_per_batch != 0)
+    return class_batches_order(dataset_.labels, dataset_.num_classes, options_.batch_size, options_.classes_per_batch,
+                               gen);
   std::vector<int64_t> order(dataset_.n);
   std::iota(order.begin(), order.end(), 0);
   if (options_.shuffle) {
-    Generator gen(mix_seed(options_.seed, kOrderStream, static_cast<uint64_t>(epoch)));
     for (int64_t i = dataset_.n - 1; i > 0; --i) std::swap(order[i], order[gen.below(i + 1)]);  // Fisher-Yates
   }
   return order;

@@ -5,6 +5,8 @@
 // thread timing or on what was loaded before:
 //   * the example order of epoch e is a permutation drawn from Generator(mix(seed, e));
 //   * the augmentation of batch i draws from its own Generator(mix(seed, e, i)).
+// With classes_per_batch = K > 0 the order of epoch e comes from the same Generator but
+// groups the examples into batches of exactly K classes (data/class_batches.hpp).
 // So a run resumed with start_epoch(e, i) sees exactly the batches the original run saw.
 //
 // Usage:
@@ -41,6 +43,8 @@ struct LoaderOptions {
   int64_t batch_size = 128;
   bool shuffle = true;
   bool drop_last = false;       // skip the last, smaller batch
+  int64_t classes_per_batch = 0;  // > 0: every batch from exactly K classes (needs shuffle;
+                                  // the examples no K-class batch can take are skipped)
   uint64_t seed = 0;
   Augmentation augment{};       // none by default (use none for evaluation)
   Normalization normalization;  // default (empty): p / 255
@@ -73,7 +77,8 @@ class DataLoader {
   int64_t epoch() const { return epoch_; }
   int64_t batch_index() const { return consume_next_; }  // index of the batch next() returns
 
-  // The example order of an epoch (identity when shuffle is off).
+  // The example order of an epoch (identity when shuffle is off; K-class batches first, then
+  // the skipped leftovers, with classes_per_batch).
   std::vector<int64_t> epoch_order(int64_t epoch) const;
   // Build batch `index` of an epoch whose order is `order`, synchronously (what the worker runs).
   Batch make_batch(const std::vector<int64_t>& order, int64_t epoch, int64_t index) const;

@@ -56,7 +56,7 @@ nlohmann::json config_to_json(const TrainConfig& c) {
         {"dropout", m.dropout}, {"seed", m.seed}}},
       {"norm",
        {{"name", n.name}, {"groups", n.groups}, {"eps", n.eps}, {"momentum", n.momentum},
-        {"ghost_batch", n.ghost_batch}, {"r_max", n.r_max}, {"d_max", n.d_max},
+        {"stat_batch", n.stat_batch}, {"ghost_batch", n.ghost_batch}, {"r_max", n.r_max}, {"d_max", n.d_max},
         {"renorm_warmup_steps", n.renorm_warmup_steps}, {"wn_mean_only_bn", n.wn_mean_only_bn},
         {"wn_data_init", n.wn_data_init}}},
       {"batch_size", c.batch_size}, {"epochs", c.epochs}, {"steps", c.steps}, {"optimizer", c.optimizer},
@@ -104,6 +104,7 @@ TrainConfig config_from_json(const nlohmann::json& j) {
     c.norm.groups = n.at("groups");
     c.norm.eps = n.at("eps");
     c.norm.momentum = n.at("momentum");
+    c.norm.stat_batch = n.value("stat_batch", int64_t{0});  // absent in runs made before --stat-batch
     c.norm.ghost_batch = n.at("ghost_batch");
     c.norm.r_max = n.at("r_max");
     c.norm.d_max = n.at("d_max");

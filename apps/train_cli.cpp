@@ -64,7 +64,19 @@ Command add_train_command(CLI::App& app) {
   t->add_option("--momentum", cfg->norm.momentum,
                 "running statistics: running = (1-m) running + m batch (PyTorch); negative = cumulative average")
       ->group(n);
-  t->add_option("--ghost-batch", cfg->norm.ghost_batch, "gbn: virtual batch size")->check(kAtLeastOne)->group(n);
+  t->add_option("--stat-batch", cfg->norm.stat_batch,
+                "bn, mobn, brn (and wn's mean-only BN, LSTM bn): batch statistics over groups of this many "
+                "examples of each batch, one running-stats update per group (0 = the whole batch; else >= 2); "
+                "the batch-independent norms accept and ignore it (evonorm-b0 and gbn, which has --ghost-batch, refuse it)")
+      ->check(CLI::Validator(
+          [](std::string& v) -> std::string {
+            const bool ok = v == "0" || number_check(2, false, "")(v).empty();
+            return ok ? "" : "must be 0 (the whole batch) or a number >= 2, got '" + v + "'";
+          },
+          "0 or >= 2"))
+      ->group(n);
+  t->add_option("--ghost-batch", cfg->norm.ghost_batch, "gbn: virtual batch size (gbn = bn with --stat-batch this)")
+      ->check(kAtLeastOne)->group(n);
   t->add_option("--r-max", cfg->norm.r_max, "brn: clip of r")->check(CLI::Range(1.0f, 1e6f))->group(n);
   t->add_option("--d-max", cfg->norm.d_max, "brn: clip of d")->check(kNonNegative)->group(n);
   t->add_option("--renorm-warmup", cfg->norm.renorm_warmup_steps, "brn: steps to ramp r_max/d_max (0 = none)")

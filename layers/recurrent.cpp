@@ -362,6 +362,7 @@ RecurrentBase::RecurrentBase(const char* kind, int64_t gates, int64_t in, int64_
     RecurrentBatchNormOptions b;
     b.eps = opt.eps;
     b.momentum = opt.momentum;
+    b.stat_batch = opt.stat_batch;
     b.gamma_init = opt.bn_gamma_init;
     bn_x_ = register_module("norm_x", std::make_shared<RecurrentBatchNorm>(gates * hidden, opt.max_steps, b));
     bn_h_ = register_module("norm_h", std::make_shared<RecurrentBatchNorm>(gates * hidden, opt.max_steps, b));
@@ -378,6 +379,7 @@ void RecurrentBase::add_cell_norm() {
     RecurrentBatchNormOptions b;
     b.eps = options.eps;
     b.momentum = options.momentum;
+    b.stat_batch = options.stat_batch;
     b.gamma_init = options.bn_gamma_init;
     bn_c_ = register_module("norm_c", std::make_shared<RecurrentBatchNorm>(hidden_size, options.max_steps, b));
   }

@@ -52,6 +52,7 @@ struct RecurrentOptions {
   std::string norm = "none";  // none | ln | rms | bn
   float eps = 1e-5f;          // ln, rms, bn
   float momentum = 0.1f;      // bn running statistics
+  int64_t stat_batch = 0;     // bn: statistics over groups of this many sequences (0 = the batch)
   int64_t max_steps = 512;    // bn: steps with their own statistics (later steps share the last)
   float bn_gamma_init = 0.1f; // bn: Cooijmans et al.'s initial gamma
 };

@@ -65,6 +65,7 @@ TEST_CASE("a tiny run writes every file with the right columns and fields", "[ap
   const json c = read_json_file(out / "config.json");
   CHECK(c["seed"] == 0);
   CHECK(c["norm"]["name"] == "bn");
+  CHECK(c["norm"]["stat_batch"] == 0);
   CHECK(c["model"]["name"] == "mlp");
   CHECK(c["resolved"]["threads"] == 1);
   CHECK(c["resolved"].contains("normlab_version"));
@@ -111,7 +112,8 @@ TEST_CASE("bad flags and values give exit code 2 and name the flag", "[app]") {
   };
   for (const Case& c : {Case{"--norm nosuchnorm", "--norm"}, Case{"--batch-size 0", "--batch-size"},
                         Case{"--lr -1", "--lr"}, Case{"--model nosuchmodel", "--model"},
-                        Case{"--no-such-flag", "--no-such-flag"}, Case{"--norm gn --groups 7 --model cnn", "groups"}}) {
+                        Case{"--no-such-flag", "--no-such-flag"}, Case{"--norm gn --groups 7 --model cnn", "groups"},
+                        Case{"--stat-batch 1", "--stat-batch"}, Case{"--norm gbn --stat-batch 4", "ghost_batch"}}) {
     const Run r = run_normlab(train_args("bad", std::string("--steps 2 ") + c.args));
     INFO(c.args << " -> " << r.err);
     CHECK(r.exit_code == 2);

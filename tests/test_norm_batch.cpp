@@ -1,5 +1,5 @@
 // Tests of the BatchNorm family: BatchNorm1d/2d, MeanOnlyBatchNorm, BatchRenorm,
-// GhostBatchNorm, RecurrentBatchNorm and Precise BN.
+// Ghost BatchNorm (BatchNorm with a statistics batch), RecurrentBatchNorm and Precise BN.
 //  * PyTorch fixtures (scripts/make_norm_fixtures_bn.py): output, every gradient, running
 //    stats after 3 training steps, eval output; for the fused kernel and the composite.
 //  * fused == composite reference; gradcheck with a layer in front; sentinel-filled grads.
@@ -17,7 +17,6 @@
 #include "layers/linear.hpp"
 #include "layers/norm/batch_norm.hpp"
 #include "layers/norm/batch_renorm.hpp"
-#include "layers/norm/ghost_batch_norm.hpp"
 #include "layers/norm/mean_only_batch_norm.hpp"
 #include "layers/norm/precise_bn.hpp"
 #include "layers/norm/recurrent_batch_norm.hpp"
@@ -60,8 +59,9 @@ AnyBn make_layer(const nlohmann::json& p) {
     ro.warmup_steps = p["warmup"];
     auto m = std::make_shared<BatchRenorm>(C, dims, ro);
     a = {m, m->weight, m->bias, [m](const Tensor& x, bool ref) { return ref ? m->reference_forward(x) : m->forward(x); }};
-  } else if (kind == "gbn") {
-    auto m = std::make_shared<GhostBatchNorm>(C, p["ghost"].get<int64_t>(), dims, o);
+  } else if (kind == "gbn") {  // Ghost BatchNorm is BatchNorm with stat_batch = ghost size
+    o.stat_batch = p["ghost"].get<int64_t>();
+    auto m = std::make_shared<BatchNorm>(C, dims, o);
     a = {m, m->weight, m->bias, [m](const Tensor& x, bool ref) { return ref ? m->reference_forward(x) : m->forward(x); }};
   }
   REQUIRE(a.layer);
@@ -97,7 +97,7 @@ void run_fixture_file(const std::string& file, bool reference) {
     require_close(a.layer->running_mean, f.get(c + ".running_mean"), 1e-5, 1e-4, what + " running_mean");
     if (a.layer->has_running_var())
       require_close(a.layer->running_var, f.get(c + ".running_var"), 1e-5, 1e-4, what + " running_var");
-    if (p["kind"] != "gbn")  // GhostBatchNorm counts virtual batches
+    if (p["kind"] != "gbn")  // num_batches_tracked counts statistics groups there
       CHECK(a.layer->num_batches_tracked.item() == p["num_batches_tracked"].get<float>());
     a.layer->eval();
     NoGradGuard ng;
@@ -162,7 +162,7 @@ TEST_CASE("BatchRenorm matches the PyTorch composite (clipping, warm-up)", "[nor
   run_fixture_file("bn_renorm.safetensors", false);
   run_fixture_file("bn_renorm.safetensors", true);
 }
-TEST_CASE("GhostBatchNorm matches the PyTorch composite (uneven and merged chunks)", "[norm][bn]") {
+TEST_CASE("Ghost BatchNorm (stat_batch) matches the PyTorch composite (uneven and merged chunks)", "[norm][bn]") {
   run_fixture_file("bn_ghost.safetensors", false);
   run_fixture_file("bn_ghost.safetensors", true);
 }
@@ -173,7 +173,7 @@ TEST_CASE("fused kernel equals the composite reference on outputs, grads and buf
   check_fused_matches_reference([] { return std::make_shared<BatchNorm>(5, 1, BatchNormOptions{.momentum = -1.0f}); }, {9, 5});
   check_fused_matches_reference([] { return std::make_shared<BatchNorm>(4, 2, BatchNormOptions{.affine = false}); }, {2, 4, 3, 3});
   check_fused_matches_reference([] { return std::make_shared<MeanOnlyBatchNorm>(5, 2); }, {3, 5, 7, 9});
-  check_fused_matches_reference([] { return std::make_shared<GhostBatchNorm>(5, 2, 2); }, {7, 5, 3, 4});
+  check_fused_matches_reference([] { return std::make_shared<BatchNorm>(5, 2, BatchNormOptions{.stat_batch = 2}); }, {7, 5, 3, 4});
   check_fused_matches_reference([] {
     BatchRenormOptions o;
     o.r_max = 1.2f;
@@ -189,7 +189,7 @@ TEST_CASE("gradcheck with a layer in front, input and parameters", "[norm][bn][g
   gradcheck_with_layer_in_front(bn1, {6, 4}, [&](const Tensor& x) { return bn1(x); });
   MeanOnlyBatchNorm mobn(3, 2);
   gradcheck_with_layer_in_front(mobn, {2, 3, 3, 4}, [&](const Tensor& x) { return mobn(x); });
-  GhostBatchNorm gbn(3, 2, 2);
+  BatchNorm gbn(3, 2, BatchNormOptions{.stat_batch = 2});
   gradcheck_with_layer_in_front(gbn, {5, 3, 2, 3}, [&](const Tensor& x) { return gbn(x); });
   RecurrentBatchNorm rbn(4, 3);
   gradcheck_with_layer_in_front(rbn, {6, 4}, [&](const Tensor& x) { return rbn.forward(x, 1); });
@@ -227,7 +227,7 @@ TEST_CASE("training with one value per channel throws; batch 1 with H*W > 1 is l
                                                      Catch::Contains("Expected more than 1 value per channel"));
   REQUIRE_THROWS_WITH(bn2(Tensor::ones({1, 3, 1, 1})), Catch::Contains("[1, 3, 1, 1]"));
   REQUIRE_THROWS_AS(MeanOnlyBatchNorm(3, 1)(Tensor::ones({1, 3})), Error);
-  REQUIRE_THROWS_AS(GhostBatchNorm(3, 4, 1)(Tensor::ones({1, 3})), Error);
+  REQUIRE_THROWS_AS(BatchNorm(3, 1, BatchNormOptions{.stat_batch = 4})(Tensor::ones({1, 3})), Error);
   RecurrentBatchNorm rbn(3, 2);
   REQUIRE_THROWS_AS(rbn.forward(Tensor::ones({1, 3}), 0), Error);
   REQUIRE_THROWS_WITH(rbn(Tensor::ones({4, 3})), Catch::Contains("forward(x, t)"));
@@ -352,8 +352,8 @@ TEST_CASE("BatchRenorm warm-up ramps r_max and d_max linearly", "[norm][brn]") {
   CHECK(brn.current_d_max() == 4.0f);
 }
 
-TEST_CASE("GhostBatchNorm with ghost size >= batch is BatchNorm exactly", "[norm][gbn]") {
-  GhostBatchNorm gbn(3, 8, 2);
+TEST_CASE("a statistics batch >= the batch is BatchNorm exactly", "[norm][gbn]") {
+  BatchNorm gbn(3, 2, BatchNormOptions{.stat_batch = 8});
   BatchNorm bn(3, 2);
   Tensor x = randn_shape({8, 3, 2, 3}, 9, 1.5f);
   Tensor xa = x.clone().set_requires_grad(), xb = x.clone().set_requires_grad();
@@ -364,10 +364,11 @@ TEST_CASE("GhostBatchNorm with ghost size >= batch is BatchNorm exactly", "[norm
   yb.backward(dy);
   require_close(xa.grad(), xb.grad(), 0, 0, "gbn vs bn grad_x");
   require_close(gbn.running_var, bn.running_var, 0, 0, "running_var");
-  CHECK(gbn.chunk_bounds(7) == std::vector<int64_t>{0, 7});
-  GhostBatchNorm g3(3, 3, 2);
-  CHECK(g3.chunk_bounds(7) == std::vector<int64_t>{0, 3, 7});  // leftover 1 merged
-  CHECK(g3.chunk_bounds(8) == std::vector<int64_t>{0, 3, 6, 8});
+  CHECK(gbn.stat_groups(7) == std::vector<int64_t>{0, 7});
+  BatchNorm g3(3, 2, BatchNormOptions{.stat_batch = 3});
+  CHECK(g3.stat_groups(7) == std::vector<int64_t>{0, 3, 7});  // leftover 1 merged
+  CHECK(g3.stat_groups(8) == std::vector<int64_t>{0, 3, 6, 8});
+  CHECK(BatchNorm(3, 2).stat_groups(8) == std::vector<int64_t>{0, 8});
 }
 
 TEST_CASE("RecurrentBatchNorm keeps statistics per time step", "[norm][rbn]") {
@@ -493,7 +494,7 @@ TEST_CASE("BatchNorm1d on [N, C] (column kernels) equals the composite reference
   check_fused_matches_reference([] { return std::make_shared<BatchNorm>(17, 1, BatchNormOptions{.affine = false}); },
                                 {33, 17});
   check_fused_matches_reference([] { return std::make_shared<MeanOnlyBatchNorm>(19, 1); }, {70, 19});
-  check_fused_matches_reference([] { return std::make_shared<GhostBatchNorm>(21, 30, 1); }, {75, 21});
+  check_fused_matches_reference([] { return std::make_shared<BatchNorm>(21, 1, BatchNormOptions{.stat_batch = 30}); }, {75, 21});
   BatchNorm bn(83, 1), ref(83, 1);
   for (int step = 0; step < 2; ++step) {  // fill running stats, then eval
     Tensor x = randn_shape({101, 83}, 90 + step, 2.0f, 1.0f);
@@ -526,4 +527,97 @@ TEST_CASE("BatchNorm1d on [N, C] with mean 1e4 and a small variance is normalize
     CHECK(max_err < 1e-3);
     CHECK(bn.running_var.to_vector()[c] == Approx(0.9 + 0.1 * var * N / (N - 1)).epsilon(1e-5));
   }
+}
+
+namespace {
+// A layer with stat_batch b on a batch of N must be exactly the same layer run on each
+// statistics group by itself, one forward per group in order (stat_batch 0): outputs, input
+// gradients and running statistics bit for bit, parameter gradients (a double sum over the
+// groups there, a float sum of per-group results here) to float rounding; then eval.
+template <typename Make>
+void check_groups_are_separate_forwards(Make make, const Shape& shape, int64_t b) {
+  auto grouped = make(b), alone = make(0);
+  REQUIRE(grouped->stat_batch() == b);
+  const int64_t N = shape[0];
+  const std::vector<int64_t> groups = grouped->stat_groups(N);
+  REQUIRE(groups.size() > 2);  // the test needs several groups
+  for (int step = 0; step < 2; ++step) {
+    const Tensor x0 = randn_shape(shape, 100 + step, 1.5f, 0.4f), dy = randn_shape(shape, 110 + step);
+    Tensor xg = x0.clone().set_requires_grad(), xa = x0.clone().set_requires_grad();
+    Tensor yg = grouped->forward(xg);
+    yg.backward(dy);
+    std::vector<Tensor> ys;
+    for (size_t k = 0; k + 1 < groups.size(); ++k) {
+      Tensor yk = alone->forward(xa.slice(0, groups[k], groups[k + 1]));
+      yk.backward(dy.slice(0, groups[k], groups[k + 1]).contiguous());
+      ys.push_back(yk.detach());
+    }
+    const std::string what = grouped->name() + " step " + std::to_string(step);
+    require_close(yg, concat(ys, 0), 0, 0, what + " out");
+    require_close(xg.grad(), xa.grad(), 0, 0, what + " grad_x");
+    auto pg = grouped->named_parameters(), pa = alone->named_parameters();
+    REQUIRE(pg.size() == pa.size());
+    for (size_t i = 0; i < pg.size(); ++i)
+      require_close(pg[i].second.grad(), pa[i].second.grad(), 1e-5, 1e-6, what + " grad " + pg[i].first);
+    auto bg = grouped->named_buffers(), ba = alone->named_buffers();
+    REQUIRE(bg.size() == ba.size());
+    for (size_t i = 0; i < bg.size(); ++i)
+      require_close(bg[i].second, ba[i].second, 0, 0, what + " buffer " + bg[i].first);
+  }
+  grouped->eval();
+  alone->eval();
+  const Tensor x = randn_shape(shape, 120);
+  require_close(grouped->forward(x), alone->forward(x), 0, 0, grouped->name() + " eval");
+}
+}  // namespace
+
+TEST_CASE("stat_batch b: each statistics group is normalized as its own forward (bn, mobn, brn)", "[norm][gbn]") {
+  for (const Shape& shape : {Shape{10, 3, 4, 5}, Shape{70, 37}}) {  // channel kernels and column kernels
+    const int dims = shape.size() == 4 ? 2 : 1;
+    const int64_t b = dims == 2 ? 3 : 16;  // 10 = 3+3+4 (merged leftover), 70 = 16*4+6
+    check_groups_are_separate_forwards([&](int64_t sb) {
+      return std::make_shared<BatchNorm>(shape[1], dims, BatchNormOptions{.stat_batch = sb});
+    }, shape, b);
+    check_groups_are_separate_forwards([&](int64_t sb) {
+      return std::make_shared<BatchNorm>(shape[1], dims, BatchNormOptions{.momentum = -1.0f, .stat_batch = sb});
+    }, shape, b);
+    check_groups_are_separate_forwards([&](int64_t sb) {
+      return std::make_shared<MeanOnlyBatchNorm>(shape[1], dims, BatchNormOptions{.stat_batch = sb});
+    }, shape, b);
+    // BatchRenorm: tight clips that bind, running stats far from the data and a warm-up, so
+    // each group's r, d and clip depend on the updates of the groups before it.
+    check_groups_are_separate_forwards([&](int64_t sb) {
+      BatchRenormOptions o;
+      o.momentum = 0.3f;
+      o.stat_batch = sb;
+      o.r_max = 1.5f;
+      o.d_max = 0.5f;
+      o.warmup_steps = 5;
+      auto m = std::make_shared<BatchRenorm>(shape[1], dims, o);
+      m->running_mean.fill_(0.8f);
+      m->running_var.fill_(4.0f);
+      return m;
+    }, shape, b);
+  }
+}
+
+TEST_CASE("stat_batch: fused equals the composite reference for every BatchNorm-family layer", "[norm][gbn]") {
+  check_fused_matches_reference([] { return std::make_shared<MeanOnlyBatchNorm>(5, 2, BatchNormOptions{.stat_batch = 3}); },
+                                {8, 5, 3, 2});
+  check_fused_matches_reference([] {
+    BatchRenormOptions o;
+    o.stat_batch = 2;
+    o.r_max = 1.2f;
+    o.d_max = 0.3f;
+    o.warmup_steps = 3;
+    return std::make_shared<BatchRenorm>(5, 2, o);
+  }, {7, 5, 3, 4});
+  RecurrentBatchNorm a(4, 2, RecurrentBatchNormOptions{{.stat_batch = 3}}), b(4, 2, RecurrentBatchNormOptions{{.stat_batch = 3}});
+  for (int64_t t = 0; t < 3; ++t) {
+    Tensor x = randn_shape({9, 4}, 130 + t, 2.0f, 1.0f);
+    require_close(a.forward(x, t), b.reference_forward(x, t), 1e-5, 1e-5, "rbn stat_batch fused vs reference");
+  }
+  require_close(a.running_var, b.running_var, 1e-6, 1e-5, "rbn stat_batch running_var");
+  CHECK(a.num_batches_tracked.to_vector() == std::vector<float>{3, 6});  // 3 groups per step; step 2 shares row 1
+  REQUIRE_THROWS_WITH(BatchNorm(3, 2, BatchNormOptions{.stat_batch = 1}), Catch::Contains("stat_batch"));
 }

@@ -6,6 +6,8 @@
 
 #include <cmath>
 
+#include "core/random.hpp"
+
 #include "layers/activation.hpp"
 #include "layers/norm/factory.hpp"
 
@@ -131,4 +133,85 @@ TEST_CASE("unknown names, bad groups and bad shapes fail clearly", "[factory][er
   o.name = "ln";
   CHECK_THROWS_WITH(make_norm(o, {8}, NormSite::conv), Catch::Contains("[C, H, W]"));
   CHECK_THROWS_WITH(make_norm_act(o, {8}, NormSite::features, "swish"), Catch::Contains("swish"));
+}
+
+TEST_CASE("stat_batch: batch-independent norms are bit-identical with and without it", "[factory][gbn]") {
+  // The sweep applies --stat-batch across norms; a norm without batch statistics must not
+  // change at all (outputs, input and parameter gradients, buffers, train and eval).
+  struct Site {
+    Shape feature, input;
+    NormSite site;
+  };
+  const std::vector<Site> sites{{{8, 5, 4}, {12, 8, 5, 4}, NormSite::conv}, {{8}, {12, 8}, NormSite::features}};
+  for (const std::string name : {"gn", "ln", "in", "frn", "evonorm-s0", "rms", "ws", "wn", "none"}) {
+    for (const Site& s : sites) {
+      if (name == "in" && s.site != NormSite::conv) continue;
+      NormOptions plain;
+      plain.name = name;
+      plain.groups = 4;
+      NormOptions grouped = plain;
+      grouped.stat_batch = 4;
+      auto a = make_norm(plain, s.feature, s.site), b = make_norm(grouped, s.feature, s.site);
+      INFO(name << " at " << a->name());
+      Generator gen(5);
+      auto params_a = a->parameters(), params_b = b->parameters();
+      REQUIRE(params_a.size() == params_b.size());
+      for (size_t i = 0; i < params_a.size(); ++i) {
+        uniform_(params_a[i], 0.5f, 1.5f, gen);
+        params_b[i].copy_(params_a[i]);
+      }
+      for (int step = 0; step < 2; ++step) {
+        Tensor x0 = randn(s.input, gen) * 2.0f + 0.5f, dy = randn(s.input, gen);
+        Tensor xa = x0.clone().set_requires_grad(), xb = x0.clone().set_requires_grad();
+        Tensor ya = a->forward(xa), yb = b->forward(xb);
+        ya.backward(dy);
+        yb.backward(dy);
+        CHECK(ya.to_vector() == yb.to_vector());
+        CHECK(xa.grad().to_vector() == xb.grad().to_vector());
+        auto pa = a->parameters(), pb = b->parameters();
+        for (size_t i = 0; i < pa.size(); ++i) CHECK(pa[i].grad().to_vector() == pb[i].grad().to_vector());
+        auto ba = a->named_buffers(), bb = b->named_buffers();
+        for (size_t i = 0; i < ba.size(); ++i) CHECK(ba[i].second.to_vector() == bb[i].second.to_vector());
+      }
+      a->eval();
+      b->eval();
+      const Tensor x = randn(s.input, gen);
+      CHECK(a->forward(x).to_vector() == b->forward(x).to_vector());
+    }
+  }
+}
+
+TEST_CASE("stat_batch: validated, gbn is bn with stat_batch = ghost_batch, tokens group whole sequences",
+          "[factory][gbn]") {
+  NormOptions o;
+  o.name = "bn";
+  o.stat_batch = 1;
+  CHECK_THROWS_WITH(validate_norm_options(o), Catch::Contains("stat_batch") && Catch::Contains(">= 2"));
+  o.stat_batch = 2;
+  CHECK_NOTHROW(validate_norm_options(o));
+  o.name = "gbn";
+  CHECK_THROWS_WITH(validate_norm_options(o), Catch::Contains("gbn") && Catch::Contains("ghost_batch"));
+  o.name = "evonorm-b0";
+  CHECK_THROWS_WITH(validate_norm_options(o), Catch::Contains("evonorm-b0"));
+  o.stat_batch = 0;
+  o.name = "gbn";
+  o.ghost_batch = 1;
+  CHECK_THROWS_WITH(validate_norm_options(o), Catch::Contains("ghost_batch must be >= 2"));
+  o.ghost_batch = 3;
+  CHECK(make_norm(o, {4, 2, 2}, NormSite::conv)->name() == "BatchNorm2d(4, stat_batch=3)");
+
+  // tokens [B, T, D] with stat_batch 2: the statistics of sequences {0, 1} and {2, 3}, each
+  // over its 2*T tokens per feature (the groups are sequences, not rows of [B*T, D])
+  Generator gen(8);
+  Tensor x = randn({4, 5, 3}, gen) * 2.0f + 1.0f;
+  o.name = "bn";
+  o.stat_batch = 2;
+  Tensor y = make_norm(o, {3}, NormSite::tokens)->forward(x);
+  REQUIRE(y.shape() == Shape{4, 5, 3});
+  for (int64_t g = 0; g < 2; ++g) {
+    Tensor yg = y.slice(0, 2 * g, 2 * g + 2).contiguous();
+    for (float v : mean(yg, {0, 1}).to_vector()) CHECK(std::abs(v) < 1e-5f);
+    Tensor d = yg - mean(yg, {0, 1}, true);
+    for (float v : mean(d * d, {0, 1}).to_vector()) CHECK(v == Approx(1.0f).epsilon(1e-3));
+  }
 }

@@ -46,6 +46,7 @@ class CharRNN : public Model {
     r.norm = norm.name;
     r.eps = norm.eps;
     r.momentum = norm.momentum;
+    r.stat_batch = norm.stat_batch;
     r.max_steps = o.max_steps;
     emb_ = register_module("emb", std::make_shared<Embedding>(o.vocab_size, o.embed_dim, gen_));
     if (lstm)

@@ -14,20 +14,49 @@ namespace nl {
 
 // ---------------------------------------------------------------- BatchStatNorm
 
-BatchStatNorm::BatchStatNorm(int64_t num_features, int64_t slots, float momentum, bool track_running_stats,
-                             bool has_running_var)
-    : num_features_(num_features), slots_(slots), momentum_(momentum), track_(track_running_stats),
-      has_var_(has_running_var) {
+BatchStatNorm::BatchStatNorm(int64_t num_features, int64_t slots, const BatchNormOptions& o, bool has_running_var)
+    : num_features_(num_features), slots_(slots), stat_batch_(o.stat_batch), momentum_(o.momentum),
+      track_(o.track_running_stats), has_var_(has_running_var) {
   NL_CHECK(num_features >= 1, "BatchNorm family: num_features must be >= 1, got ", num_features);
   NL_CHECK(slots >= 1, "BatchNorm family: need at least one statistics slot, got ", slots);
-  NL_CHECK(std::isfinite(momentum) && momentum <= 1.0f, "BatchNorm family: momentum must be <= 1 (negative = ",
-           "cumulative average), got ", momentum);
+  NL_CHECK(std::isfinite(momentum_) && momentum_ <= 1.0f, "BatchNorm family: momentum must be <= 1 (negative = ",
+           "cumulative average), got ", momentum_);
+  NL_CHECK(stat_batch_ == 0 || stat_batch_ >= 2, "BatchNorm family: stat_batch must be 0 (the whole batch) or >= 2, ",
+           "got ", stat_batch_);
   if (!track_) return;
   const Shape stat_shape = slots == 1 ? Shape{num_features} : Shape{slots, num_features};
   running_mean = register_buffer("running_mean", Tensor::zeros(stat_shape));
   if (has_var_) running_var = register_buffer("running_var", Tensor::ones(stat_shape));
   num_batches_tracked =
       register_buffer("num_batches_tracked", slots == 1 ? Tensor::scalar(0.0f) : Tensor::zeros({slots}));
+}
+
+std::vector<int64_t> BatchStatNorm::stat_groups(int64_t N) const {
+  std::vector<int64_t> b{0};
+  if (stat_batch_ > 0)
+    for (int64_t s = stat_batch_; s < N; s += stat_batch_) b.push_back(s);
+  if (b.size() > 1 && N - b.back() == 1) b.pop_back();  // a leftover of one sample joins the group before it
+  b.push_back(N);
+  return b;
+}
+
+void BatchStatNorm::check_stat_groups(const Tensor& x, const std::vector<int64_t>& groups, int64_t S) const {
+  for (size_t k = 0; k + 1 < groups.size(); ++k)
+    NL_CHECK((groups[k + 1] - groups[k]) * S > 1, name(),
+             ": Expected more than 1 value per channel when training, got input size ", shape_str(x.shape()),
+             stat_batch_ > 0 ? detail::concat(" (statistics groups of ", stat_batch_, " samples)") : std::string());
+}
+
+void BatchStatNorm::update_running_stats_per_group(int64_t slot, const std::vector<int64_t>& groups, int64_t S, const float* mean,
+                                                   const float* var_biased) {
+  const int64_t C = num_features_;
+  std::vector<float> var_unbiased(C);
+  for (size_t k = 0; k + 1 < groups.size(); ++k) {
+    const int64_t M = (groups[k + 1] - groups[k]) * S;
+    if (has_var_)
+      for (int64_t c = 0; c < C; ++c) var_unbiased[c] = bn_detail::unbiased_var(var_biased[k * C + c], M);
+    update_running_stats(slot, mean + k * C, has_var_ ? var_unbiased.data() : nullptr);
+  }
 }
 
 const float* BatchStatNorm::slot_mean(int64_t slot) const { return running_mean.data() + slot * num_features_; }
@@ -46,13 +75,12 @@ void BatchStatNorm::update_running_stats(int64_t slot, const float* batch_mean, 
   }
   float* count = num_batches_tracked.data() + slot;
   *count += 1.0f;
-  // PyTorch's convention: running = (1 - f) * running + f * batch; f = 1/count when cumulative.
-  const float f = momentum_ >= 0.0f ? momentum_ : 1.0f / *count;
+  const float f = bn_detail::momentum_factor(momentum_, *count);
   float* rm = running_mean.data() + slot * C;
-  for (int64_t c = 0; c < C; ++c) rm[c] = (1.0f - f) * rm[c] + f * batch_mean[c];
+  for (int64_t c = 0; c < C; ++c) rm[c] = bn_detail::blend(rm[c], batch_mean[c], f);
   if (has_var_) {
     float* rv = running_var.data() + slot * C;
-    for (int64_t c = 0; c < C; ++c) rv[c] = (1.0f - f) * rv[c] + f * batch_var_unbiased[c];
+    for (int64_t c = 0; c < C; ++c) rv[c] = bn_detail::blend(rv[c], batch_var_unbiased[c], f);
   }
 }
 
@@ -100,6 +128,47 @@ Shape channel_shape(int64_t C, int64_t rank) {
   Shape s(rank, 1);
   s[1] = C;
   return s;
+}
+
+std::vector<int64_t> stat_dims(int64_t rank) {
+  std::vector<int64_t> dims{0};
+  for (int64_t d = 2; d < rank; ++d) dims.push_back(d);
+  return dims;
+}
+
+Tensor group_mask(int64_t N, int64_t rank, int64_t n0, int64_t n1) {
+  Shape shape(rank, 1);
+  shape[0] = N;
+  std::vector<float> in_group(N, 0.0f);
+  for (int64_t n = n0; n < n1; ++n) in_group[n] = 1.0f;
+  return Tensor::from_vector(shape, in_group);
+}
+
+Tensor reference_xhat(const Tensor& x, const std::vector<int64_t>& groups, int64_t S, float eps,
+                      const GroupStatsFn& on_group) {
+  const std::vector<int64_t> red = stat_dims(x.dim());
+  const int64_t N = x.size(0);
+  Tensor xhat;
+  for (size_t k = 0; k + 1 < groups.size(); ++k) {
+    const int64_t M = (groups[k + 1] - groups[k]) * S;
+    const Tensor mask = group_mask(N, x.dim(), groups[k], groups[k + 1]);
+    const Tensor mean_k = sum(x * mask, red, true) * (1.0f / static_cast<float>(M));
+    const Tensor xmu = (x - mean_k) * mask;
+    const Tensor var_k = sum(xmu * xmu, red, true) * (1.0f / static_cast<float>(M));  // biased
+    const Tensor xhat_k = xmu * rsqrt(var_k + eps);
+    xhat = xhat.defined() ? xhat + xhat_k : xhat_k;
+    if (on_group) on_group(M, mean_k.to_vector(), var_k.to_vector());
+  }
+  return xhat;
+}
+
+float unbiased_var(float var_biased, int64_t M) {
+  return static_cast<float>(var_biased * (static_cast<double>(M) / static_cast<double>(M - 1)));
+}
+
+// PyTorch's convention; f = 1/count when cumulative (Keras' 0.99 multiplies the old value).
+float momentum_factor(float momentum, float num_batches_tracked) {
+  return momentum >= 0.0f ? momentum : 1.0f / num_batches_tracked;
 }
 
 // What backward needs: the input (contiguous), and per (chunk, channel) the mean, rstd and
@@ -178,7 +247,7 @@ Tensor fused_batch_norm(const Tensor& x_in, int64_t C, const Tensor& weight, con
     } else {
       const float rstd = static_cast<float>(1.0 / std::sqrt(static_cast<double>(var) + eps));
       float r = 1.0f, d = 0.0f;
-      if (renorm && !sv->fixed) renorm(c, mean, var, r, d);
+      if (renorm && !sv->fixed) renorm(k, c, mean, var, r, d);
       sv->rstd[i] = rstd;
       sv->r[i] = r;
       sv->d[i] = d;
@@ -326,8 +395,7 @@ Tensor fused_batch_norm(const Tensor& x_in, int64_t C, const Tensor& weight, con
 // ---------------------------------------------------------------- BatchNorm
 
 BatchNorm::BatchNorm(int64_t num_features, int dims_, BatchNormOptions options_)
-    : BatchStatNorm(num_features, 1, options_.momentum, options_.track_running_stats, true),
-      dims(dims_), options(options_) {
+    : BatchStatNorm(num_features, 1, options_, true), dims(dims_), options(options_) {
   NL_CHECK(dims == 1 || dims == 2, "BatchNorm: dims must be 1 (BatchNorm1d) or 2 (BatchNorm2d), got ", dims);
   NL_CHECK(options.eps > 0.0f, name(), ": eps must be > 0, got ", options.eps);
   if (options.affine) {
@@ -337,59 +405,42 @@ BatchNorm::BatchNorm(int64_t num_features, int dims_, BatchNormOptions options_)
 }
 
 std::string BatchNorm::name() const {
-  return detail::concat("BatchNorm", dims, "d(", num_features(), ")");
-}
-
-// M = N*S values per channel; training needs at least two (see batch_norm.hpp).
-static void check_batch_size(const std::string& layer, const Tensor& x, int64_t M) {
-  NL_CHECK(M > 1, layer, ": Expected more than 1 value per channel when training, got input size ",
-           shape_str(x.shape()));
-}
-
-// Unbiased variance from biased: var * M / (M - 1).
-static std::vector<float> unbiased(const float* var, int64_t C, int64_t M) {
-  std::vector<float> out(C);
-  const double bessel = static_cast<double>(M) / static_cast<double>(M - 1);
-  for (int64_t c = 0; c < C; ++c) out[c] = static_cast<float>(var[c] * bessel);
-  return out;
+  return detail::concat("BatchNorm", dims, "d(", num_features(),
+                        stat_batch() > 0 ? detail::concat(", stat_batch=", stat_batch()) : std::string(), ")");
 }
 
 Tensor BatchNorm::forward(const Tensor& x) {
   const auto l = bn_detail::channel_layout(x, num_features(), dims, name());
-  const int64_t N = l[0], C = l[1], M = l[0] * l[2];
+  const int64_t N = l[0], C = l[1], S = l[2];
   const bool batch_stats = is_training() || !tracks_running_stats();
   if (!batch_stats)
     return bn_detail::fused_batch_norm(x, C, weight, bias, options.eps, {0, N}, false, slot_mean(0), slot_var(0),
                                        nullptr, nullptr, "batch_norm_eval");
-  check_batch_size(name(), x, M);
+  const std::vector<int64_t> groups = stat_groups(N);
+  check_stat_groups(x, groups, S);
   bn_detail::FusedStats st;
-  Tensor y = bn_detail::fused_batch_norm(x, C, weight, bias, options.eps, {0, N}, false, nullptr, nullptr,
-                                         nullptr, &st, "batch_norm");
-  if (is_training()) update_running_stats(0, st.mean.data(), unbiased(st.var.data(), C, M).data());
+  Tensor y = bn_detail::fused_batch_norm(x, C, weight, bias, options.eps, groups, false, nullptr, nullptr, nullptr,
+                                         &st, "batch_norm");
+  if (is_training()) update_running_stats_per_group(0, groups, S, st.mean.data(), st.var.data());
   return y;
 }
 
 Tensor BatchNorm::reference_forward(const Tensor& x) {
   const auto l = bn_detail::channel_layout(x, num_features(), dims, name());
-  const int64_t C = l[1], M = l[0] * l[2];
-  std::vector<int64_t> red{0};
-  for (int64_t d = 2; d < x.dim(); ++d) red.push_back(d);
+  const int64_t N = l[0], C = l[1], S = l[2];
   const Shape cs = bn_detail::channel_shape(C, x.dim());
-  Tensor mean_t, var_t;
-  if (is_training() || !tracks_running_stats()) {
-    check_batch_size(name(), x, M);
-    mean_t = mean(x, red, true);
-    const Tensor xmu = x - mean_t;
-    var_t = mean(xmu * xmu, red, true);  // biased
-    if (is_training()) {
-      const std::vector<float> m = mean_t.to_vector(), v = var_t.to_vector();
-      update_running_stats(0, m.data(), unbiased(v.data(), C, M).data());
-    }
+  Tensor y;
+  if (!is_training() && tracks_running_stats()) {
+    y = (x - running_mean.view(cs)) * rsqrt(running_var.view(cs) + options.eps);
   } else {
-    mean_t = running_mean.view(cs);
-    var_t = running_var.view(cs);
+    const std::vector<int64_t> groups = stat_groups(N);
+    check_stat_groups(x, groups, S);
+    y = bn_detail::reference_xhat(x, groups, S, options.eps, [&](int64_t M, std::vector<float> m, std::vector<float> v) {
+      if (!is_training()) return;
+      for (auto& e : v) e = bn_detail::unbiased_var(e, M);
+      update_running_stats(0, m.data(), v.data());
+    });
   }
-  Tensor y = (x - mean_t) * rsqrt(var_t + options.eps);
   if (options.affine) y = y * weight.view(cs) + bias.view(cs);
   return y;
 }

@@ -8,8 +8,7 @@
 namespace nl {
 
 BatchRenorm::BatchRenorm(int64_t num_features, int dims_, BatchRenormOptions options_)
-    : BatchStatNorm(num_features, 1, options_.momentum, options_.track_running_stats, true),
-      dims(dims_), options(options_) {
+    : BatchStatNorm(num_features, 1, options_, true), dims(dims_), options(options_) {
   NL_CHECK(dims == 1 || dims == 2, "BatchRenorm: dims must be 1 or 2, got ", dims);
   NL_CHECK(options.track_running_stats, name(), ": needs track_running_stats (r and d use the running stats)");
   NL_CHECK(options.eps > 0.0f, name(), ": eps must be > 0, got ", options.eps);
@@ -22,71 +21,88 @@ BatchRenorm::BatchRenorm(int64_t num_features, int dims_, BatchRenormOptions opt
   }
 }
 
-std::string BatchRenorm::name() const { return detail::concat("BatchRenorm", dims, "d(", num_features(), ")"); }
+std::string BatchRenorm::name() const {
+  return detail::concat("BatchRenorm", dims, "d(", num_features(),
+                        stat_batch() > 0 ? detail::concat(", stat_batch=", stat_batch()) : std::string(), ")");
+}
 
 static float warmup_fraction(float step, int64_t warmup_steps) {
   if (warmup_steps == 0) return 1.0f;
   return std::min(1.0f, step / static_cast<float>(warmup_steps));
 }
-float BatchRenorm::current_r_max() const {
-  return 1.0f + (options.r_max - 1.0f) * warmup_fraction(num_batches_tracked.item(), options.warmup_steps);
+float BatchRenorm::r_max_at(float step) const {
+  return 1.0f + (options.r_max - 1.0f) * warmup_fraction(step, options.warmup_steps);
 }
-float BatchRenorm::current_d_max() const {
-  return options.d_max * warmup_fraction(num_batches_tracked.item(), options.warmup_steps);
+float BatchRenorm::d_max_at(float step) const { return options.d_max * warmup_fraction(step, options.warmup_steps); }
+float BatchRenorm::current_r_max() const { return r_max_at(num_batches_tracked.item()); }
+float BatchRenorm::current_d_max() const { return d_max_at(num_batches_tracked.item()); }
+
+void BatchRenorm::renorm_constants(float mean, float var, float running_mean, float running_var, float r_max,
+                                   float d_max, float& r, float& d) const {
+  const float sigma = std::sqrt(var + options.eps), sigma_run = std::sqrt(running_var + options.eps);
+  r = std::clamp(sigma / sigma_run, 1.0f / r_max, r_max);
+  d = std::clamp((mean - running_mean) / sigma_run, -d_max, d_max);
 }
 
 Tensor BatchRenorm::forward(const Tensor& x) {
   const auto l = bn_detail::channel_layout(x, num_features(), dims, name());
-  const int64_t N = l[0], C = l[1], M = l[0] * l[2];
+  const int64_t N = l[0], C = l[1], S = l[2];
   if (!is_training())
     return bn_detail::fused_batch_norm(x, C, weight, bias, options.eps, {0, N}, false, slot_mean(0), slot_var(0),
                                        nullptr, nullptr, "batch_renorm_eval");
-  NL_CHECK(M > 1, name(), ": Expected more than 1 value per channel when training, got input size ",
-           shape_str(x.shape()));
-  const float r_max = current_r_max(), d_max = current_d_max(), eps = options.eps;
-  const float* rm = slot_mean(0);
-  const float* rv = slot_var(0);
-  // r, d from the running stats *before* this step's update; constants for backward.
-  auto renorm = [=](int64_t c, float mean, float var, float& r, float& d) {
-    const float sigma = std::sqrt(var + eps), sigma_run = std::sqrt(rv[c] + eps);
-    r = std::clamp(sigma / sigma_run, 1.0f / r_max, r_max);
-    d = std::clamp((mean - rm[c]) / sigma_run, -d_max, d_max);
+  const std::vector<int64_t> groups = stat_groups(N);
+  check_stat_groups(x, groups, S);
+  // Group k is normalized as its own training step would be: r, d from the running stats
+  // after the updates of groups 0..k-1 (before its own), the clip from the count after them.
+  // The fused op calls renorm for each channel's groups in order, so running_seen[c] walks
+  // channel c's running stats forward exactly as update_running_stats_per_group will.
+  std::vector<float> seen_mean(slot_mean(0), slot_mean(0) + C), seen_var(slot_var(0), slot_var(0) + C);
+  const float count = num_batches_tracked.item();
+  const bool advance = !precise_stats_active();  // Precise BN leaves the running stats alone
+  auto renorm = [&](int64_t k, int64_t c, float mean, float var, float& r, float& d) {
+    const float step = advance ? count + static_cast<float>(k) : count;
+    renorm_constants(mean, var, seen_mean[c], seen_var[c], r_max_at(step), d_max_at(step), r, d);
+    if (!advance) return;
+    const float f = bn_detail::momentum_factor(momentum(), step + 1.0f);
+    const int64_t M = (groups[k + 1] - groups[k]) * S;
+    seen_mean[c] = bn_detail::blend(seen_mean[c], mean, f);
+    seen_var[c] = bn_detail::blend(seen_var[c], bn_detail::unbiased_var(var, M), f);
   };
   bn_detail::FusedStats st;
-  Tensor y = bn_detail::fused_batch_norm(x, C, weight, bias, eps, {0, N}, false, nullptr, nullptr, renorm, &st,
-                                         "batch_renorm");
-  std::vector<float> var_unbiased(C);
-  for (int64_t c = 0; c < C; ++c) var_unbiased[c] = static_cast<float>(st.var[c] * (double(M) / double(M - 1)));
-  update_running_stats(0, st.mean.data(), var_unbiased.data());
+  Tensor y = bn_detail::fused_batch_norm(x, C, weight, bias, options.eps, groups, false, nullptr, nullptr, renorm,
+                                         &st, "batch_renorm");
+  update_running_stats_per_group(0, groups, S, st.mean.data(), st.var.data());
   return y;
 }
 
 Tensor BatchRenorm::reference_forward(const Tensor& x) {
   const auto l = bn_detail::channel_layout(x, num_features(), dims, name());
-  const int64_t C = l[1], M = l[0] * l[2];
+  const int64_t N = l[0], C = l[1], S = l[2];
   const Shape cs = bn_detail::channel_shape(C, x.dim());
-  std::vector<int64_t> red{0};
-  for (int64_t d = 2; d < x.dim(); ++d) red.push_back(d);
+  const std::vector<int64_t> red = bn_detail::stat_dims(x.dim());
   Tensor y;
   if (!is_training()) {
     y = (x - running_mean.view(cs)) * rsqrt(running_var.view(cs) + options.eps);
-  } else {
-    NL_CHECK(M > 1, name(), ": Expected more than 1 value per channel when training, got input size ",
-             shape_str(x.shape()));
-    const Tensor mean_t = mean(x, red, true);
-    const Tensor xmu = x - mean_t;
-    const Tensor var_t = mean(xmu * xmu, red, true);
-    // r and d: computed outside autograd (stop-gradient), from the old running stats
-    std::vector<float> r(C), d(C), m = mean_t.to_vector(), v = var_t.to_vector(), vu(C);
-    const float r_max = current_r_max(), d_max = current_d_max();
-    for (int64_t c = 0; c < C; ++c) {
-      const float sigma_run = std::sqrt(running_var.data()[c] + options.eps);
-      r[c] = std::clamp(std::sqrt(v[c] + options.eps) / sigma_run, 1.0f / r_max, r_max);
-      d[c] = std::clamp((m[c] - running_mean.data()[c]) / sigma_run, -d_max, d_max);
-      vu[c] = static_cast<float>(v[c] * (double(M) / double(M - 1)));
+  } else {  // per statistics group (0/1 mask over N), each updating the running stats in turn
+    const std::vector<int64_t> groups = stat_groups(N);
+    check_stat_groups(x, groups, S);
+    for (size_t k = 0; k + 1 < groups.size(); ++k) {
+      const int64_t M = (groups[k + 1] - groups[k]) * S;
+      const Tensor mask = bn_detail::group_mask(N, x.dim(), groups[k], groups[k + 1]);
+      const Tensor mean_k = sum(x * mask, red, true) * (1.0f / static_cast<float>(M));
+      const Tensor xmu = (x - mean_k) * mask;
+      const Tensor var_k = sum(xmu * xmu, red, true) * (1.0f / static_cast<float>(M));
+      // r and d: computed outside autograd (stop-gradient), from the running stats so far
+      std::vector<float> r(C), d(C), m = mean_k.to_vector(), v = var_k.to_vector(), vu(C);
+      const float r_max = current_r_max(), d_max = current_d_max();
+      for (int64_t c = 0; c < C; ++c) {
+        renorm_constants(m[c], v[c], running_mean.data()[c], running_var.data()[c], r_max, d_max, r[c], d[c]);
+        vu[c] = bn_detail::unbiased_var(v[c], M);
+      }
+      const Tensor yk = (xmu * rsqrt(var_k + options.eps) * Tensor::from_vector(cs, r) + Tensor::from_vector(cs, d)) * mask;
+      y = y.defined() ? y + yk : yk;
+      update_running_stats(0, m.data(), vu.data());
     }
-    y = xmu * rsqrt(var_t + options.eps) * Tensor::from_vector(cs, r) + Tensor::from_vector(cs, d);
-    update_running_stats(0, m.data(), vu.data());
   }
   if (options.affine) y = y * weight.view(cs) + bias.view(cs);
   return y;

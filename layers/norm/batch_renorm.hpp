@@ -11,7 +11,8 @@
 //   dx     = rstd / M * (M * dxhat - sum(dxhat) - xhat * sum(dxhat * xhat))
 // which is BatchNorm's backward with gamma replaced by gamma * r. With r = 1, d = 0 it is
 // BatchNorm exactly (tested). Running stats are updated like BatchNorm's, *after* r and d
-// are computed from the old ones.
+// are computed from the old ones. With a statistics batch (batch_norm.hpp), each group is
+// one step: its r, d use the running stats updated by the groups before it.
 //
 // Warm-up: at training step t (= num_batches_tracked before the step) with W warm-up steps,
 //   r_max(t) = 1 + (r_max - 1) * min(1, t / W)      d_max(t) = d_max * min(1, t / W)
@@ -37,10 +38,17 @@ class BatchRenorm : public BatchStatNorm {
   std::string name() const override;  // "BatchRenorm2d(C)"
   float current_r_max() const;  // after warm-up ramp, for the next training step
   float current_d_max() const;
+  float r_max_at(float step) const;  // the clips at training step `step` (num_batches_tracked)
+  float d_max_at(float step) const;
 
   Tensor weight, bias;
   int dims;
   BatchRenormOptions options;
+
+ private:
+  // r, d of one channel from its batch mean/var and the running statistics (formulas above).
+  void renorm_constants(float mean, float var, float running_mean, float running_var, float r_max, float d_max,
+                        float& r, float& d) const;
 };
 
 }  // namespace nl

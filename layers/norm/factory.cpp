@@ -10,7 +10,10 @@
 //   in          InstanceNorm2d(C, affine=true) -- conv only (features/tokens have no
 //               positions to normalize over: nl::Error suggests ln)
 //   gn          GroupNorm(groups, C) | GroupNorm(groups, D) on [N, D] | on [B*T, D] per token
-//   brn, gbn    BatchRenorm / GhostBatchNorm, same layouts as bn
+//   brn         BatchRenorm, same layouts as bn
+//   gbn         Ghost BatchNorm: BatchNorm with stat_batch = ghost_batch, same layouts as bn
+// bn, mobn, brn (and wn's mean-only BN) take stat_batch (batch_norm.hpp, "Statistics
+// batch"); at the tokens site a group is stat_batch *sequences* (B*T/B tokens each).
 //   wn          make_linear/make_conv2d give weight-normalized layers (optionally with the
 //               data-dependent init); the norm is identity, or MeanOnlyBatchNorm when
 //               wn_mean_only_bn is set
@@ -31,7 +34,6 @@
 #include "layers/norm/batch_renorm.hpp"
 #include "layers/norm/evonorm.hpp"
 #include "layers/norm/filter_response_norm.hpp"
-#include "layers/norm/ghost_batch_norm.hpp"
 #include "layers/norm/group_norm.hpp"
 #include "layers/norm/instance_norm.hpp"
 #include "layers/norm/layer_norm.hpp"
@@ -58,7 +60,14 @@ void validate_norm_options(const NormOptions& o) {
            "'; valid names: ", joined_names());
   NL_CHECK(o.eps > 0.0f, "norm '", o.name, "': eps must be positive, got ", o.eps);
   NL_CHECK(o.groups >= 1, "norm '", o.name, "': groups must be >= 1, got ", o.groups);
-  NL_CHECK(o.ghost_batch >= 1, "norm 'gbn': ghost_batch must be >= 1, got ", o.ghost_batch);
+  NL_CHECK(o.stat_batch == 0 || o.stat_batch >= 2, "norm '", o.name,
+           "': stat_batch must be 0 (the whole batch) or >= 2 examples, got ", o.stat_batch);
+  NL_CHECK(o.ghost_batch >= 2, "norm 'gbn': ghost_batch must be >= 2, got ", o.ghost_batch);
+  NL_CHECK(o.name != "gbn" || o.stat_batch == 0, "norm 'gbn' is BatchNorm with stat_batch = ghost_batch (",
+           o.ghost_batch, "); a stat_batch of ", o.stat_batch, " would be a second statistics batch: use bn with ",
+           "stat_batch, or gbn with ghost_batch");
+  NL_CHECK(o.name != "evonorm-b0" || o.stat_batch == 0, "norm 'evonorm-b0': its batch variance has no ",
+           "statistics groups; stat_batch must be 0, got ", o.stat_batch);
   NL_CHECK(o.r_max >= 1.0f && o.d_max >= 0.0f, "norm 'brn': need r_max >= 1 and d_max >= 0, got r_max=", o.r_max,
            " d_max=", o.d_max);
   NL_CHECK(o.renorm_warmup_steps >= 0, "norm 'brn': renorm_warmup_steps must be >= 0");
@@ -74,6 +83,22 @@ class TokensAsRows : public Module {
     return inner_->forward(x.reshape({-1, x.size(2)})).reshape(x.shape());
   }
   std::string name() const override { return "TokensAsRows(" + inner_->name() + ")"; }
+
+ private:
+  std::shared_ptr<Module> inner_;
+};
+
+// [B, T, D] -> [B, D, T] for a BatchNorm1d with statistics groups: its samples are then
+// whole sequences (a group of b sequences holds b*T tokens), its statistics per feature over
+// the group's tokens. Without groups TokensAsRows gives the same statistics, faster.
+class SequencesAsSamples : public Module {
+ public:
+  explicit SequencesAsSamples(std::shared_ptr<Module> inner) : inner_(register_module("inner", std::move(inner))) {}
+  Tensor forward(const Tensor& x) override {
+    NL_CHECK(x.dim() == 3, name(), ": expected tokens [B, T, D], got shape ", x.shape());
+    return inner_->forward(x.permute({0, 2, 1})).permute({0, 2, 1});
+  }
+  std::string name() const override { return "SequencesAsSamples(" + inner_->name() + ")"; }
 
  private:
   std::shared_ptr<Module> inner_;
@@ -116,9 +141,12 @@ std::shared_ptr<Module> make_norm(const NormOptions& o, const Shape& fs, NormSit
   BatchNormOptions bo;
   bo.eps = o.eps;
   bo.momentum = o.momentum;
-  // Per-feature layers take [B*T, D] rows at the tokens site.
+  bo.stat_batch = n == "gbn" ? o.ghost_batch : o.stat_batch;
+  // Per-feature layers take [B*T, D] rows at the tokens site (BN with groups: [B, D, T]).
   auto per_feature = [&](std::shared_ptr<Module> m) -> std::shared_ptr<Module> {
-    return site == NormSite::tokens ? std::make_shared<TokensAsRows>(std::move(m)) : m;
+    if (site != NormSite::tokens) return m;
+    if (bo.stat_batch > 0 && dynamic_cast<BatchStatNorm*>(m.get())) return std::make_shared<SequencesAsSamples>(m);
+    return std::make_shared<TokensAsRows>(std::move(m));
   };
   auto check_groups = [&] {
     NL_CHECK(C % o.groups == 0, "norm '", n, "': groups=", o.groups, " must divide the channel count ", C,
@@ -126,7 +154,7 @@ std::shared_ptr<Module> make_norm(const NormOptions& o, const Shape& fs, NormSit
   };
 
   if (n == "none" || (n == "wn" && !o.wn_mean_only_bn)) return std::make_shared<Identity>();
-  if (n == "bn") return per_feature(std::make_shared<BatchNorm>(C, dims, bo));
+  if (n == "bn" || n == "gbn") return per_feature(std::make_shared<BatchNorm>(C, dims, bo));
   if (n == "mobn" || n == "wn") return per_feature(std::make_shared<MeanOnlyBatchNorm>(C, dims, bo));
   if (n == "brn") {
     BatchRenormOptions ro;
@@ -136,7 +164,6 @@ std::shared_ptr<Module> make_norm(const NormOptions& o, const Shape& fs, NormSit
     ro.warmup_steps = o.renorm_warmup_steps;
     return per_feature(std::make_shared<BatchRenorm>(C, dims, ro));
   }
-  if (n == "gbn") return per_feature(std::make_shared<GhostBatchNorm>(C, o.ghost_batch, dims, bo));
   if (n == "ln") return std::make_shared<LayerNorm>(fs, o.eps);
   if (n == "rms") return std::make_shared<RMSNorm>(fs, o.eps);
   if (n == "gn" || n == "ws") {

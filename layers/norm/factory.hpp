@@ -26,7 +26,10 @@ struct NormOptions {
   int64_t groups = 8;          // gn, ws (GroupNorm groups); must divide the channels
   float eps = 1e-5f;
   float momentum = 0.1f;       // running statistics; a negative value means cumulative average
-  int64_t ghost_batch = 16;    // gbn: virtual batch size
+  int64_t stat_batch = 0;      // bn, mobn, brn (and wn's mean-only BN, LSTM bn): training statistics
+                               // over groups of this many examples (0 = the whole batch); the
+                               // batch-independent norms ignore it
+  int64_t ghost_batch = 16;    // gbn: virtual batch size (gbn is bn with stat_batch = ghost_batch)
   float r_max = 3.0f;          // brn: clip of r (final value after warm-up)
   float d_max = 5.0f;          // brn: clip of d (final value after warm-up)
   int64_t renorm_warmup_steps = 0;  // brn: steps to ramp r_max 1->r_max and d_max 0->d_max (0 = none)

@@ -10,8 +10,8 @@
 // the between-batch term, because fvcore/the paper's reference code do not).
 //
 // Every BatchStatNorm layer in the model takes part (found by walking named_children()
-// recursively and dynamic_cast): BatchNorm, MeanOnlyBatchNorm (mean only), BatchRenorm,
-// GhostBatchNorm (each virtual batch counts as one batch) and RecurrentBatchNorm (per
+// recursively and dynamic_cast): BatchNorm (with a statistics batch each group counts as
+// one batch), MeanOnlyBatchNorm (mean only), BatchRenorm and RecurrentBatchNorm (per
 // time step). Parameters are untouched; forwards run in training mode without autograd.
 #pragma once
 

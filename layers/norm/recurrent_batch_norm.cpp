@@ -7,8 +7,7 @@
 namespace nl {
 
 RecurrentBatchNorm::RecurrentBatchNorm(int64_t num_features, int64_t max_steps_, RecurrentBatchNormOptions options_)
-    : BatchStatNorm(num_features, max_steps_, options_.momentum, options_.track_running_stats, true),
-      max_steps(max_steps_), options(options_) {
+    : BatchStatNorm(num_features, max_steps_, options_, true), max_steps(max_steps_), options(options_) {
   NL_CHECK(options.eps > 0.0f, name(), ": eps must be > 0, got ", options.eps);
   if (options.affine) {
     weight = register_parameter("weight", Tensor::full({num_features}, options.gamma_init));
@@ -36,39 +35,31 @@ Tensor RecurrentBatchNorm::forward(const Tensor& x, int64_t t) {
   if (!is_training() && tracks_running_stats())
     return bn_detail::fused_batch_norm(x, C, weight, bias, options.eps, {0, N}, false, slot_mean(slot),
                                        slot_var(slot), nullptr, nullptr, "recurrent_batch_norm_eval");
-  NL_CHECK(N > 1, name(), ": Expected more than 1 value per channel when training, got input size ",
-           shape_str(x.shape()));
+  const std::vector<int64_t> groups = stat_groups(N);
+  check_stat_groups(x, groups, 1);
   bn_detail::FusedStats st;
-  Tensor y = bn_detail::fused_batch_norm(x, C, weight, bias, options.eps, {0, N}, false, nullptr, nullptr, nullptr,
+  Tensor y = bn_detail::fused_batch_norm(x, C, weight, bias, options.eps, groups, false, nullptr, nullptr, nullptr,
                                          &st, "recurrent_batch_norm");
-  if (is_training()) {
-    std::vector<float> vu(C);
-    for (int64_t c = 0; c < C; ++c) vu[c] = static_cast<float>(st.var[c] * (double(N) / double(N - 1)));
-    update_running_stats(slot, st.mean.data(), vu.data());
-  }
+  if (is_training()) update_running_stats_per_group(slot, groups, 1, st.mean.data(), st.var.data());
   return y;
 }
 
 Tensor RecurrentBatchNorm::reference_forward(const Tensor& x, int64_t t) {
   const int64_t slot = check_step(*this, x, t), N = x.size(0), C = num_features();
-  Tensor mean_t, var_t;
+  Tensor y;
   if (!is_training() && tracks_running_stats()) {
-    mean_t = running_mean.view({max_steps, C}).select(0, slot).view({1, C});
-    var_t = running_var.view({max_steps, C}).select(0, slot).contiguous().view({1, C});
-    mean_t = mean_t.contiguous();
+    const Tensor mean_t = running_mean.view({max_steps, C}).select(0, slot).contiguous().view({1, C});
+    const Tensor var_t = running_var.view({max_steps, C}).select(0, slot).contiguous().view({1, C});
+    y = (x - mean_t) * rsqrt(var_t + options.eps);
   } else {
-    NL_CHECK(N > 1, name(), ": Expected more than 1 value per channel when training, got input size ",
-             shape_str(x.shape()));
-    mean_t = mean(x, {0}, true);
-    const Tensor xmu = x - mean_t;
-    var_t = mean(xmu * xmu, {0}, true);
-    if (is_training()) {
-      std::vector<float> m = mean_t.to_vector(), v = var_t.to_vector();
-      for (auto& e : v) e = e * float(N) / float(N - 1);
+    const std::vector<int64_t> groups = stat_groups(N);
+    check_stat_groups(x, groups, 1);
+    y = bn_detail::reference_xhat(x, groups, 1, options.eps, [&](int64_t M, std::vector<float> m, std::vector<float> v) {
+      if (!is_training()) return;
+      for (auto& e : v) e = bn_detail::unbiased_var(e, M);
       update_running_stats(slot, m.data(), v.data());
-    }
+    });
   }
-  Tensor y = (x - mean_t) * rsqrt(var_t + options.eps);
   if (options.affine) y = y * weight.view({1, C}) + bias.view({1, C});
   return y;
 }

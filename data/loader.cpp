@@ -44,6 +44,8 @@ DataLoader::DataLoader(const ImageDataset& dataset, LoaderOptions options)
                static_cast<int64_t>(dataset_.labels.size()) == n,
            "DataLoader('", dataset_.name, "'): inconsistent dataset (pixels/labels do not match n = ", n, ")");
   NL_CHECK(options_.augment.crop_padding >= 0, "DataLoader: crop_padding must be >= 0");
+  NL_CHECK(options_.part_count >= 1 && options_.part_index >= 0 && options_.part_index < options_.part_count,
+           "DataLoader: part ", options_.part_index, " of ", options_.part_count, " does not exist");
   if (options_.classes_per_batch != 0) {
     NL_CHECK(options_.shuffle, "DataLoader('", dataset_.name, "'): classes_per_batch needs shuffle");
     batches_per_epoch_ =
@@ -87,26 +89,34 @@ std::vector<int64_t> DataLoader::epoch_order(int64_t epoch) const {
 
 Batch DataLoader::make_batch(const std::vector<int64_t>& order, int64_t epoch, int64_t index) const {
   const int64_t bs = options_.batch_size;
-  const int64_t begin = index * bs;
-  const int64_t count = std::min(bs, dataset_.n - begin);
-  NL_CHECK(index >= 0 && index < batches_per_epoch_ && count > 0, "DataLoader: batch index ", index,
+  const int64_t batch_begin = index * bs;
+  const int64_t batch_count = std::min(bs, dataset_.n - batch_begin);
+  NL_CHECK(index >= 0 && index < batches_per_epoch_ && batch_count > 0, "DataLoader: batch index ", index,
            " is outside 0..", batches_per_epoch_ - 1);
+  // This loader's part of the batch: [begin, begin + count) of the epoch order.
+  const int64_t K = options_.part_count, r = options_.part_index;
+  const int64_t begin = batch_begin + batch_count * r / K;
+  const int64_t count = batch_begin + batch_count * (r + 1) / K - begin;
+  NL_CHECK(count > 0, "DataLoader('", dataset_.name, "'): batch ", index, " has ", batch_count,
+           " examples, too few to give one to each of ", K, " parts");
   const int64_t C = dataset_.channels, H = dataset_.height, W = dataset_.width, sz = dataset_.image_size();
 
   Batch b;
   b.epoch = epoch;
   b.index = index;
+  b.batch_examples = batch_count;
   b.x = Tensor::empty({count, C, H, W});
   b.y.resize(count);
   b.indices.assign(order.begin() + begin, order.begin() + begin + count);
   float* dst = b.x.data();
   const bool augment = options_.augment.enabled();
-  Generator gen(mix_seed(options_.seed, kAugmentStream, static_cast<uint64_t>(epoch), static_cast<uint64_t>(index)));
   std::vector<uint8_t> tmp(augment ? sz : 0);
   for (int64_t k = 0; k < count; ++k) {
     const int64_t i = b.indices[k];
     const uint8_t* img = dataset_.image(i);
     if (augment) {
+      Generator gen(mix_seed(options_.seed, kAugmentStream, static_cast<uint64_t>(epoch),
+                             static_cast<uint64_t>(begin + k)));
       random_augment(img, tmp.data(), C, H, W, options_.augment, gen);
       img = tmp.data();
     }

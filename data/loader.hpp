@@ -4,10 +4,16 @@
 // Determinism: the content of batch i of epoch e depends only on (seed, e, i), never on
 // thread timing or on what was loaded before:
 //   * the example order of epoch e is a permutation drawn from Generator(mix(seed, e));
-//   * the augmentation of batch i draws from its own Generator(mix(seed, e, i)).
+//   * the augmentation of the example at position p of that order draws from its own
+//     Generator(mix(seed, e, p)), so it does not depend on which batch or part it lands in.
 // With classes_per_batch = K > 0 the order of epoch e comes from the same Generator but
 // groups the examples into batches of exactly K classes (data/class_batches.hpp).
 // So a run resumed with start_epoch(e, i) sees exactly the batches the original run saw.
+//
+// Data parallelism: with part_count = K, every batch of batch_size examples is cut into K
+// contiguous parts and this loader yields part part_index only. K loaders with part_index
+// 0..K-1 (one per rank) together yield exactly the batches of one loader with part_count 1,
+// example for example, augmentation included.
 //
 // Usage:
 //   DataLoader loader(split.train, {.batch_size = 128, .shuffle = true, .seed = 1,
@@ -37,6 +43,7 @@ struct Batch {
   std::vector<int32_t> y;        // B labels
   int64_t epoch = 0, index = 0;  // which batch of which epoch this is
   std::vector<int64_t> indices;  // the dataset examples in it, in order
+  int64_t batch_examples = 0;    // examples in the whole batch (all parts); x holds this loader's part
 };
 
 struct LoaderOptions {
@@ -49,6 +56,8 @@ struct LoaderOptions {
   Augmentation augment{};       // none by default (use none for evaluation)
   Normalization normalization;  // default (empty): p / 255
   bool background = true;       // prepare the next batch on a worker thread
+  int64_t part_index = 0;       // data parallelism: yield part part_index of part_count
+  int64_t part_count = 1;       //   of each batch (rank r of K ranks)
 };
 
 // Deterministic seed derivation (SplitMix64 finalizer over the parts).

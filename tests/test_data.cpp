@@ -712,6 +712,63 @@ TEST_CASE("DataLoader resume at (epoch, batch) reproduces the batches, augmentat
   CHECK(pb.x.to_vector() != full[0]);
 }
 
+TEST_CASE("DataLoader parts: K loaders together yield one loader's batches, example for example", "[data][loader]") {
+  // Data parallelism: rank r of K loads part r of every batch of K*b examples. Augmentation
+  // is drawn per example (from its position in the epoch order), so it is the same wherever
+  // the example lands. 50 examples, batches of 12 (the last one of 2 kept: drop_last off).
+  ImageDataset ds = synthetic(50, 3, 8, 8);
+  LoaderOptions whole;
+  whole.batch_size = 12;
+  whole.seed = 5;
+  whole.augment = Augmentation{2, true};
+  whole.normalization = Normalization::standardize(ds);
+  for (const int64_t K : {2, 3}) {
+    INFO("K = " << K);
+    std::vector<std::unique_ptr<DataLoader>> parts;
+    for (int64_t r = 0; r < K; ++r) {
+      LoaderOptions o = whole;
+      o.part_index = r;
+      o.part_count = K;
+      parts.push_back(std::make_unique<DataLoader>(ds, o));
+    }
+    DataLoader one(ds, whole);
+    for (int64_t e = 0; e < 2; ++e) {
+      one.start_epoch(e);
+      for (auto& p : parts) p->start_epoch(e);
+      Batch b;
+      int64_t batches = 0;
+      while (one.next(b)) {
+        ++batches;
+        if (b.indices.size() < static_cast<size_t>(K)) {  // the last batch of 2 cannot feed 3 parts
+          Batch unused;
+          CHECK_THROWS_WITH(parts[0]->next(unused), Contains("too few to give one to each of 3 parts"));
+          break;
+        }
+        std::vector<float> joined_x;
+        std::vector<int32_t> joined_y;
+        std::vector<int64_t> joined_i;
+        for (auto& p : parts) {
+          Batch pb;
+          REQUIRE(p->next(pb));
+          CHECK(pb.batch_examples == static_cast<int64_t>(b.indices.size()));
+          const auto x = pb.x.to_vector();
+          joined_x.insert(joined_x.end(), x.begin(), x.end());
+          joined_y.insert(joined_y.end(), pb.y.begin(), pb.y.end());
+          joined_i.insert(joined_i.end(), pb.indices.begin(), pb.indices.end());
+        }
+        CHECK(joined_i == b.indices);
+        CHECK(joined_y == b.y);
+        CHECK(joined_x == b.x.to_vector());  // bit for bit, augmentation included
+      }
+      CHECK(batches == 5);
+    }
+  }
+  LoaderOptions bad = whole;
+  bad.part_index = 2;
+  bad.part_count = 2;
+  CHECK_THROWS_WITH(DataLoader(ds, bad), Contains("part 2 of 2 does not exist"));
+}
+
 // ---------------------------------------------------------------- registry
 
 TEST_CASE("dataset lookup by name", "[data][registry]") {

@@ -64,10 +64,12 @@ static void prefer_passive_openmp_waiting(char** argv) {
 
 int main(int argc, char** argv) {
   prefer_passive_openmp_waiting(argv);
-  nl::dist::MpiSession mpi(argc, argv);  // joins the job under mpirun; nothing otherwise
   const std::string first = argc > 1 ? argv[1] : "";
+  // Under `mpirun normlab sweep` every rank is an independent shard (its runs are ordinary
+  // processes), so sweep and report never join the MPI job.
   if (first == "sweep") return guarded([&] { return nl::sweep_main(argc - 1, argv + 1); });
   if (first == "report") return guarded([&] { return nl::report_main(argc - 1, argv + 1); });
+  nl::dist::MpiSession mpi(argc, argv);  // joins the job under mpirun; nothing otherwise
   CLI::App app{"normlab: train and inspect neural networks to see how normalization layers behave.\n"
                "Run `normlab <command> --help` for a command's options."};
   app.require_subcommand(1);

@@ -4,6 +4,8 @@
 // resumable for free: a run whose summary.json says "ok" or "diverged" is finished and never
 // touched again; an interrupted one resumes from its checkpoint, or restarts from scratch if it
 // never wrote one. Results are gathered into OUT/results.csv after every finished run.
+// Spread over machines, each process runs one shard of the plan and claims each run before
+// starting it (apps/shard.hpp), so shards can share OUT.
 #include "apps/sweep.hpp"
 
 #include <fcntl.h>
@@ -12,6 +14,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -24,6 +27,9 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "apps/commands.hpp"
+#include "apps/run_dir.hpp"
+#include "apps/shard.hpp"
 #include "apps/train.hpp"
 #include "layers/norm/factory.hpp"
 #include "core/tensor.hpp"
@@ -217,8 +223,14 @@ static pid_t spawn(const std::vector<std::string>& args, const fs::path& log_pat
   std::vector<char*> argv;
   for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
+  // Under `mpirun normlab sweep` each rank is a shard, not an MPI job to join: without Open
+  // MPI's variables a run is an ordinary single process (else it would try to join as rank r).
+  std::vector<char*> env;
+  for (char** e = environ; *e; ++e)
+    if (std::strncmp(*e, "OMPI_", 5) != 0 && std::strncmp(*e, "PMIX_", 5) != 0) env.push_back(*e);
+  env.push_back(nullptr);
   pid_t pid = -1;
-  const int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+  const int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), env.data());
   posix_spawn_file_actions_destroy(&actions);
   NL_CHECK(rc == 0, "sweep: could not start ", args[0], ": ", std::strerror(rc));
   return pid;
@@ -232,7 +244,7 @@ static std::string csv_number(const json& j, const char* key) {
 // Rewrites OUT/results.csv from the run directories (the directories are the truth).
 static void write_results(const SweepPlan& plan, const std::vector<RunSpec>& runs) {
   const fs::path out = fs::path(plan.out_dir) / "results.csv";
-  const fs::path tmp = out.string() + ".tmp";
+  const fs::path tmp = fmt::format("{}.tmp.{}", out.string(), getpid());  // shards may write at once
   {
     std::ofstream f(tmp);
     f << "variant,batch_size,seed,lr,status,test_accuracy,test_error,test_loss,final_train_loss,steps,epochs,"
@@ -267,7 +279,7 @@ static std::string format_duration(double seconds) {
   return s >= 3600 ? fmt::format("{}h{:02}m", s / 3600, s / 60 % 60) : fmt::format("{}m{:02}s", s / 60, s % 60);
 }
 
-static int run_sweep(const SweepPlan& plan) {
+static int run_sweep(const SweepPlan& plan, const app::Shard& shard, double claim_lease) {
   // Mistakes in the plan are usage errors (exit code 2), found before anything runs.
   auto usage_check = [](bool ok, const std::string& message) {
     if (!ok) throw app::UsageError(message);
@@ -283,8 +295,11 @@ static int run_sweep(const SweepPlan& plan) {
               {"lr_scaling", plan.lr_scaling}, {"base_lr", plan.base_lr}, {"base_batch", plan.base_batch},
               {"common_args", plan.common_args}};
     for (const auto& v : plan.variants) j["variants"].push_back({{"label", v.label}, {"train_args", v.train_args}});
-    std::ofstream(fs::path(plan.out_dir) / "sweep.json") << j.dump(2) << "\n";
+    app::write_json_atomic((fs::path(plan.out_dir) / "sweep.json").string(), j);
   }
+  app::ClaimBoard claims(plan.out_dir, claim_lease);
+  const std::string shard_label = shard.count > 1 ? fmt::format("shard {}/{}", shard.index, shard.count) : "";
+  claims.set_shard_label(shard_label);
   const std::string exe = self_exe();
   // A job is a queue of commands run one after the other (train, then eval for BN-family runs).
   struct Job {
@@ -292,15 +307,32 @@ static int run_sweep(const SweepPlan& plan) {
     std::vector<std::vector<std::string>> commands;
   };
   std::vector<Job> pending;
-  int already_done = 0;
-  for (const auto& r : runs) {
+  int already_done = 0, mine = 0, held_elsewhere = 0;
+  auto done = [&](const RunSpec& r) {
     const fs::path dir = fs::path(plan.out_dir) / r.name;
-    const bool trained = is_finished(dir);
-    const bool evaluated = !r.bn_family || !plan.eval_modes || fs::exists(dir / "eval_modes.json");
-    if (trained && evaluated) {
+    return is_finished(dir) && (!r.bn_family || !plan.eval_modes || fs::exists(dir / "eval_modes.json"));
+  };
+  for (size_t i = 0; i < runs.size(); ++i) {
+    const RunSpec& r = runs[i];
+    if (!shard.owns(i)) continue;
+    ++mine;
+    const fs::path dir = fs::path(plan.out_dir) / r.name;
+    if (done(r)) {
       ++already_done;
       continue;
     }
+    std::string holder;
+    if (!claims.try_claim(r.name, &holder)) {
+      ++held_elsewhere;
+      fmt::print(stderr, "[sweep] {} is being run by {}; skipped\n", r.name, holder);
+      continue;
+    }
+    if (done(r)) {  // its previous holder finished it between our two looks
+      claims.release(r.name);
+      ++already_done;
+      continue;
+    }
+    const bool trained = is_finished(dir);
     Job job{&r, {}};
     if (!trained) {
       std::vector<std::string> cmd = {exe, "train"};
@@ -325,7 +357,7 @@ static int run_sweep(const SweepPlan& plan) {
     const int total = static_cast<int>(pending.size());
     std::string eta = finished > 0 ? format_duration(elapsed / finished * (total - finished)) : "?";
     std::string line = fmt::format("[sweep] {}/{} runs done ({} already), {} running, {} failed | {} elapsed, ETA {}",
-                                   finished + already_done, runs.size(), already_done, running.size(), failed,
+                                   finished + already_done, mine, already_done, running.size(), failed,
                                    format_duration(elapsed), eta);
     if (tty) fmt::print(stderr, "\r\033[K{}{}", line, event.empty() ? "" : "\n");
     if (!event.empty()) fmt::print(stderr, "{}{}\n", event, tty ? "" : "\n" + line);
@@ -336,8 +368,10 @@ static int run_sweep(const SweepPlan& plan) {
     pid_t pid = spawn(cmd, fs::path(plan.out_dir) / "logs" / (job.run->name + ".log"));
     running.emplace(pid, std::move(job));
   };
-  fmt::print(stderr, "[sweep] {} runs in {} ({} already finished), {} jobs x {} threads\n", runs.size(), plan.out_dir,
-             already_done, plan.jobs, plan.threads);
+  if (shard.count > 1)
+    fmt::print(stderr, "[sweep] {} (from {}): {} of the plan's {} runs\n", shard_label, shard.source, mine, runs.size());
+  fmt::print(stderr, "[sweep] {} runs in {} ({} already finished, {} held by other processes), {} jobs x {} threads\n",
+             mine, plan.out_dir, already_done, held_elsewhere, plan.jobs, plan.threads);
   while (next < pending.size() || !running.empty()) {
     while (static_cast<int>(running.size()) < plan.jobs && next < pending.size()) start_next_command(pending[next++]);
     progress("");
@@ -358,7 +392,7 @@ static int run_sweep(const SweepPlan& plan) {
       progress(fmt::format("[sweep] {} failed (exit {}); see {}/logs/{}.log", job.run->name, code, plan.out_dir,
                            job.run->name));
     } else if (!job.commands.empty() && status == "ok") {
-      start_next_command(std::move(job));  // trained fine: now its eval
+      start_next_command(std::move(job));  // trained fine: now its eval (still claimed)
       continue;
     } else {
       ++finished;
@@ -367,6 +401,7 @@ static int run_sweep(const SweepPlan& plan) {
                             : "";
       progress(fmt::format("[sweep] {}: {} {}", job.run->name, status.empty() ? "done" : status, acc));
     }
+    claims.release(job.run->name);  // finished or failed: a later sweep may retry a failed run
     write_results(plan, runs);
   }
   write_results(plan, runs);
@@ -425,6 +460,8 @@ int sweep_main(int argc, char** argv) {
   int base_batch = 32, jobs = 2, threads = 1;
   std::string epochs, steps, subset, data_dir;
   bool no_eval_modes = false;
+  std::string shard_spec;
+  double claim_lease = 300;
   app.add_option("--preset", preset, "Run a named preset: " + fmt::format("{}", fmt::join(sweep_preset_names(), ", ")));
   app.add_option("--out", out, "Sweep directory (runs, results.csv, logs)")->required();
   app.add_option("--model", model, "Model name")->capture_default_str();
@@ -444,6 +481,11 @@ int sweep_main(int argc, char** argv) {
   app.add_option("--subset", subset, "Use only the first K training examples");
   app.add_option("--data-dir", data_dir, "Data directory (default: $NORMLAB_DATA_DIR)");
   app.add_flag("--no-eval-modes", no_eval_modes, "Skip running/batch/Precise-BN evaluation of BN-family runs");
+  app.add_option("--shard", shard_spec, "Run only shard I of K (0 <= I < K) of the plan: runs i with i mod K == I "
+                                        "(default: from SLURM_ARRAY_TASK_ID/COUNT or the Open MPI rank/size)");
+  app.add_option("--claim-lease", claim_lease, "Seconds after which a claim on a run whose holder stopped "
+                                               "refreshing it may be taken over")
+      ->check(app::kPositive)->capture_default_str();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -485,7 +527,7 @@ int sweep_main(int argc, char** argv) {
     else if (std::find(plan.common_args.begin(), plan.common_args.end(), extras[i]) == plan.common_args.end())
       plan.common_args.push_back(extras[i]);
   }
-  return run_sweep(plan);
+  return run_sweep(plan, app::resolve_shard(shard_spec), claim_lease);
 }
 
 }  // namespace nl

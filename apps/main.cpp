@@ -66,9 +66,10 @@ int main(int argc, char** argv) {
   prefer_passive_openmp_waiting(argv);
   const std::string first = argc > 1 ? argv[1] : "";
   // Under `mpirun normlab sweep` every rank is an independent shard (its runs are ordinary
-  // processes), so sweep and report never join the MPI job.
+  // processes), so sweep, report and export-results never join the MPI job.
   if (first == "sweep") return guarded([&] { return nl::sweep_main(argc - 1, argv + 1); });
   if (first == "report") return guarded([&] { return nl::report_main(argc - 1, argv + 1); });
+  if (first == "export-results") return guarded([&] { return nl::export_results_main(argc - 1, argv + 1); });
   nl::dist::MpiSession mpi(argc, argv);  // joins the job under mpirun; nothing otherwise
   CLI::App app{"normlab: train and inspect neural networks to see how normalization layers behave.\n"
                "Run `normlab <command> --help` for a command's options."};
@@ -76,10 +77,12 @@ int main(int argc, char** argv) {
   app.option_defaults()->always_capture_default();  // --help shows every default
   std::vector<nl::app::Command> commands{nl::app::add_train_command(app), nl::app::add_eval_command(app),
                                          nl::app::add_sample_command(app)};
-  // Listed for --help only: these two are dispatched above, before this parser runs.
+  // Listed for --help only: these are dispatched above, before this parser runs.
   app.add_subcommand("sweep", "Run one training per (norm, batch size, seed) in parallel; resumable "
                               "(`normlab sweep --help`)");
   app.add_subcommand("report", "Figures and tables from a sweep directory (`normlab report --help`)");
+  app.add_subcommand("export-results", "Compact copy of a sweep's finished runs, to commit "
+                                       "(`normlab export-results --help`)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

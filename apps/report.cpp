@@ -1,13 +1,18 @@
-// normlab apps: `normlab report DIR` reads a sweep directory (sweep.json + one run directory
-// per run) and writes the figures a paper would show, as SVG, with report.md and a
-// self-contained report.html:
-//   error_vs_batch.svg          final test error vs batch size (log2 axis), mean +/- std over seeds
+// normlab apps: `normlab report DIR [--results RESULTS]` reads a sweep (sweep.json + one run
+// directory per run, in DIR or, for runs finished only there, in RESULTS) and writes the
+// figures a paper would show, as SVG, with report.md and a self-contained report.html
+// (report.md rendered by apps/markdown.hpp, SVGs inlined):
+//   error_vs_batch.svg          final test error vs batch size (log2 axis): mean over seeds, min-max band
+//   error_vs_stat_batch_b<B>.svg  the same vs statistics batch at batch size B (--stat-batch-sizes)
 //   curves_b<B>.svg             train loss vs epochs, one line per norm, at each batch size
 //   curves_<norm>.svg           the same per norm, one line per batch size
 //   test_error_b<B>.svg         test error after each epoch (when runs evaluated every epoch)
 //   loss_vs_time_b<B>.svg       train loss vs wall-clock seconds (speed claims, e.g. RMSNorm)
 //   bn_eval_modes.svg           BN-family accuracy with running vs batch vs Precise-BN statistics
 //   step_time.svg               milliseconds per step per norm and batch size
+// Tables give mean +/- std (n = seeds that finished) per norm and batch size, and per
+// statistics batch when that is an axis.
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -18,8 +23,10 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "apps/sweep.hpp"
+#include "apps/markdown.hpp"
+#include "apps/run_dir.hpp"
 #include "apps/svg_plot.hpp"
+#include "apps/sweep.hpp"
 #include "core/tensor.hpp"
 
 namespace nl {
@@ -59,19 +66,7 @@ Table read_csv(const fs::path& path) {
   return t;
 }
 
-json read_json(const fs::path& path) {
-  std::ifstream in(path);
-  if (!in) return nullptr;
-  try {
-    return json::parse(in);
-  } catch (const std::exception&) {
-    return nullptr;
-  }
-}
-
-struct Run {
-  std::string variant;
-  int batch_size = 0, seed = 0;
+struct Run : PlannedRun {
   fs::path dir;
   json summary, eval_modes;
   Table metrics, evals;
@@ -80,14 +75,20 @@ struct Run {
   double number(const char* key) const {
     return summary.is_object() && summary.contains(key) && summary[key].is_number() ? summary[key].get<double>() : NAN;
   }
+  // Statistics over the whole batch (no --stat-batch, or one equal to the batch size).
+  bool full_batch_statistics() const { return effective_stat_batch() == batch_size; }
+  std::string short_label() const {
+    return stat_batch > 0 ? fmt::format("{} sb{}", label, stat_batch) : label;
+  }
 };
 
-struct MeanStd {
-  double mean = NAN, std = NAN;
+// Over the seeds that finished (NaN = left out).
+struct Summary {
+  double mean = NAN, std = NAN, min = NAN, max = NAN;
   int n = 0;
 };
-MeanStd mean_std(const std::vector<double>& v) {
-  MeanStd m;
+Summary summarize(const std::vector<double>& v) {
+  Summary m;
   std::vector<double> finite;
   for (double x : v)
     if (std::isfinite(x)) finite.push_back(x);
@@ -99,12 +100,13 @@ MeanStd mean_std(const std::vector<double>& v) {
   double ss = 0;
   for (double x : finite) ss += (x - m.mean) * (x - m.mean);
   m.std = m.n > 1 ? std::sqrt(ss / (m.n - 1)) : 0.0;
+  m.min = *std::min_element(finite.begin(), finite.end());
+  m.max = *std::max_element(finite.begin(), finite.end());
   return m;
 }
 
 // Curve (x, y) of a metrics column, smoothed by a moving average and thinned to ~300 points.
-std::vector<std::pair<double, double>> curve(const Table& t, const std::string& x_col, const std::string& y_col,
-                                             double x_scale = 1.0) {
+std::vector<std::pair<double, double>> curve(const Table& t, const std::string& x_col, const std::string& y_col) {
   std::vector<std::pair<double, double>> out;
   const int xi = t.column(x_col), yi = t.column(y_col);
   if (xi < 0 || yi < 0 || t.rows.empty()) return out;
@@ -120,301 +122,420 @@ std::vector<std::pair<double, double>> curve(const Table& t, const std::string& 
     if (count > window) acc -= t.rows[i - window][yi], --count;
     ys[i] = acc / count;
   }
-  for (size_t i = 0; i < n; i += every) out.emplace_back(t.rows[i][xi] * x_scale, ys[i]);
-  if ((n - 1) % every) out.emplace_back(t.rows[n - 1][xi] * x_scale, ys[n - 1]);
+  for (size_t i = 0; i < n; i += every) out.emplace_back(t.rows[i][xi], ys[i]);
+  if ((n - 1) % every) out.emplace_back(t.rows[n - 1][xi], ys[n - 1]);
   return out;
 }
 
-void write_file(const fs::path& path, const std::string& text) {
-  std::ofstream f(path);
-  NL_CHECK(static_cast<bool>(f), "report: cannot write ", path.string());
-  f << text;
+// ---------------------------------------------------------------- the sweep, read once
+
+struct Sweep {
+  fs::path dir;
+  SweepPlan plan;
+  std::vector<std::string> variants;  // labels, in plan order
+  std::vector<Run> runs;
+  bool language_model = false;
+  std::string metric_name;
+  int from_results = 0;  // runs read from --results
+
+  // The headline number of a run: test error in % for classifiers, validation loss for LMs.
+  double headline(const Run& r) const {
+    if (!r.ok()) return NAN;
+    return language_model ? r.number("test_loss") : 100.0 * (1.0 - r.number("test_accuracy"));
+  }
+  template <typename Keep>
+  std::vector<const Run*> select(Keep keep) const {
+    std::vector<const Run*> out;
+    for (const auto& r : runs)
+      if (keep(r)) out.push_back(&r);
+    return out;
+  }
+  // (variant, batch size) with statistics over the whole batch: the norm x batch-size table.
+  std::vector<const Run*> at_batch(const std::string& v, int b) const {
+    return select([&](const Run& r) { return r.label == v && r.batch_size == b && r.full_batch_statistics(); });
+  }
+  std::vector<const Run*> at_stat_batch(const std::string& v, int b, int sb) const {
+    return select([&](const Run& r) { return r.label == v && r.batch_size == b && r.stat_batch == sb; });
+  }
+  std::vector<const Run*> first_seed(const std::string& v, int b) const {
+    return select([&](const Run& r) { return r.label == v && r.batch_size == b && r.seed == plan.seeds.front(); });
+  }
+  Summary headline_of(const std::vector<const Run*>& rs) const {
+    std::vector<double> vals;
+    for (const Run* r : rs) vals.push_back(headline(*r));
+    return summarize(vals);
+  }
+  bool on_stat_axis(const std::string& v) const {
+    for (const auto& r : runs)
+      if (r.label == v && r.stat_batch > 0) return true;
+    return false;
+  }
+  bool stat_axis() const { return plan.stat_batches.size() > 1; }
+  std::vector<int> stat_batches_at(int b) const {
+    std::vector<int> out;
+    for (int sb : plan.stat_batches)
+      if (sb <= b) out.push_back(sb);
+    return out;
+  }
+};
+
+Sweep load_sweep(const fs::path& dir, const std::string& results_dir) {
+  fs::path plan_file = dir / "sweep.json";
+  if (!fs::exists(plan_file) && !results_dir.empty()) plan_file = fs::path(results_dir) / "sweep.json";
+  const json plan_json = read_json_or_null(plan_file);
+  NL_CHECK(plan_json.is_object(), "report: ", (dir / "sweep.json").string(), " is missing or not valid JSON (is ",
+           dir.string(), " a sweep directory?", results_dir.empty() ? "" : " nor is there one in " + results_dir, ")");
+  Sweep s;
+  s.dir = dir;
+  s.plan = plan_from_json(plan_json, dir.string());
+  s.plan.results_dir = results_dir;
+  for (const auto& v : s.plan.variants) s.variants.push_back(v.label);
+  for (const PlannedRun& p : planned_runs(s.plan)) {
+    Run r;
+    static_cast<PlannedRun&>(r) = p;
+    r.dir = run_location(s.plan, r.name);
+    s.from_results += r.dir != dir / r.name;
+    r.summary = read_json_or_null(r.dir / "summary.json");
+    r.eval_modes = read_json_or_null(r.dir / "eval_modes.json");
+    r.metrics = read_csv(r.dir / "metrics.csv");
+    r.evals = read_csv(r.dir / "eval.csv");
+    s.language_model = s.language_model || (r.summary.is_object() && r.summary.contains("tokens_per_second"));
+    s.runs.push_back(std::move(r));
+  }
+  s.metric_name = s.language_model ? "validation loss" : "test error (%)";
+  return s;
+}
+
+// ---------------------------------------------------------------- figures
+
+struct Figure {
+  std::string file, svg, caption;
+};
+
+// Mean over seeds with a min-max band (drawn only when there is more than one seed).
+void add_point(PlotSeries& s, double x, const Summary& m) {
+  if (m.n == 0) return;
+  s.points.emplace_back(x, m.mean);
+  s.band.emplace_back(m.min, m.max);
+}
+
+std::string spread_words(const Sweep& s) {
+  return s.plan.seeds.size() > 1
+             ? fmt::format("line = mean over {} seeds, band and bars = min to max over the seeds", s.plan.seeds.size())
+             : "one seed";
+}
+
+std::vector<Figure> error_vs_batch(const Sweep& s) {
+  if (s.plan.batch_sizes.size() <= 1) return {};
+  LinePlot p;
+  p.title = fmt::format("Final {} vs batch size", s.metric_name);
+  p.x_label = "batch size (log2)";
+  p.y_label = s.metric_name;
+  p.log2_x = true;
+  for (const auto& v : s.variants) {
+    PlotSeries series{v, {}, {}};
+    for (int b : s.plan.batch_sizes) add_point(series, b, s.headline_of(s.at_batch(v, b)));
+    if (s.plan.seeds.size() <= 1) series.band.clear();
+    p.series.push_back(std::move(series));
+  }
+  return {{"error_vs_batch.svg", p.to_svg(),
+           fmt::format("Final {} against batch size ({}); statistics over the whole batch. Diverged runs are left "
+                       "out (see the table).",
+                       s.metric_name, spread_words(s))}};
+}
+
+// One figure per batch size: the BN family against its statistics batch; the norms that take
+// none ran once at that batch size and are drawn flat (dashed) across the axis.
+std::vector<Figure> error_vs_stat_batch(const Sweep& s) {
+  std::vector<Figure> out;
+  if (!s.stat_axis()) return out;
+  for (int b : s.plan.batch_sizes) {
+    const std::vector<int> sbs = s.stat_batches_at(b);
+    if (sbs.size() <= 1) continue;
+    LinePlot p;
+    p.title = fmt::format("Final {} vs statistics batch, batch {}", s.metric_name, b);
+    p.x_label = "statistics batch (log2)";
+    p.y_label = s.metric_name;
+    p.log2_x = true;
+    std::vector<std::string> flat;
+    for (const auto& v : s.variants) {
+      PlotSeries series{v, {}, {}};
+      if (s.on_stat_axis(v)) {
+        for (int sb : sbs) add_point(series, sb, s.headline_of(s.at_stat_batch(v, b, sb)));
+      } else {
+        const Summary m = s.headline_of(s.at_batch(v, b));
+        add_point(series, sbs.front(), m);
+        add_point(series, sbs.back(), m);
+        series.dashed = true;
+        flat.push_back(v);
+      }
+      if (s.plan.seeds.size() <= 1) series.band.clear();
+      p.series.push_back(std::move(series));
+    }
+    std::string caption = fmt::format("Final {} against the statistics batch (BN-family statistics over groups of b "
+                                      "examples inside a batch of {}; {}).",
+                                      s.metric_name, b, spread_words(s));
+    if (!flat.empty())
+      caption += fmt::format(" {} take no statistics batch: each ran once per seed at batch {} and is drawn flat "
+                             "(dashed) across the axis.",
+                             fmt::join(flat, ", "), b);
+    out.push_back({fmt::format("error_vs_stat_batch_b{}.svg", b), p.to_svg(), caption});
+  }
+  return out;
+}
+
+// Per batch size: train loss vs epoch (or step), test error per epoch, train loss vs seconds.
+std::vector<Figure> curves_per_batch(const Sweep& s) {
+  std::vector<Figure> out;
+  const int seed = s.plan.seeds.front();
+  const std::string x = s.language_model ? "step" : "epoch";
+  for (int b : s.plan.batch_sizes) {
+    LinePlot p;
+    p.title = fmt::format("Training loss, batch {}", b);
+    p.x_label = x;
+    p.y_label = "train loss (moving average)";
+    p.markers = false;
+    p.log_y = true;
+    LinePlot t = p;
+    t.title = fmt::format("Training loss vs time, batch {}", b);
+    t.x_label = "seconds";
+    LinePlot e;
+    e.title = fmt::format("{} after each epoch, batch {}", s.metric_name, b);
+    e.x_label = "epoch";
+    e.y_label = s.metric_name;
+    for (const auto& v : s.variants)
+      for (const Run* r : s.first_seed(v, b)) {
+        p.series.push_back({r->short_label(), curve(r->metrics, x, "train_loss"), {}});
+        t.series.push_back({r->short_label(), curve(r->metrics, "seconds", "train_loss"), {}});
+        const int ei = r->evals.column("epoch"), ai = r->evals.column(s.language_model ? "test_loss" : "test_acc");
+        if (r->evals.rows.size() <= 1 || ei < 0 || ai < 0) continue;
+        PlotSeries series{r->short_label(), {}, {}};
+        for (const auto& row : r->evals.rows)
+          series.points.emplace_back(row[ei], s.language_model ? row[ai] : 100.0 * (1.0 - row[ai]));
+        e.series.push_back(std::move(series));
+      }
+    out.push_back({fmt::format("curves_b{}.svg", b), p.to_svg(),
+                   fmt::format("Training loss of each norm at batch {} (seed {}).", b, seed)});
+    if (!e.series.empty())
+      out.push_back({fmt::format("test_error_b{}.svg", b), e.to_svg(),
+                     fmt::format("{} after each epoch at batch {}.", s.metric_name, b)});
+    out.push_back({fmt::format("loss_vs_time_b{}.svg", b), t.to_svg(),
+                   fmt::format("Training loss against wall-clock time at batch {}: what a norm's cost does to progress.", b)});
+  }
+  return out;
+}
+
+// Per norm: one training curve per batch size (the GN paper's Fig. 5 style).
+std::vector<Figure> curves_per_norm(const Sweep& s) {
+  std::vector<Figure> out;
+  if (s.plan.batch_sizes.size() <= 1 || s.language_model) return out;
+  for (const auto& v : s.variants) {
+    LinePlot p;
+    p.title = fmt::format("{}: training loss per batch size", v);
+    p.x_label = "epoch";
+    p.y_label = "train loss (moving average)";
+    p.markers = false;
+    p.log_y = true;
+    for (int b : s.plan.batch_sizes)
+      for (const Run* r : s.first_seed(v, b))
+        p.series.push_back({r->stat_batch > 0 ? fmt::format("batch {}, sb {}", b, r->stat_batch) : fmt::format("batch {}", b),
+                            curve(r->metrics, "epoch", "train_loss"), {}});
+    out.push_back({fmt::format("curves_{}.svg", v), p.to_svg(),
+                   fmt::format("{}: training loss at each batch size (GN paper, Fig. 5 style).", v)});
+  }
+  return out;
+}
+
+std::vector<Figure> bn_eval_modes(const Sweep& s) {
+  BarChart c;
+  c.title = "BN-family: test accuracy by statistics used at test time";
+  c.value_label = "test accuracy (%)";
+  c.series_labels = {"running stats", "batch stats", "Precise BN"};
+  c.values.assign(3, {});
+  for (const auto& r : s.runs) {
+    if (!r.eval_modes.is_object() || r.seed != s.plan.seeds.front()) continue;
+    c.categories.push_back(fmt::format("{} b{}", r.short_label(), r.batch_size));
+    const char* keys[] = {"running_stats_accuracy", "batch_stats_accuracy", "precise_bn_accuracy"};
+    for (int k = 0; k < 3; ++k)
+      c.values[k].push_back(r.eval_modes.contains(keys[k]) && r.eval_modes[keys[k]].is_number()
+                                ? 100.0 * r.eval_modes[keys[k]].get<double>()
+                                : NAN);
+  }
+  if (c.categories.empty()) return {};
+  return {{"bn_eval_modes.svg", c.to_svg(),
+           "Test accuracy of BN-family runs evaluated with the running statistics (the default), with the test "
+           "batch's own statistics, and with Precise-BN statistics recomputed over training batches. A gap between "
+           "the first and the last is BN's train/test discrepancy."}};
+}
+
+double ms_per_step(const std::vector<const Run*>& rs) {
+  std::vector<double> ms;
+  for (const Run* r : rs)
+    if (r->ok() && r->number("steps") > 0) ms.push_back(1000.0 * r->number("seconds") / r->number("steps"));
+  return summarize(ms).mean;
+}
+
+std::vector<Figure> step_time(const Sweep& s) {
+  BarChart c;
+  c.title = "Time per training step";
+  c.value_label = "milliseconds per step";
+  for (int b : s.plan.batch_sizes) c.series_labels.push_back(fmt::format("batch {}", b));
+  c.categories = s.variants;
+  for (int b : s.plan.batch_sizes) {
+    std::vector<double> row;
+    for (const auto& v : s.variants) row.push_back(ms_per_step(s.at_batch(v, b)));
+    c.values.push_back(row);
+  }
+  return {{"step_time.svg", c.to_svg(),
+           "Wall-clock milliseconds per training step (includes data loading and evaluation amortised over the run; "
+           "runs of a sweep share the machine)."}};
+}
+
+// ---------------------------------------------------------------- tables (markdown)
+
+std::string cell(const Summary& m, const std::vector<const Run*>& rs) {
+  std::string text = m.n == 0 ? "" : m.n > 1 ? fmt::format("{:.2f} +/- {:.2f} (n={})", m.mean, m.std, m.n)
+                                             : fmt::format("{:.2f}", m.mean);
+  int diverged = 0, missing = 0;
+  for (const Run* r : rs) diverged += r->diverged(), missing += !r->ok() && !r->diverged();
+  if (diverged) text += fmt::format(" ({} diverged)", diverged);
+  if (missing) text += fmt::format(" ({} missing)", missing);
+  return text;
+}
+
+std::string table_header(const std::string& first, const std::vector<std::string>& columns) {
+  std::string md = "| " + first + " |";
+  for (const auto& c : columns) md += " " + c + " |";
+  md += "\n|---|";
+  for (size_t i = 0; i < columns.size(); ++i) md += "---|";
+  return md + "\n";
+}
+
+// One table: rows = variants, columns given by `runs_at(v, k)`; a BN - GN row when both exist.
+template <typename RunsAt>
+std::string metric_table(const Sweep& s, const std::vector<std::string>& columns, RunsAt runs_at,
+                         const std::map<std::string, std::string>& row_notes = {}) {
+  std::string md = table_header("norm", columns);
+  std::map<std::string, std::vector<double>> means;
+  for (const auto& v : s.variants) {
+    md += "| " + v + (row_notes.count(v) ? " " + row_notes.at(v) : "") + " |";
+    for (size_t k = 0; k < columns.size(); ++k) {
+      const auto rs = runs_at(v, k);
+      const Summary m = s.headline_of(rs);
+      means[v].push_back(m.mean);
+      md += " " + cell(m, rs) + " |";
+    }
+    md += "\n";
+  }
+  if (means.count("bn") && means.count("gn")) {
+    md += "| **BN - GN** |";
+    for (size_t k = 0; k < columns.size(); ++k) {
+      const double d = means["bn"][k] - means["gn"][k];
+      md += std::isfinite(d) ? fmt::format(" {:+.2f} |", d) : " |";
+    }
+    md += "\n";
+  }
+  return md;
+}
+
+std::vector<std::string> batch_columns(const std::vector<int>& sizes, const char* prefix) {
+  std::vector<std::string> out;
+  for (int b : sizes) out.push_back(fmt::format("{}={}", prefix, b));
+  return out;
+}
+
+std::string tables_md(const Sweep& s) {
+  const auto& bs = s.plan.batch_sizes;
+  std::string md = metric_table(s, batch_columns(bs, "B"), [&](const std::string& v, size_t k) { return s.at_batch(v, bs[k]); });
+  if (s.stat_axis())
+    for (int b : bs) {
+      const std::vector<int> sbs = s.stat_batches_at(b);
+      if (sbs.empty()) continue;
+      std::map<std::string, std::string> notes;
+      for (const auto& v : s.variants)
+        if (!s.on_stat_axis(v)) notes[v] = "(one run, flat)";
+      md += fmt::format("\n{} at batch {} per statistics batch b (BN-family statistics over groups of b examples; "
+                        "norms marked flat take no statistics batch and ran once at batch {}):\n\n",
+                        s.metric_name, b, b);
+      md += metric_table(
+          s, batch_columns(sbs, "b"),
+          [&](const std::string& v, size_t k) { return s.on_stat_axis(v) ? s.at_stat_batch(v, b, sbs[k]) : s.at_batch(v, b); },
+          notes);
+    }
+  if (std::find(s.variants.begin(), s.variants.end(), "none") != s.variants.end()) {
+    md += "\nTime per step relative to no normalization (same batch size):\n\n" + table_header("norm", batch_columns(bs, "B"));
+    for (const auto& v : s.variants) {
+      md += "| " + v + " |";
+      for (int b : bs) {
+        const double ratio = ms_per_step(s.at_batch(v, b)) / ms_per_step(s.at_batch("none", b));
+        md += std::isfinite(ratio) ? fmt::format(" {:.2f}x |", ratio) : " |";
+      }
+      md += "\n";
+    }
+  }
+  return md;
+}
+
+std::string report_md(const Sweep& s, const std::vector<Figure>& figures) {
+  std::string md = "# normlab report: " + s.dir.filename().string() + "\n\n";
+  if (!s.plan.description.empty()) md += s.plan.description + "\n\n";
+  md += fmt::format("Headline metric: **{}** (mean +/- std over the n seeds of {} that finished). `diverged` = the "
+                    "loss became NaN/Inf.\n\n",
+                    s.metric_name, fmt::join(s.plan.seeds, ","));
+  md += tables_md(s) + "\n";
+  for (const auto& f : figures) md += fmt::format("![{}]({})\n\n*{}*\n\n", f.file, f.file, f.caption);
+  md += fmt::format("Runs: `{}/<norm>-b<batch>-s<seed>/` (`-sb<b>` before `-s` with a statistics batch; config.json, "
+                    "metrics.csv, eval.csv, summary.json); all numbers: `{}/results.csv`.",
+                    s.dir.string(), s.dir.string());
+  if (s.from_results > 0)
+    md += fmt::format(" {} of the {} runs were read from the committed results in `{}`.", s.from_results, s.runs.size(),
+                      s.plan.results_dir);
+  return md + "\n";
+}
+
+std::string report_html(const std::string& md, const fs::path& dir) {
+  const auto inline_svg = [&dir](const std::string& src, const std::string&) {
+    std::ifstream svg(dir / src);
+    std::stringstream buffer;
+    buffer << svg.rdbuf();
+    return buffer.str();
+  };
+  return "<!doctype html><html><head><meta charset=\"utf-8\"><title>normlab report</title><style>"
+         "body{font-family:sans-serif;max-width:900px;margin:2em auto;color:#222}"
+         "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
+         "td:first-child,th:first-child{text-align:left}figure{margin:1.5em 0}figcaption{color:#555;font-size:90%}"
+         "code{background:#f4f4f4;padding:0 3px}"
+         "</style></head><body>\n" +
+         markdown_to_html(md, inline_svg) + "</body></html>\n";
 }
 
 }  // namespace
 
 int report_main(int argc, char** argv) {
   CLI::App app{"normlab report: figures and tables from a sweep directory"};
-  std::string dir_arg;
-  app.add_option("dir", dir_arg, "Sweep directory (written by normlab sweep)")->required();
+  std::string dir_arg, results_dir;
+  app.add_option("dir", dir_arg, "Sweep directory (written by normlab sweep); report.md/html and figures go here")
+      ->required();
+  app.add_option("--results", results_dir,
+                 "Committed results (normlab export-results): runs finished only there are read from there");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
   const fs::path dir(dir_arg);
-  const json plan = read_json(dir / "sweep.json");
-  NL_CHECK(plan.is_object(), "report: ", (dir / "sweep.json").string(), " is missing or not valid JSON (is ", dir_arg,
-           " a sweep directory?)");
-  std::vector<std::string> variants;
-  for (const auto& v : plan["variants"]) variants.push_back(v["label"]);
-  std::vector<int> batch_sizes = plan["batch_sizes"].get<std::vector<int>>();
-  std::vector<int> seeds = plan["seeds"].get<std::vector<int>>();
+  const Sweep sweep = load_sweep(dir, results_dir);
+  fs::create_directories(dir);
 
-  std::vector<Run> runs;
-  for (const auto& v : variants)
-    for (int b : batch_sizes)
-      for (int s : seeds) {
-        Run r;
-        r.variant = v, r.batch_size = b, r.seed = s;
-        r.dir = dir / run_name(v, b, s);
-        r.summary = read_json(r.dir / "summary.json");
-        r.eval_modes = read_json(r.dir / "eval_modes.json");
-        r.metrics = read_csv(r.dir / "metrics.csv");
-        r.evals = read_csv(r.dir / "eval.csv");
-        runs.push_back(std::move(r));
-      }
-  auto runs_of = [&](const std::string& v, int b) {
-    std::vector<const Run*> out;
-    for (const auto& r : runs)
-      if (r.variant == v && r.batch_size == b) out.push_back(&r);
-    return out;
-  };
-  const bool language_model = [&] {
-    for (const auto& r : runs)
-      if (r.summary.is_object() && r.summary.contains("tokens_per_second")) return true;
-    return false;
-  }();
-  const std::string metric_name = language_model ? "validation loss" : "test error (%)";
-  // The headline number of a run: test error in % for classifiers, validation loss for LMs.
-  auto headline = [&](const Run& r) {
-    if (!r.ok()) return static_cast<double>(NAN);
-    return language_model ? r.number("test_loss") : 100.0 * (1.0 - r.number("test_accuracy"));
-  };
+  std::vector<Figure> figures;
+  for (auto job : {error_vs_batch, error_vs_stat_batch, curves_per_batch, curves_per_norm, bn_eval_modes, step_time})
+    for (auto& f : job(sweep)) figures.push_back(std::move(f));
+  for (const auto& f : figures) app::write_file_atomic((dir / f.file).string(), f.svg);
+  if (!results_dir.empty()) write_results_csv(sweep.plan, planned_runs(sweep.plan));  // the union of both directories
 
-  std::vector<std::pair<std::string, std::string>> figures;  // (file, caption)
-  auto add_figure = [&](const std::string& file, const std::string& svg, const std::string& caption) {
-    write_file(dir / file, svg);
-    figures.emplace_back(file, caption);
-  };
-
-  // 1. final metric vs batch size
-  if (batch_sizes.size() > 1) {
-    LinePlot p;
-    p.title = fmt::format("Final {} vs batch size", metric_name);
-    p.x_label = "batch size (log2)";
-    p.y_label = metric_name;
-    p.log2_x = true;
-    for (const auto& v : variants) {
-      PlotSeries s{v, {}, {}};
-      for (int b : batch_sizes) {
-        std::vector<double> vals;
-        for (const Run* r : runs_of(v, b)) vals.push_back(headline(*r));
-        MeanStd m = mean_std(vals);
-        if (m.n == 0) continue;
-        s.points.emplace_back(b, m.mean);
-        s.spread.push_back(m.std);
-      }
-      p.series.push_back(std::move(s));
-    }
-    add_figure("error_vs_batch.svg", p.to_svg(),
-               fmt::format("Final {} against batch size; line = mean over {} seed(s), band = +/- one standard deviation. "
-                           "Diverged runs are left out (see the table).",
-                           metric_name, seeds.size()));
-  }
-  // 2. learning curves per batch size (x = epochs so different batch sizes line up), first seed
-  for (int b : batch_sizes) {
-    LinePlot p;
-    p.title = fmt::format("Training loss, batch {}", b);
-    p.x_label = language_model ? "step" : "epoch";
-    p.y_label = "train loss (moving average)";
-    p.markers = false;
-    p.log_y = true;
-    for (const auto& v : variants)
-      for (const Run* r : runs_of(v, b))
-        if (r->seed == seeds.front()) p.series.push_back({v, curve(r->metrics, language_model ? "step" : "epoch", "train_loss"), {}});
-    add_figure(fmt::format("curves_b{}.svg", b), p.to_svg(), fmt::format("Training loss of each norm at batch {} (seed {}).", b, seeds.front()));
-    // test error per epoch, if runs evaluated more than once
-    LinePlot e;
-    e.title = fmt::format("{} after each epoch, batch {}", metric_name, b);
-    e.x_label = "epoch";
-    e.y_label = metric_name;
-    bool any = false;
-    for (const auto& v : variants)
-      for (const Run* r : runs_of(v, b))
-        if (r->seed == seeds.front() && r->evals.rows.size() > 1) {
-          const int ei = r->evals.column("epoch"), ai = r->evals.column(language_model ? "test_loss" : "test_acc");
-          if (ei < 0 || ai < 0) continue;
-          PlotSeries s{v, {}, {}};
-          for (const auto& row : r->evals.rows) s.points.emplace_back(row[ei], language_model ? row[ai] : 100.0 * (1.0 - row[ai]));
-          e.series.push_back(std::move(s));
-          any = true;
-        }
-    if (any) add_figure(fmt::format("test_error_b{}.svg", b), e.to_svg(), fmt::format("{} after each epoch at batch {}.", metric_name, b));
-    // wall-clock view: the same loss against seconds
-    LinePlot t;
-    t.title = fmt::format("Training loss vs time, batch {}", b);
-    t.x_label = "seconds";
-    t.y_label = "train loss (moving average)";
-    t.markers = false;
-    t.log_y = true;
-    for (const auto& v : variants)
-      for (const Run* r : runs_of(v, b))
-        if (r->seed == seeds.front()) t.series.push_back({v, curve(r->metrics, "seconds", "train_loss"), {}});
-    add_figure(fmt::format("loss_vs_time_b{}.svg", b), t.to_svg(),
-               fmt::format("Training loss against wall-clock time at batch {}: what a norm's cost does to progress.", b));
-  }
-  // 3. per norm, one curve per batch size
-  if (batch_sizes.size() > 1 && !language_model) {
-    for (const auto& v : variants) {
-      LinePlot p;
-      p.title = fmt::format("{}: training loss per batch size", v);
-      p.x_label = "epoch";
-      p.y_label = "train loss (moving average)";
-      p.markers = false;
-      p.log_y = true;
-      for (int b : batch_sizes)
-        for (const Run* r : runs_of(v, b))
-          if (r->seed == seeds.front()) p.series.push_back({fmt::format("batch {}", b), curve(r->metrics, "epoch", "train_loss"), {}});
-      add_figure(fmt::format("curves_{}.svg", v), p.to_svg(), fmt::format("{}: training loss at each batch size (GN paper, Fig. 5 style).", v));
-    }
-  }
-  // 4. BN statistics modes
-  {
-    BarChart c;
-    c.title = "BN-family: test accuracy by statistics used at test time";
-    c.value_label = "test accuracy (%)";
-    c.series_labels = {"running stats", "batch stats", "Precise BN"};
-    c.values.assign(3, {});
-    for (const auto& r : runs) {
-      if (!r.eval_modes.is_object() || r.seed != seeds.front()) continue;
-      c.categories.push_back(fmt::format("{} b{}", r.variant, r.batch_size));
-      const char* keys[] = {"running_stats_accuracy", "batch_stats_accuracy", "precise_bn_accuracy"};
-      for (int k = 0; k < 3; ++k)
-        c.values[k].push_back(r.eval_modes.contains(keys[k]) && r.eval_modes[keys[k]].is_number()
-                                  ? 100.0 * r.eval_modes[keys[k]].get<double>()
-                                  : NAN);
-    }
-    if (!c.categories.empty())
-      add_figure("bn_eval_modes.svg", c.to_svg(),
-                 "Test accuracy of BN-family runs evaluated with the running statistics (the default), with the test "
-                 "batch's own statistics, and with Precise-BN statistics recomputed over training batches. A gap between "
-                 "the first and the last is BN's train/test discrepancy.");
-  }
-  // 5. time per step
-  {
-    BarChart c;
-    c.title = "Time per training step";
-    c.value_label = "milliseconds per step";
-    for (int b : batch_sizes) c.series_labels.push_back(fmt::format("batch {}", b));
-    c.categories = variants;
-    for (int b : batch_sizes) {
-      std::vector<double> row;
-      for (const auto& v : variants) {
-        std::vector<double> ms;
-        for (const Run* r : runs_of(v, b))
-          if (r->ok() && r->number("steps") > 0) ms.push_back(1000.0 * r->number("seconds") / r->number("steps"));
-        row.push_back(mean_std(ms).mean);
-      }
-      c.values.push_back(row);
-    }
-    add_figure("step_time.svg", c.to_svg(),
-               "Wall-clock milliseconds per training step (includes data loading and evaluation amortised over the run; "
-               "runs of a sweep share the machine).");
-  }
-
-  // ---- tables
-  std::string md = "# normlab report: " + dir.filename().string() + "\n\n";
-  if (plan.contains("description")) md += plan["description"].get<std::string>() + "\n\n";
-  md += fmt::format("Headline metric: **{}** (mean +/- std over seeds {}). `diverged` = the loss became NaN/Inf.\n\n",
-                    metric_name, fmt::join(seeds, ","));
-  md += "| norm |";
-  for (int b : batch_sizes) md += fmt::format(" B={} |", b);
-  md += "\n|---|";
-  for (size_t i = 0; i < batch_sizes.size(); ++i) md += "---|";
-  md += "\n";
-  std::map<std::string, std::vector<double>> means;
-  for (const auto& v : variants) {
-    md += "| " + v + " |";
-    for (int b : batch_sizes) {
-      std::vector<double> vals;
-      int diverged = 0, missing = 0;
-      for (const Run* r : runs_of(v, b)) {
-        if (r->diverged()) ++diverged;
-        else if (!r->ok()) ++missing;
-        vals.push_back(headline(*r));
-      }
-      MeanStd m = mean_std(vals);
-      means[v].push_back(m.mean);
-      std::string cell = m.n ? (m.n > 1 ? fmt::format("{:.2f} +/- {:.2f}", m.mean, m.std) : fmt::format("{:.2f}", m.mean)) : "";
-      if (diverged) cell += fmt::format(" ({} diverged)", diverged);
-      if (missing) cell += fmt::format(" ({} missing)", missing);
-      md += " " + cell + " |";
-    }
-    md += "\n";
-  }
-  if (means.count("bn") && means.count("gn")) {
-    md += "| **BN - GN** |";
-    for (size_t i = 0; i < batch_sizes.size(); ++i) {
-      const double d = means["bn"][i] - means["gn"][i];
-      md += std::isfinite(d) ? fmt::format(" {:+.2f} |", d) : " |";
-    }
-    md += "\n";
-  }
-  // step-time overhead vs none
-  if (std::find(variants.begin(), variants.end(), "none") != variants.end()) {
-    md += "\nTime per step relative to no normalization (same batch size):\n\n| norm |";
-    for (int b : batch_sizes) md += fmt::format(" B={} |", b);
-    md += "\n|---|";
-    for (size_t i = 0; i < batch_sizes.size(); ++i) md += "---|";
-    md += "\n";
-    auto ms_of = [&](const std::string& v, int b) {
-      std::vector<double> ms;
-      for (const Run* r : runs_of(v, b))
-        if (r->ok() && r->number("steps") > 0) ms.push_back(1000.0 * r->number("seconds") / r->number("steps"));
-      return mean_std(ms).mean;
-    };
-    for (const auto& v : variants) {
-      md += "| " + v + " |";
-      for (int b : batch_sizes) {
-        const double ratio = ms_of(v, b) / ms_of("none", b);
-        md += std::isfinite(ratio) ? fmt::format(" {:.2f}x |", ratio) : " |";
-      }
-      md += "\n";
-    }
-  }
-  md += "\n";
-  for (const auto& [file, caption] : figures) md += fmt::format("![{}]({})\n\n*{}*\n\n", file, file, caption);
-  md += fmt::format("Runs: `{}/<norm>-b<batch>-s<seed>/` (config.json, metrics.csv, eval.csv, summary.json); all "
-                    "numbers: `{}/results.csv`.\n",
-                    dir.string(), dir.string());
-  write_file(dir / "report.md", md);
-
-  // report.html: the same, self-contained (SVGs inlined, tables converted)
-  std::string html = "<!doctype html><html><head><meta charset=\"utf-8\"><title>normlab report</title><style>"
-                     "body{font-family:sans-serif;max-width:900px;margin:2em auto;color:#222}"
-                     "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
-                     "td:first-child{text-align:left}figure{margin:1.5em 0}figcaption{color:#555;font-size:90%}"
-                     "</style></head><body>\n";
-  std::stringstream lines(md);
-  std::string line;
-  bool in_table = false;
-  while (std::getline(lines, line)) {
-    if (line.rfind("|", 0) == 0) {
-      if (line.find("---") != std::string::npos) continue;
-      if (!in_table) html += "<table>\n", in_table = true;
-      html += "<tr>";
-      std::stringstream cells(line.substr(1));
-      std::string cell;
-      while (std::getline(cells, cell, '|')) html += "<td>" + cell + "</td>";
-      html += "</tr>\n";
-      continue;
-    }
-    if (in_table) html += "</table>\n", in_table = false;
-    if (line.rfind("# ", 0) == 0) html += "<h1>" + line.substr(2) + "</h1>\n";
-    else if (line.rfind("![", 0) == 0) {
-      const std::string file = line.substr(2, line.find(']') - 2);
-      std::ifstream svg(dir / file);
-      std::stringstream buffer;
-      buffer << svg.rdbuf();
-      html += "<figure>" + buffer.str();
-    } else if (line.rfind("*", 0) == 0 && line.size() > 2 && line.back() == '*') {
-      html += "<figcaption>" + line.substr(1, line.size() - 2) + "</figcaption></figure>\n";
-    } else if (!line.empty()) html += "<p>" + line + "</p>\n";
-  }
-  if (in_table) html += "</table>\n";
-  html += "</body></html>\n";
-  write_file(dir / "report.html", html);
+  const std::string md = report_md(sweep, figures);
+  app::write_file_atomic((dir / "report.md").string(), md);
+  app::write_file_atomic((dir / "report.html").string(), report_html(md, dir));
   fmt::print("{}", md.substr(0, md.find("![")));
   fmt::print("report: {}/report.md, {}/report.html, {} figures\n", dir.string(), dir.string(), figures.size());
   return 0;

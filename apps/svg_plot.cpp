@@ -64,11 +64,15 @@ std::string LinePlot::to_svg() const {
     for (size_t i = 0; i < s.points.size(); ++i) {
       auto [x, y] = s.points[i];
       if (!std::isfinite(y) || (log_y && y <= 0) || (log2_x && x <= 0)) continue;
-      const double sp = i < s.spread.size() ? s.spread[i] : 0.0;
       x_min = std::min(x_min, tx(x));
       x_max = std::max(x_max, tx(x));
-      y_min = std::min(y_min, ty(log_y ? y : y - sp));
-      y_max = std::max(y_max, ty(y + sp));
+      y_min = std::min(y_min, ty(y));
+      y_max = std::max(y_max, ty(y));
+      if (i < s.band.size() && std::isfinite(s.band[i].first) && std::isfinite(s.band[i].second) &&
+          (!log_y || s.band[i].first > 0)) {
+        y_min = std::min(y_min, ty(s.band[i].first));
+        y_max = std::max(y_max, ty(s.band[i].second));
+      }
     }
   }
   if (!std::isfinite(x_min)) x_min = 0, x_max = 1, y_min = 0, y_max = 1;
@@ -132,19 +136,25 @@ std::string LinePlot::to_svg() const {
   for (size_t k = 0; k < series.size(); ++k) {
     const auto& s = series[k];
     const char* color = plot_color(k);
-    std::vector<std::pair<double, double>> pts;
-    std::vector<double> sp;
+    std::vector<std::pair<double, double>> pts, band;
     for (size_t i = 0; i < s.points.size(); ++i) {
       auto [x, y] = s.points[i];
       if (!std::isfinite(y) || (log_y && y <= 0) || (log2_x && x <= 0)) continue;
       pts.push_back(s.points[i]);
-      sp.push_back(i < s.spread.size() ? s.spread[i] : 0.0);
+      const bool has_band = i < s.band.size() && std::isfinite(s.band[i].first) && std::isfinite(s.band[i].second) &&
+                            (!log_y || s.band[i].first > 0);
+      band.push_back(has_band ? s.band[i] : std::pair{y, y});
     }
-    if (!s.spread.empty() && !pts.empty() && !log_y) {
-      std::string band;
-      for (size_t i = 0; i < pts.size(); ++i) band += fmt::format("{:.1f},{:.1f} ", px(pts[i].first), py(pts[i].second + sp[i]));
-      for (size_t i = pts.size(); i-- > 0;) band += fmt::format("{:.1f},{:.1f} ", px(pts[i].first), py(pts[i].second - sp[i]));
-      svg += fmt::format("<polygon points=\"{}\" fill=\"{}\" fill-opacity=\"0.15\" stroke=\"none\"/>\n", band, color);
+    if (!s.band.empty() && !pts.empty()) {
+      // the band as one polygon: along the highs, back along the lows; error bars mark each point
+      std::string outline;
+      for (size_t i = 0; i < pts.size(); ++i) outline += fmt::format("{:.1f},{:.1f} ", px(pts[i].first), py(band[i].second));
+      for (size_t i = pts.size(); i-- > 0;) outline += fmt::format("{:.1f},{:.1f} ", px(pts[i].first), py(band[i].first));
+      svg += fmt::format("<polygon points=\"{}\" fill=\"{}\" fill-opacity=\"0.15\" stroke=\"none\"/>\n", outline, color);
+      for (size_t i = 0; i < pts.size(); ++i)
+        if (band[i].first < band[i].second)
+          svg += fmt::format("<line class=\"band\" x1=\"{0:.1f}\" y1=\"{1:.1f}\" x2=\"{0:.1f}\" y2=\"{2:.1f}\" stroke=\"{3}\"/>\n",
+                             px(pts[i].first), py(band[i].first), py(band[i].second), color);
     }
     std::string line;
     for (auto [x, y] : pts) line += fmt::format("{:.1f},{:.1f} ", px(x), py(y));

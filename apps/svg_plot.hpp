@@ -3,7 +3,7 @@
 //
 //   LinePlot p{.title = "Test error vs batch size", .x_label = "batch size", .y_label = "test error (%)",
 //              .log2_x = true};
-//   p.series.push_back({"bn", {{2, 40.1}, {4, 20.3}}, /*spread=*/{{2, 3.0}, {4, 1.1}}});
+//   p.series.push_back({"bn", {{2, 40.1}, {4, 20.3}}, /*band=*/{{38.0, 43.5}, {19.9, 21.0}}});
 //   write_text_file("fig.svg", p.to_svg());
 #pragma once
 
@@ -16,7 +16,7 @@ namespace nl {
 struct PlotSeries {
   std::string label;
   std::vector<std::pair<double, double>> points;  // (x, y), drawn in x order
-  std::vector<double> spread;                     // optional +/- band per point (same length as points)
+  std::vector<std::pair<double, double>> band;    // optional (low, high) per point, e.g. min and max over seeds
   bool dashed = false;
 };
 

@@ -6,6 +6,8 @@
 // never wrote one. Results are gathered into OUT/results.csv after every finished run.
 // Spread over machines, each process runs one shard of the plan and claims each run before
 // starting it (apps/shard.hpp), so shards can share OUT.
+// With --results DIR, a run finished in DIR (a committed compact copy, see export_results.cpp)
+// counts as finished too, so a sweep continued on another machine only runs what is missing.
 #include "apps/sweep.hpp"
 
 #include <fcntl.h>
@@ -47,7 +49,8 @@ double scaled_lr(const SweepPlan& plan, int batch_size) {
   return plan.base_lr;
 }
 
-std::string run_name(const std::string& label, int batch_size, int seed) {
+std::string run_name(const std::string& label, int batch_size, int seed, int stat_batch) {
+  if (stat_batch > 0) return fmt::format("{}-b{}-sb{}-s{}", label, batch_size, stat_batch, seed);
   return fmt::format("{}-b{}-s{}", label, batch_size, seed);
 }
 
@@ -159,43 +162,88 @@ SweepPlan sweep_preset(const std::string& name, const std::string& out_dir) {
 
 // ----------------------------------------------------------------------------- run bookkeeping
 
-struct RunSpec {
-  std::string name, label;
-  int batch_size, seed;
-  double lr;
-  std::vector<std::string> train_args;
-  bool bn_family;
-};
+static std::string norm_of(const SweepVariant& v) {
+  for (size_t i = 0; i + 1 < v.train_args.size(); ++i)
+    if (v.train_args[i] == "--norm") return v.train_args[i + 1];
+  return "";
+}
+static bool has_arg(const SweepVariant& v, const char* flag) {
+  return std::find(v.train_args.begin(), v.train_args.end(), flag) != v.train_args.end();
+}
 
 static bool uses_batch_statistics(const SweepVariant& v) {
   static const std::set<std::string> bn_family = {"bn", "brn", "gbn", "mobn"};
-  for (size_t i = 0; i + 1 < v.train_args.size(); ++i)
-    if (v.train_args[i] == "--norm")
-      return bn_family.count(v.train_args[i + 1]) > 0 ||
-             (v.train_args[i + 1] == "wn" &&
-              std::find(v.train_args.begin(), v.train_args.end(), "--wn-mean-only-bn") != v.train_args.end());
-  return false;
+  const std::string norm = norm_of(v);
+  return bn_family.count(norm) > 0 || (norm == "wn" && has_arg(v, "--wn-mean-only-bn"));
 }
 
-static std::vector<RunSpec> expand(const SweepPlan& plan) {
-  std::vector<RunSpec> runs;
+// The variants `normlab train --stat-batch` applies to. gbn is BatchNorm whose statistics
+// batch is its --ghost-batch (train refuses a second one), so it is not on the axis.
+static bool takes_stat_batch(const SweepVariant& v) { return uses_batch_statistics(v) && norm_of(v) != "gbn"; }
+
+std::vector<PlannedRun> planned_runs(const SweepPlan& plan) {
+  std::vector<PlannedRun> runs;
+  auto add = [&](const SweepVariant& v, int b, int seed, int stat_batch) {
+    PlannedRun r;
+    r.name = run_name(v.label, b, seed, stat_batch);
+    r.label = v.label;
+    r.batch_size = b, r.seed = seed, r.stat_batch = stat_batch;
+    r.batch_statistics = uses_batch_statistics(v);
+    r.lr = scaled_lr(plan, b);
+    r.train_args = plan.common_args;
+    r.train_args.insert(r.train_args.end(), v.train_args.begin(), v.train_args.end());
+    if (stat_batch > 0) r.train_args.insert(r.train_args.end(), {"--stat-batch", std::to_string(stat_batch)});
+    for (const auto& a : {std::string("--batch-size"), std::to_string(b), std::string("--seed"), std::to_string(seed),
+                          std::string("--lr"), fmt::format("{:g}", r.lr), std::string("--threads"),
+                          std::to_string(plan.threads), std::string("--out"), (fs::path(plan.out_dir) / r.name).string()})
+      r.train_args.push_back(a);
+    runs.push_back(std::move(r));
+  };
   // Small batches first within each seed: they are the slow, interesting ones.
   for (int seed : plan.seeds)
     for (int b : plan.batch_sizes)
       for (const auto& v : plan.variants) {
-        RunSpec r{run_name(v.label, b, seed), v.label, b, seed, scaled_lr(plan, b), {}, uses_batch_statistics(v)};
-        r.train_args = plan.common_args;
-        r.train_args.insert(r.train_args.end(), v.train_args.begin(), v.train_args.end());
-        for (const auto& a : {std::string("--batch-size"), std::to_string(b), std::string("--seed"), std::to_string(seed),
-                              std::string("--lr"), fmt::format("{:g}", r.lr), std::string("--threads"),
-                              std::to_string(plan.threads), std::string("--out"), (fs::path(plan.out_dir) / r.name).string()})
-          r.train_args.push_back(a);
-        runs.push_back(std::move(r));
+        if (plan.stat_batches.empty() || !takes_stat_batch(v)) {
+          add(v, b, seed, 0);
+          continue;
+        }
+        for (int sb : plan.stat_batches)
+          if (sb <= b) add(v, b, seed, sb);  // a statistics batch larger than the batch does not exist
       }
   return runs;
 }
 
-static json read_json_or_null(const fs::path& path) {
+nlohmann::json plan_to_json(const SweepPlan& plan) {
+  json j = {{"description", plan.description}, {"batch_sizes", plan.batch_sizes}, {"seeds", plan.seeds},
+            {"lr_scaling", plan.lr_scaling}, {"base_lr", plan.base_lr}, {"base_batch", plan.base_batch},
+            {"common_args", plan.common_args}, {"eval_modes", plan.eval_modes}};
+  if (!plan.stat_batches.empty()) j["stat_batches"] = plan.stat_batches;
+  for (const auto& v : plan.variants) j["variants"].push_back({{"label", v.label}, {"train_args", v.train_args}});
+  return j;
+}
+
+SweepPlan plan_from_json(const nlohmann::json& j, const std::string& out_dir) {
+  SweepPlan plan;
+  plan.out_dir = out_dir;
+  try {
+    for (const auto& v : j.at("variants"))
+      plan.variants.push_back({v.at("label"), v.value("train_args", std::vector<std::string>{})});
+    plan.batch_sizes = j.at("batch_sizes").get<std::vector<int>>();
+    plan.seeds = j.at("seeds").get<std::vector<int>>();
+    plan.stat_batches = j.value("stat_batches", std::vector<int>{});
+    plan.lr_scaling = j.value("lr_scaling", plan.lr_scaling);
+    plan.base_lr = j.value("base_lr", plan.base_lr);
+    plan.base_batch = j.value("base_batch", plan.base_batch);
+    plan.eval_modes = j.value("eval_modes", plan.eval_modes);
+    plan.common_args = j.value("common_args", std::vector<std::string>{});
+    plan.description = j.value("description", "");
+  } catch (const json::exception& e) {
+    throw Error(fmt::format("sweep.json of {} is incomplete or malformed: {}", out_dir, e.what()));
+  }
+  return plan;
+}
+
+json read_json_or_null(const fs::path& path) {
   std::ifstream in(path);
   if (!in) return nullptr;
   try {
@@ -206,11 +254,18 @@ static json read_json_or_null(const fs::path& path) {
 }
 
 // "ok" / "diverged ..." are final; anything else (missing, "interrupted") means run it (again).
-static bool is_finished(const fs::path& run_dir) {
+bool run_finished(const fs::path& run_dir) {
   json s = read_json_or_null(run_dir / "summary.json");
   if (!s.is_object() || !s.contains("status") || !s["status"].is_string()) return false;
   const std::string status = s["status"];
   return status == "ok" || status.rfind("diverged", 0) == 0;
+}
+
+fs::path run_location(const SweepPlan& plan, const std::string& name) {
+  const fs::path out = fs::path(plan.out_dir) / name;
+  if (run_finished(out) || plan.results_dir.empty()) return out;
+  const fs::path committed = fs::path(plan.results_dir) / name;
+  return run_finished(committed) ? committed : out;
 }
 
 static std::string self_exe() { return fs::read_symlink("/proc/self/exe").string(); }
@@ -242,15 +297,17 @@ static std::string csv_number(const json& j, const char* key) {
 }
 
 // Rewrites OUT/results.csv from the run directories (the directories are the truth).
-static void write_results(const SweepPlan& plan, const std::vector<RunSpec>& runs) {
+// stat_batch is the last column so that readers of the older columns by position still work.
+void write_results_csv(const SweepPlan& plan, const std::vector<PlannedRun>& runs) {
   const fs::path out = fs::path(plan.out_dir) / "results.csv";
   const fs::path tmp = fmt::format("{}.tmp.{}", out.string(), getpid());  // shards may write at once
   {
     std::ofstream f(tmp);
     f << "variant,batch_size,seed,lr,status,test_accuracy,test_error,test_loss,final_train_loss,steps,epochs,"
-         "seconds,ms_per_step,items_per_second,peak_rss_mb,acc_running_stats,acc_batch_stats,acc_precise_bn\n";
+         "seconds,ms_per_step,items_per_second,peak_rss_mb,acc_running_stats,acc_batch_stats,acc_precise_bn,"
+         "stat_batch\n";
     for (const auto& r : runs) {
-      const fs::path dir = fs::path(plan.out_dir) / r.name;
+      const fs::path dir = run_location(plan, r.name);
       json s = read_json_or_null(dir / "summary.json");
       json e = read_json_or_null(dir / "eval_modes.json");
       std::string status = s.is_object() && s.contains("status") ? s["status"].get<std::string>() : "missing";
@@ -263,12 +320,12 @@ static void write_results(const SweepPlan& plan, const std::vector<RunSpec>& run
         ms_per_step = fmt::format("{:.4g}", 1000.0 * s["seconds"].get<double>() / s["steps"].get<double>());
       std::string items = csv_number(s, "images_per_second");
       if (items.empty()) items = csv_number(s, "tokens_per_second");
-      f << fmt::format("{},{},{},{:g},\"{}\",{},{},{},{},{},{},{},{},{},{},{},{},{}\n", r.label, r.batch_size, r.seed, r.lr,
-                       status, csv_number(s, "test_accuracy"), error, csv_number(s, "test_loss"),
+      f << fmt::format("{},{},{},{:g},\"{}\",{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", r.label, r.batch_size, r.seed,
+                       r.lr, status, csv_number(s, "test_accuracy"), error, csv_number(s, "test_loss"),
                        csv_number(s, "final_train_loss"), csv_number(s, "steps"), csv_number(s, "epochs"),
                        csv_number(s, "seconds"), ms_per_step, items, csv_number(s, "peak_rss_mb"),
                        csv_number(e, "running_stats_accuracy"), csv_number(e, "batch_stats_accuracy"),
-                       csv_number(e, "precise_bn_accuracy"));
+                       csv_number(e, "precise_bn_accuracy"), r.effective_stat_batch());
     }
   }
   fs::rename(tmp, out);
@@ -288,35 +345,37 @@ static int run_sweep(const SweepPlan& plan, const app::Shard& shard, double clai
               "sweep: need at least one norm (variant), batch size and seed");
   for (int b : plan.batch_sizes) usage_check(b > 0, fmt::format("sweep: --batch-sizes must be positive, got {}", b));
   usage_check(plan.jobs >= 1 && plan.threads >= 1, "sweep: --jobs and --threads must be >= 1");
+  for (int sb : plan.stat_batches)
+    usage_check(sb >= 2, fmt::format("sweep: --stat-batch-sizes must be >= 2 (statistics need two examples), got {}", sb));
+  usage_check(plan.results_dir.empty() || fs::is_directory(plan.results_dir),
+              fmt::format("sweep: --results {} is not a directory", plan.results_dir));
   fs::create_directories(fs::path(plan.out_dir) / "logs");
-  const std::vector<RunSpec> runs = expand(plan);
-  {
-    json j = {{"description", plan.description}, {"batch_sizes", plan.batch_sizes}, {"seeds", plan.seeds},
-              {"lr_scaling", plan.lr_scaling}, {"base_lr", plan.base_lr}, {"base_batch", plan.base_batch},
-              {"common_args", plan.common_args}};
-    for (const auto& v : plan.variants) j["variants"].push_back({{"label", v.label}, {"train_args", v.train_args}});
-    app::write_json_atomic((fs::path(plan.out_dir) / "sweep.json").string(), j);
-  }
+  const std::vector<PlannedRun> runs = planned_runs(plan);
+  app::write_json_atomic((fs::path(plan.out_dir) / "sweep.json").string(), plan_to_json(plan));
   app::ClaimBoard claims(plan.out_dir, claim_lease);
   const std::string shard_label = shard.count > 1 ? fmt::format("shard {}/{}", shard.index, shard.count) : "";
   claims.set_shard_label(shard_label);
   const std::string exe = self_exe();
   // A job is a queue of commands run one after the other (train, then eval for BN-family runs).
   struct Job {
-    const RunSpec* run;
+    const PlannedRun* run;
     std::vector<std::vector<std::string>> commands;
   };
   std::vector<Job> pending;
-  int already_done = 0, mine = 0, held_elsewhere = 0;
-  auto done = [&](const RunSpec& r) {
+  int already_done = 0, committed = 0, mine = 0, held_elsewhere = 0;
+  auto done = [&](const PlannedRun& r) {
     const fs::path dir = fs::path(plan.out_dir) / r.name;
-    return is_finished(dir) && (!r.bn_family || !plan.eval_modes || fs::exists(dir / "eval_modes.json"));
+    return run_finished(dir) && (!r.batch_statistics || !plan.eval_modes || fs::exists(dir / "eval_modes.json"));
   };
   for (size_t i = 0; i < runs.size(); ++i) {
-    const RunSpec& r = runs[i];
+    const PlannedRun& r = runs[i];
     if (!shard.owns(i)) continue;
     ++mine;
     const fs::path dir = fs::path(plan.out_dir) / r.name;
+    if (run_location(plan, r.name) != dir) {  // finished in --results (no model there to evaluate)
+      ++already_done, ++committed;
+      continue;
+    }
     if (done(r)) {
       ++already_done;
       continue;
@@ -332,7 +391,7 @@ static int run_sweep(const SweepPlan& plan, const app::Shard& shard, double clai
       ++already_done;
       continue;
     }
-    const bool trained = is_finished(dir);
+    const bool trained = run_finished(dir);
     Job job{&r, {}};
     if (!trained) {
       std::vector<std::string> cmd = {exe, "train"};
@@ -344,7 +403,7 @@ static int run_sweep(const SweepPlan& plan, const app::Shard& shard, double clai
       }
       job.commands.push_back(cmd);
     }
-    if (r.bn_family && plan.eval_modes) job.commands.push_back({exe, "eval", "--run", dir.string()});
+    if (r.batch_statistics && plan.eval_modes) job.commands.push_back({exe, "eval", "--run", dir.string()});
     pending.push_back(std::move(job));
   }
   const bool tty = isatty(STDERR_FILENO);
@@ -370,8 +429,10 @@ static int run_sweep(const SweepPlan& plan, const app::Shard& shard, double clai
   };
   if (shard.count > 1)
     fmt::print(stderr, "[sweep] {} (from {}): {} of the plan's {} runs\n", shard_label, shard.source, mine, runs.size());
-  fmt::print(stderr, "[sweep] {} runs in {} ({} already finished, {} held by other processes), {} jobs x {} threads\n",
-             mine, plan.out_dir, already_done, held_elsewhere, plan.jobs, plan.threads);
+  fmt::print(stderr, "[sweep] {} runs in {} ({} already finished{}, {} held by other processes), {} jobs x {} threads\n",
+             mine, plan.out_dir, already_done,
+             committed ? fmt::format(", {} of them in {}", committed, plan.results_dir) : "", held_elsewhere, plan.jobs,
+             plan.threads);
   while (next < pending.size() || !running.empty()) {
     while (static_cast<int>(running.size()) < plan.jobs && next < pending.size()) start_next_command(pending[next++]);
     progress("");
@@ -402,9 +463,9 @@ static int run_sweep(const SweepPlan& plan, const app::Shard& shard, double clai
       progress(fmt::format("[sweep] {}: {} {}", job.run->name, status.empty() ? "done" : status, acc));
     }
     claims.release(job.run->name);  // finished or failed: a later sweep may retry a failed run
-    write_results(plan, runs);
+    write_results_csv(plan, runs);
   }
-  write_results(plan, runs);
+  write_results_csv(plan, runs);
   fmt::print(stderr, "[sweep] results: {}/results.csv  (then: normlab report {})\n", plan.out_dir, plan.out_dir);
   return failed == 0 ? 0 : 1;
 }
@@ -458,7 +519,7 @@ int sweep_main(int argc, char** argv) {
                             batch_sizes = "2,4,8,16,32,64", seeds = "0", lr_scaling = "linear";
   double base_lr = 0.02;
   int base_batch = 32, jobs = 2, threads = 1;
-  std::string epochs, steps, subset, data_dir;
+  std::string epochs, steps, subset, data_dir, results_dir;
   bool no_eval_modes = false;
   std::string shard_spec;
   double claim_lease = 300;
@@ -469,6 +530,8 @@ int sweep_main(int argc, char** argv) {
   app.add_option("--norms", norms, "Comma-separated norm names")->capture_default_str();
   app.add_option("--batch-sizes", batch_sizes, "Comma-separated batch sizes")->capture_default_str();
   app.add_option("--seeds", seeds, "Comma-separated seeds")->capture_default_str();
+  app.add_option("--results", results_dir,
+                 "Directory of committed results (normlab export-results): a run finished there is not run again");
   app.add_option("--epochs", epochs, "Epochs per run (same for every batch size)");
   app.add_option("--steps", steps, "Steps per run (instead of --epochs)");
   app.add_option("--lr-scaling", lr_scaling, "lr = base * B/base_batch (linear), * sqrt(B/base_batch) (sqrt), or base (none)")
@@ -508,6 +571,7 @@ int sweep_main(int argc, char** argv) {
   // Flags given explicitly override the preset's.
   auto given = [&](const char* flag) { return app.get_option(flag)->count() > 0; };
   if (given("--seeds") || preset.empty()) plan.seeds = parse_int_list(seeds, "--seeds");
+  plan.results_dir = results_dir;
   if (given("--batch-sizes")) plan.batch_sizes = parse_int_list(batch_sizes, "--batch-sizes");
   if (given("--norms")) plan.variants = norm_variants(parse_list(norms));
   if (given("--base-lr")) plan.base_lr = base_lr;

@@ -1,9 +1,15 @@
 // normlab apps: `normlab sweep` runs one `normlab train` per (variant, batch size, seed) as
-// child processes, and `normlab report` turns a sweep directory into figures and tables.
+// child processes (and per statistics batch, with --stat-batch-sizes), `normlab report` turns
+// a sweep directory into figures and tables, and `normlab export-results` copies a sweep's
+// finished runs compactly (no checkpoints, metrics.csv thinned) into a directory that can be
+// committed; `--results DIR` makes sweep and report treat the runs found there as finished.
 #pragma once
 
+#include <filesystem>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 namespace nl {
 
@@ -18,6 +24,10 @@ struct SweepPlan {
   std::vector<SweepVariant> variants;
   std::vector<int> batch_sizes;
   std::vector<int> seeds;
+  // --stat-batch-sizes: variants that take --stat-batch (bn, mobn, brn, wn + mean-only BN) run
+  // once per statistics batch b <= B; the others once per batch size. Empty: not an axis.
+  std::vector<int> stat_batches;
+  std::string results_dir;  // --results: finished runs there count as done (sweep) and are read (report)
   std::string lr_scaling = "linear";  // linear | sqrt | none
   double base_lr = 0.05;
   int base_batch = 32;
@@ -27,15 +37,42 @@ struct SweepPlan {
   std::string description;                 // what the preset reproduces, for report.md
 };
 
+// One run of a plan.
+struct PlannedRun {
+  std::string name, label;
+  int batch_size = 0, seed = 0;
+  int stat_batch = 0;             // --stat-batch given to the run; 0 = not given (the whole batch)
+  bool batch_statistics = false;  // a BN-family variant: its statistics come from the batch
+  double lr = 0;
+  std::vector<std::string> train_args;  // everything after `normlab train`
+  int effective_stat_batch() const { return stat_batch > 0 ? stat_batch : batch_size; }
+};
+
 // Learning rate for a batch size under the plan's scaling rule.
 double scaled_lr(const SweepPlan& plan, int batch_size);
-// The run directory name of one run: "<label>-b<B>-s<seed>".
-std::string run_name(const std::string& label, int batch_size, int seed);
+// The run directory name of one run: "<label>-b<B>-s<seed>", or "<label>-b<B>-sb<b>-s<seed>"
+// with a statistics batch (stat_batch > 0).
+std::string run_name(const std::string& label, int batch_size, int seed, int stat_batch = 0);
+// Every run of the plan, small batches first within each seed.
+std::vector<PlannedRun> planned_runs(const SweepPlan& plan);
+// sweep.json, the plan as written into the sweep directory (older files: no stat axis).
+nlohmann::json plan_to_json(const SweepPlan& plan);
+SweepPlan plan_from_json(const nlohmann::json& j, const std::string& out_dir);
+// The parsed file, or null if it is missing or not (yet) valid JSON (a half-written file).
+nlohmann::json read_json_or_null(const std::filesystem::path& path);
+// A run directory whose summary.json says "ok" or "diverged ...".
+bool run_finished(const std::filesystem::path& run_dir);
+// Where a run's files are: OUT/<name> if it finished there, else RESULTS/<name> if it finished
+// there, else OUT/<name> (not finished anywhere).
+std::filesystem::path run_location(const SweepPlan& plan, const std::string& name);
+// OUT/results.csv from the runs' summaries (wherever run_location finds them).
+void write_results_csv(const SweepPlan& plan, const std::vector<PlannedRun>& runs);
 // Named presets (the papers at CPU scale); throws nl::Error listing valid names.
 SweepPlan sweep_preset(const std::string& name, const std::string& out_dir);
 std::vector<std::string> sweep_preset_names();
 
 int sweep_main(int argc, char** argv);
 int report_main(int argc, char** argv);
+int export_results_main(int argc, char** argv);  // apps/export_results.cpp
 
 }  // namespace nl

@@ -1,7 +1,8 @@
 // End-to-end tests of `normlab sweep` and `normlab report` on the tiny synthetic IDX dataset
 // (tests/support/cli_runner.hpp): one run per (norm, batch size, seed), learning rates scaled
 // with the batch size, resumability (finished runs are never touched again, interrupted ones
-// restart), diverged runs recorded while the sweep goes on, and the report's tables and figures.
+// restart), diverged runs recorded while the sweep goes on, the report's tables, figures and HTML,
+// statistics batch as an axis, and committed compact results (export-results, --results).
 #include <catch2/catch.hpp>
 
 #include <filesystem>
@@ -106,6 +107,98 @@ TEST_CASE("report writes the norm x batch table, the BN - GN row and the figures
   const std::string html = slurp(dir / "report.html");
   CHECK(html.find("<table>") != std::string::npos);
   CHECK(html.find("<svg") != std::string::npos);  // figures inlined: the page stands alone
+  // Markdown is rendered, not printed raw.
+  CHECK(html.find("<strong>test error (%)</strong>") != std::string::npos);
+  CHECK(html.find("<td><strong>BN - GN</strong></td>") != std::string::npos);
+  CHECK(html.find("<th>norm</th><th>B=4</th><th>B=16</th>") != std::string::npos);
+  CHECK(html.find("<figcaption>") != std::string::npos);
+  CHECK(html.find("**") == std::string::npos);
+  CHECK(html.find("<code>") != std::string::npos);
+}
+
+TEST_CASE("with several seeds the table gives mean +/- std with n and the headline plot a min-max band", "[report]") {
+  const fs::path out = temp_root() / "sweep-seeds";
+  const Run r = run_normlab("sweep --model mlp --dataset mnist --data-dir " + data_dir() +
+                            " --norms gn --groups 4 --batch-sizes 4,8 --seeds 0,1 --steps 6 --jobs 2 --threads 1 "
+                            "--no-eval-modes --out " + out.string());
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  REQUIRE(run_normlab("report " + out.string()).exit_code == 0);
+  const std::string md = slurp(out / "report.md");
+  CHECK(md.find("(n=2) |") != std::string::npos);
+  CHECK(md.find(" +/- ") != std::string::npos);
+  const std::string svg = slurp(out / "error_vs_batch.svg");
+  CHECK(svg.find("<polygon") != std::string::npos);  // the band
+  CHECK(md.find("min to max over the seeds") != std::string::npos);
+  // One seed (the finished_sweep): no band.
+  const fs::path one = finished_sweep();
+  REQUIRE(run_normlab("report " + one.string()).exit_code == 0);
+  CHECK(slurp(one / "error_vs_batch.svg").find("<polygon") == std::string::npos);
+}
+
+TEST_CASE("export-results writes compact finished runs; sweep --results skips them; report plots the union",
+          "[sweep][report][results]") {
+  const fs::path dir = finished_sweep();
+  const fs::path committed = temp_root() / "results" / "sweep";
+  const Run ex = run_normlab("export-results " + dir.string() + " " + committed.string() + " --max-rows 5");
+  INFO(ex.err);
+  REQUIRE(ex.exit_code == 0);
+  for (const char* name : {"bn-b4-s0", "bn-b16-s0", "gn-b4-s0", "gn-b16-s0"}) {
+    INFO(name);
+    for (const char* f : {"summary.json", "config.json", "eval.csv", "metrics.csv"}) CHECK(fs::exists(committed / name / f));
+    for (const char* f : {"model.safetensors", "train_state.safetensors"}) CHECK_FALSE(fs::exists(committed / name / f));
+    CHECK(slurp(committed / name / "summary.json") == slurp(dir / name / "summary.json"));
+    CHECK(read_json_file(committed / name / "config.json")["out"] == name);
+    // metrics.csv: the header and 5 of the 12 rows, evenly spread, first and last kept.
+    const auto full = read_lines(dir / name / "metrics.csv");
+    const auto thin = read_lines(committed / name / "metrics.csv");
+    REQUIRE(full.size() == 13);
+    REQUIRE(thin.size() == 6);
+    CHECK(thin[0] == full[0]);
+    CHECK(thin[1] == full[1]);
+    CHECK(thin[2] == full[1 + 3]);
+    CHECK(thin[3] == full[1 + 6]);
+    CHECK(thin[4] == full[1 + 8]);
+    CHECK(thin[5] == full[12]);
+  }
+  CHECK(fs::exists(committed / "sweep.json"));
+  CHECK(read_lines(committed / "results.csv").size() == 5);
+  // Deterministic: exporting again writes the same bytes.
+  const std::string before = slurp(committed / "bn-b4-s0" / "metrics.csv");
+  REQUIRE(run_normlab("export-results " + dir.string() + " " + committed.string() + " --max-rows 5").exit_code == 0);
+  CHECK(slurp(committed / "bn-b4-s0" / "metrics.csv") == before);
+
+  // Another machine: an empty out dir, the committed results, one more batch size.
+  const fs::path elsewhere = temp_root() / "sweep-elsewhere";
+  const Run r = run_normlab("sweep --model mlp --dataset mnist --data-dir " + data_dir() +
+                            " --norms bn,gn --groups 4 --batch-sizes 4,8,16 --steps 12 --base-lr 0.32 --base-batch 32 "
+                            "--jobs 2 --threads 1 --no-eval-modes --out " + elsewhere.string() +
+                            " --results " + committed.string());
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.err.find("4 already finished, 4 of them in " + committed.string()) != std::string::npos);
+  CHECK_FALSE(fs::exists(elsewhere / "bn-b4-s0"));  // not run again
+  CHECK(read_json_file(elsewhere / "gn-b8-s0" / "summary.json")["status"] == "ok");
+  const auto rows = read_lines(elsewhere / "results.csv");
+  REQUIRE(rows.size() == 7);
+  for (size_t i = 1; i < rows.size(); ++i) CHECK(rows[i].find(",\"ok\",") != std::string::npos);
+
+  const Run rep = run_normlab("report " + elsewhere.string() + " --results " + committed.string());
+  INFO(rep.err);
+  REQUIRE(rep.exit_code == 0);
+  const std::string md = slurp(elsewhere / "report.md");
+  CHECK(md.find("| norm | B=4 | B=8 | B=16 |") != std::string::npos);
+  CHECK(md.find("missing") == std::string::npos);  // every cell found, from one directory or the other
+  CHECK(md.find("4 of the 6 runs were read from the committed results") != std::string::npos);
+  // Only the committed copy, no out dir at all: the report still has every committed run.
+  const fs::path fresh = temp_root() / "fresh-report";
+  REQUIRE(run_normlab("report " + fresh.string() + " --results " + committed.string()).exit_code == 0);
+  CHECK(slurp(fresh / "report.md").find("| bn |") != std::string::npos);
+  CHECK(slurp(fresh / "report.md").find("missing") == std::string::npos);
+
+  const Run bad = run_normlab("export-results " + (temp_root() / "no-sweep").string() + " " + committed.string());
+  CHECK(bad.exit_code == 2);
+  CHECK(bad.err.find("sweep.json") != std::string::npos);
 }
 
 TEST_CASE("sweep and report reject bad input with exit code 2 or a clear error", "[sweep][report]") {

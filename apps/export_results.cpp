@@ -1,0 +1,120 @@
+// normlab apps: `normlab export-results SWEEP_DIR DEST` writes the compact copy of a sweep's
+// finished runs that can be committed (results/<sweep-name>/): for each run whose summary.json
+// says "ok" or "diverged", DEST/<run>/ gets summary.json, config.json, eval.csv,
+// eval_modes.json (when the run has one) and metrics.csv thinned to at most --max-rows rows;
+// never a checkpoint or model. DEST also gets sweep.json and a results.csv over every run
+// found in DEST (runs exported earlier, e.g. from another machine, are kept).
+//
+// Thinning is deterministic: of n data rows, rows round(i (n-1) / (m-1)) for i = 0..m-1, so
+// the first and the last row are always kept. Paths of the machine that ran the sweep mean
+// nothing elsewhere: config.json's "out" and eval_modes.json's "run" become the run's name,
+// and an absolute "data_dir" becomes its last component.
+//
+// Then, on any machine: `normlab sweep ... --results DEST` does not run those again, and
+// `normlab report OUT --results DEST` plots the union of OUT and DEST.
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "apps/run_dir.hpp"
+#include "apps/sweep.hpp"
+#include "apps/train.hpp"
+
+namespace nl {
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+std::string slurp(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// The header and at most max_rows data rows, first and last included.
+std::string thin_csv(const std::string& text, size_t max_rows) {
+  std::vector<std::string> lines;
+  std::stringstream ss(text);
+  std::string line;
+  while (std::getline(ss, line))
+    if (!line.empty()) lines.push_back(line);
+  if (lines.empty()) return "";
+  const size_t n = lines.size() - 1, m = std::min(n, max_rows);
+  std::string out = lines[0] + "\n";
+  for (size_t i = 0; i < m; ++i) {
+    const size_t row = m == 1 ? n - 1 : (i * (n - 1) + (m - 1) / 2) / (m - 1);  // round(i (n-1) / (m-1))
+    out += lines[1 + row] + "\n";
+  }
+  return out;
+}
+
+void export_run(const fs::path& from, const fs::path& to, const std::string& name, size_t max_rows) {
+  app::ensure_directory(to.string());
+  app::write_file_atomic((to / "summary.json").string(), slurp(from / "summary.json"));
+  json config = app::read_json((from / "config.json").string());
+  config["out"] = name;
+  if (config.contains("data_dir") && config["data_dir"].is_string() &&
+      fs::path(config["data_dir"].get<std::string>()).is_absolute())
+    config["data_dir"] = fs::path(config["data_dir"].get<std::string>()).filename().string();
+  app::write_json_atomic((to / "config.json").string(), config);
+  if (fs::exists(from / "eval_modes.json")) {
+    json modes = app::read_json((from / "eval_modes.json").string());
+    modes["run"] = name;
+    app::write_json_atomic((to / "eval_modes.json").string(), modes);
+  }
+  for (const char* csv : {"eval.csv", "metrics.csv"})
+    if (fs::exists(from / csv))
+      app::write_file_atomic((to / csv).string(),
+                             std::string(csv) == "metrics.csv" ? thin_csv(slurp(from / csv), max_rows) : slurp(from / csv));
+}
+
+}  // namespace
+
+int export_results_main(int argc, char** argv) {
+  CLI::App app{"normlab export-results: a sweep's finished runs, compact (no checkpoints, metrics.csv thinned), "
+               "into a directory to commit"};
+  std::string sweep_dir, dest;
+  size_t max_rows = 200;
+  app.add_option("sweep_dir", sweep_dir, "Sweep directory (written by normlab sweep)")->required();
+  app.add_option("dest", dest, "Destination, e.g. results/<sweep-name>")->required();
+  app.add_option("--max-rows", max_rows, "At most this many metrics.csv rows per run (first and last kept)")
+      ->check(CLI::Range(size_t{2}, size_t{1} << 40))
+      ->capture_default_str();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  const fs::path plan_file = fs::path(sweep_dir) / "sweep.json";
+  if (!fs::exists(plan_file))
+    throw app::UsageError(fmt::format("export-results: {} has no sweep.json (is it a sweep directory?)", sweep_dir));
+  const SweepPlan plan = plan_from_json(app::read_json(plan_file.string()), sweep_dir);
+  NL_CHECK(fs::weakly_canonical(sweep_dir) != fs::weakly_canonical(dest), "export-results: DEST must differ from ",
+           sweep_dir);
+  app::ensure_directory(dest);
+  int exported = 0, unfinished = 0;
+  for (const PlannedRun& r : planned_runs(plan)) {
+    const fs::path from = fs::path(sweep_dir) / r.name;
+    if (!run_finished(from)) {
+      ++unfinished;
+      continue;
+    }
+    export_run(from, fs::path(dest) / r.name, r.name, max_rows);
+    ++exported;
+  }
+  app::write_json_atomic((fs::path(dest) / "sweep.json").string(), plan_to_json(plan));
+  SweepPlan in_dest = plan;
+  in_dest.out_dir = dest;
+  write_results_csv(in_dest, planned_runs(in_dest));
+  fmt::print(stderr, "export-results: {} finished runs of {} written to {}{}\n", exported, sweep_dir, dest,
+             unfinished ? fmt::format(" ({} not finished, left out)", unfinished) : "");
+  return 0;
+}
+
+}  // namespace nl

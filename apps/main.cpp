@@ -2,8 +2,6 @@
 // sweep and report parse their own flags, see apps/sweep.hpp)
 // and turns every error into a message on stderr and an exit code (see commands.hpp):
 // a user mistake must never end in a crash or a stack trace.
-#include <unistd.h>
-
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -17,6 +15,7 @@
 #include "apps/train.hpp"
 #include "core/distributed.hpp"
 #include "dist/launch.hpp"
+#include "core/runtime_env.hpp"
 
 namespace {
 
@@ -50,20 +49,8 @@ int guarded(Fn&& fn) {
 
 }  // namespace
 
-// libgomp's default wait policy spins ~300k iterations at every barrier. On a machine whose
-// cores are shared with other work (the usual case for a 2-core box running a sweep) the
-// spinning thread burns the time slice its partner needs: measured here at load ~5, the
-// MNIST CNN at batch 8 on 2 threads trained at 96-465 images/s with the default policy and
-// 2500-2600 with OMP_WAIT_POLICY=passive. libgomp reads the variable before main() runs, so
-// normlab sets it and re-executes itself once, unless the user chose a policy already.
-static void prefer_passive_openmp_waiting(char** argv) {
-  if (std::getenv("OMP_WAIT_POLICY") || std::getenv("GOMP_SPINCOUNT")) return;
-  setenv("OMP_WAIT_POLICY", "passive", 1);
-  execv("/proc/self/exe", argv);  // only returns on failure: then run with the default policy
-}
-
 int main(int argc, char** argv) {
-  prefer_passive_openmp_waiting(argv);
+  nl::tune_runtime_and_reexec(argv);  // OMP_WAIT_POLICY, OpenBLAS core: see core/runtime_env.hpp
   const std::string first = argc > 1 ? argv[1] : "";
   // Under `mpirun normlab sweep` every rank is an independent shard (its runs are ordinary
   // processes), so sweep, report and export-results never join the MPI job.

@@ -17,6 +17,7 @@
 #include "apps/run_dir.hpp"
 #include "core/kernels/kernels.hpp"
 #include "core/parallel.hpp"
+#include "core/runtime_env.hpp"
 #include "data/class_batches.hpp"
 #include "data/loader.hpp"
 #include "data/registry.hpp"
@@ -348,6 +349,7 @@ void Trainer::write_config() {
   nlohmann::json j = config_to_json(cfg_);
   nlohmann::json resolved = {{"normlab_version", NORMLAB_VERSION},
                              {"simd", simd_level_name(simd_level())},
+                             {"blas_core", blas_core_description()},
                              {"threads", num_threads()},
                              {"steps_per_epoch", steps_per_epoch_},
                              {"total_steps", total_steps_},
@@ -546,10 +548,11 @@ RunResult Trainer::run() {
 
   if (!from_checkpoint) {
     progress.message(fmt::format("normlab {}: {} on {}, norm {}, {} parameters; {} steps ({} per epoch), batch {}, "
-                                 "{} lr {}, {} threads, SIMD {}",
+                                 "{} lr {}, {} threads, SIMD {}, BLAS {}",
                                  NORMLAB_VERSION, cfg_.model.name, cfg_.dataset, cfg_.norm.name,
                                  model_->num_parameters(), total_steps_, steps_per_epoch_, cfg_.batch_size,
-                                 cfg_.optimizer, cfg_.lr, num_threads(), simd_level_name(simd_level())));
+                                 cfg_.optimizer, cfg_.lr, num_threads(), simd_level_name(simd_level()),
+                                 blas_core_name()));
     if (text_)
       progress.message(fmt::format("unigram-entropy baseline: {:.4f} nats/char (a model that ignores context; "
                                    "uniform over {} chars would be {:.4f})",

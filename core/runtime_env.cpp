@@ -1,0 +1,72 @@
+// normlab core: the process environment the libraries read once (see runtime_env.hpp).
+#include "core/runtime_env.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
+
+#include <cblas.h>
+
+namespace nl {
+
+// Set by tune_runtime_and_reexec for the re-executed process: the core OpenBLAS had chosen.
+static constexpr const char* kDetectedCoreVar = "NORMLAB_BLAS_CORE_DETECTED";
+
+static std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+std::string blas_core_name() {
+  const char* name = openblas_get_corename();
+  return name ? name : "unknown";
+}
+
+std::string best_blas_core_for_cpu() {
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
+    return "SkylakeX";
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "Haswell";
+  return "";
+}
+
+bool blas_core_matches_cpu(const std::string& core) {
+  const std::string best = best_blas_core_for_cpu();
+  if (best.empty()) return true;  // nothing better to offer
+  const std::string c = lower(core);
+  // Cores with AVX-512 kernels, and the AVX2 ones (Zen's are OpenBLAS's choice on AMD CPUs
+  // with AVX-512 too, and are not a fallback).
+  const bool avx512 = c == "skylakex" || c == "cooperlake" || c == "sapphirerapids";
+  const bool avx2 = avx512 || c == "haswell" || c == "zen" || c == "skylake";
+  return best == "SkylakeX" ? (avx512 || c == "zen") : avx2;
+}
+
+std::string blas_core_description() {
+  const std::string core = blas_core_name();
+  if (const char* detected = std::getenv(kDetectedCoreVar))
+    return core + " (chosen by normlab: OpenBLAS detected " + detected + ")";
+  if (std::getenv("OPENBLAS_CORETYPE")) return core + " (OPENBLAS_CORETYPE set by the user)";
+  return core + " (detected by OpenBLAS)";
+}
+
+void tune_runtime_and_reexec(char** argv, RuntimeTuning tuning) {
+  bool changed = false;
+  if (tuning.passive_omp_wait && !std::getenv("OMP_WAIT_POLICY") && !std::getenv("GOMP_SPINCOUNT")) {
+    setenv("OMP_WAIT_POLICY", "passive", 1);
+    changed = true;
+  }
+  if (tuning.blas_core && !std::getenv("OPENBLAS_CORETYPE")) {
+    const std::string core = blas_core_name();
+    const std::string best = best_blas_core_for_cpu();
+    if (!best.empty() && !blas_core_matches_cpu(core)) {
+      setenv("OPENBLAS_CORETYPE", best.c_str(), 1);
+      setenv(kDetectedCoreVar, core.c_str(), 1);
+      changed = true;
+    }
+  }
+  if (changed) execv("/proc/self/exe", argv);  // only returns on failure: run as we are
+}
+
+}  // namespace nl

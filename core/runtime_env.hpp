@@ -1,0 +1,43 @@
+// normlab core: the process environment the libraries read once, when they load.
+//
+// Two settings decide much of normlab's speed and are read by libraries before main() runs,
+// so they can only be changed by setting the variable and re-executing the program:
+//  * libgomp's wait policy. Its default spins ~300k iterations at every barrier; on a machine
+//    whose cores are shared (a 2-core box running a sweep) the spinning thread burns the time
+//    slice its partner needs: the MNIST CNN at batch 8 on 2 threads trained at 96-465 images/s
+//    with the default policy and 2500-2600 with OMP_WAIT_POLICY=passive (load ~5).
+//  * OpenBLAS's kernel set ("core"). A DYNAMIC_ARCH OpenBLAS picks its kernels from the CPU
+//    model; one older than the CPU does not know the model and falls back to its most generic
+//    x86-64 kernels. Debian 12's OpenBLAS 0.3.21 does that on Sapphire Rapids (family 6
+//    model 207): it reports "Prescott" (SSE3) and runs sgemm 1024x128x384 at 25 GFLOP/s on one
+//    thread, against 129-141 with the SkylakeX (AVX-512) kernels the CPU supports.
+//
+// tune_runtime_and_reexec() fixes both, once: a value the user set always wins.
+#pragma once
+
+#include <string>
+
+namespace nl {
+
+struct RuntimeTuning {
+  bool passive_omp_wait = true;  // set OMP_WAIT_POLICY=passive unless the user chose a policy
+  bool blas_core = true;         // force a better OpenBLAS core when it fell back to a generic one
+};
+
+// Sets the variables the tuning asks for and re-executes /proc/self/exe with the same argv,
+// at most once (the re-executed process finds the variables set and returns at once).
+// Returns normally when nothing needs changing or when exec fails (then runs as it is).
+void tune_runtime_and_reexec(char** argv, RuntimeTuning tuning = {});
+
+// The core OpenBLAS runs with ("SkylakeX", "Haswell", "Prescott", ...).
+std::string blas_core_name();
+// The best core this CPU can run that OpenBLAS 0.3.x knows ("SkylakeX" with AVX-512 F/DQ/BW/VL,
+// "Haswell" with AVX2 + FMA), or "" when the CPU has neither.
+std::string best_blas_core_for_cpu();
+// Whether the running core uses this CPU's widest vector units (false: a generic fallback).
+bool blas_core_matches_cpu(const std::string& core);
+// For logs and config.json: "SkylakeX (chosen by normlab: OpenBLAS detected Prescott)",
+// "SkylakeX (OPENBLAS_CORETYPE set by the user)", or "SkylakeX (detected by OpenBLAS)".
+std::string blas_core_description();
+
+}  // namespace nl

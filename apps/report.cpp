@@ -276,8 +276,8 @@ std::vector<Figure> error_vs_stat_batch(const Sweep& s) {
                                       "examples inside a batch of {}; {}).",
                                       s.metric_name, b, spread_words(s));
     if (!flat.empty())
-      caption += fmt::format(" {} take no statistics batch: each ran once per seed at batch {} and is drawn flat "
-                             "(dashed) across the axis.",
+      caption += fmt::format(" Norms without a statistics batch ({}) ran once per seed at batch {} and are drawn "
+                             "flat (dashed) across the axis.",
                              fmt::join(flat, ", "), b);
     out.push_back({fmt::format("error_vs_stat_batch_b{}.svg", b), p.to_svg(), caption});
   }
@@ -479,9 +479,13 @@ std::string tables_md(const Sweep& s) {
 std::string report_md(const Sweep& s, const std::vector<Figure>& figures) {
   std::string md = "# normlab report: " + s.dir.filename().string() + "\n\n";
   if (!s.plan.description.empty()) md += s.plan.description + "\n\n";
-  md += fmt::format("Headline metric: **{}** (mean +/- std over the n seeds of {} that finished). `diverged` = the "
-                    "loss became NaN/Inf.\n\n",
-                    s.metric_name, fmt::join(s.plan.seeds, ","));
+  md += s.plan.seeds.size() > 1
+            ? fmt::format("Headline metric: **{}**, mean +/- std over seeds {} (n = the seeds that finished).",
+                          s.metric_name, fmt::join(s.plan.seeds, ","))
+            : fmt::format("Headline metric: **{}** (seed {}).", s.metric_name, s.plan.seeds.front());
+  if (!s.plan.stat_batches.empty())
+    md += fmt::format(" Statistics batches (`--stat-batch`): {}.", fmt::join(s.plan.stat_batches, ", "));
+  md += " `diverged` = the loss became NaN/Inf.\n\n";
   md += tables_md(s) + "\n";
   for (const auto& f : figures) md += fmt::format("![{}]({})\n\n*{}*\n\n", f.file, f.file, f.caption);
   md += fmt::format("Runs: `{}/<norm>-b<batch>-s<seed>/` (`-sb<b>` before `-s` with a statistics batch; config.json, "

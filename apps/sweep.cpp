@@ -519,7 +519,7 @@ int sweep_main(int argc, char** argv) {
                             batch_sizes = "2,4,8,16,32,64", seeds = "0", lr_scaling = "linear";
   double base_lr = 0.02;
   int base_batch = 32, jobs = 2, threads = 1;
-  std::string epochs, steps, subset, data_dir, results_dir;
+  std::string epochs, steps, subset, data_dir, stat_batch_sizes, results_dir;
   bool no_eval_modes = false;
   std::string shard_spec;
   double claim_lease = 300;
@@ -530,6 +530,10 @@ int sweep_main(int argc, char** argv) {
   app.add_option("--norms", norms, "Comma-separated norm names")->capture_default_str();
   app.add_option("--batch-sizes", batch_sizes, "Comma-separated batch sizes")->capture_default_str();
   app.add_option("--seeds", seeds, "Comma-separated seeds")->capture_default_str();
+  app.add_option("--stat-batch-sizes", stat_batch_sizes,
+                 "Comma-separated statistics batches b >= 2: BN-family runs (bn, mobn, brn, wn --wn-mean-only-bn) get "
+                 "--stat-batch b for every b <= the batch size, named <label>-b<B>-sb<b>-s<seed>; the other norms "
+                 "(gbn included: its statistics batch is --ghost-batch) run once per batch size");
   app.add_option("--results", results_dir,
                  "Directory of committed results (normlab export-results): a run finished there is not run again");
   app.add_option("--epochs", epochs, "Epochs per run (same for every batch size)");
@@ -571,6 +575,7 @@ int sweep_main(int argc, char** argv) {
   // Flags given explicitly override the preset's.
   auto given = [&](const char* flag) { return app.get_option(flag)->count() > 0; };
   if (given("--seeds") || preset.empty()) plan.seeds = parse_int_list(seeds, "--seeds");
+  if (given("--stat-batch-sizes")) plan.stat_batches = parse_int_list(stat_batch_sizes, "--stat-batch-sizes");
   plan.results_dir = results_dir;
   if (given("--batch-sizes")) plan.batch_sizes = parse_int_list(batch_sizes, "--batch-sizes");
   if (given("--norms")) plan.variants = norm_variants(parse_list(norms));

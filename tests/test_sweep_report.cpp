@@ -136,6 +136,55 @@ TEST_CASE("with several seeds the table gives mean +/- std with n and the headli
   CHECK(slurp(one / "error_vs_batch.svg").find("<polygon") == std::string::npos);
 }
 
+TEST_CASE("sweep --stat-batch-sizes: BN-family runs per statistics batch, the others once, report per stat batch",
+          "[sweep][report]") {
+  const fs::path out = temp_root() / "sweep-sb";
+  const std::string cmd = "sweep --model mlp --dataset mnist --data-dir " + data_dir() +
+                          " --norms bn,gn --groups 4 --batch-sizes 4,8 --stat-batch-sizes 2,4,8 --steps 6 --jobs 2 "
+                          "--threads 1 --no-eval-modes --out " + out.string();
+  const Run r = run_normlab(cmd);
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  // b <= B only: bn at batch 4 gets 2 and 4, at batch 8 gets 2, 4 and 8; gn keeps its plain names.
+  for (const char* name : {"bn-b4-sb2-s0", "bn-b4-sb4-s0", "bn-b8-sb2-s0", "bn-b8-sb4-s0", "bn-b8-sb8-s0", "gn-b4-s0",
+                           "gn-b8-s0"}) {
+    INFO(name);
+    CHECK(read_json_file(out / name / "summary.json")["status"] == "ok");
+  }
+  CHECK_FALSE(fs::exists(out / "bn-b4-sb8-s0"));
+  CHECK_FALSE(fs::exists(out / "bn-b4-s0"));
+  CHECK(read_json_file(out / "bn-b8-sb2-s0" / "config.json")["norm"]["stat_batch"] == 2);
+  const auto rows = read_lines(out / "results.csv");
+  REQUIRE(rows.size() == 8);
+  CHECK(rows[0].size() >= 11);
+  CHECK(rows[0].substr(rows[0].size() - 11) == ",stat_batch");
+  int sb2 = 0, gn_at_batch = 0;
+  for (const auto& row : rows) {
+    sb2 += row.rfind("bn,8,0,", 0) == 0 && row.substr(row.rfind(',')) == ",2";
+    gn_at_batch += row.rfind("gn,8,0,", 0) == 0 && row.substr(row.rfind(',')) == ",8";  // = batch size when not set
+  }
+  CHECK(sb2 == 1);
+  CHECK(gn_at_batch == 1);
+
+  const Run rep = run_normlab("report " + out.string());
+  INFO(rep.err);
+  REQUIRE(rep.exit_code == 0);
+  const std::string md = slurp(out / "report.md");
+  CHECK(md.find("](error_vs_stat_batch_b8.svg)") != std::string::npos);
+  CHECK(md.find("](error_vs_stat_batch_b4.svg)") != std::string::npos);
+  CHECK(md.find("Norms without a statistics batch (gn) ran once per seed at batch 8") != std::string::npos);
+  CHECK(md.find("| norm | b=2 | b=4 | b=8 |") != std::string::npos);
+  CHECK(md.find("| gn (one run, flat) |") != std::string::npos);
+  const std::string svg = slurp(out / "error_vs_stat_batch_b8.svg");
+  CHECK(svg.find("stroke-dasharray") != std::string::npos);  // gn drawn flat, dashed
+  // The main table's bn cell at batch 8 is the run with statistics over the whole batch (sb8).
+  CHECK(md.find("| norm | B=4 | B=8 |") != std::string::npos);
+
+  const Run bad = run_normlab("sweep --norms bn --batch-sizes 8 --stat-batch-sizes 1,4 --out " + (temp_root() / "x").string());
+  CHECK(bad.exit_code == 2);
+  CHECK(bad.err.find("--stat-batch-sizes") != std::string::npos);
+}
+
 TEST_CASE("export-results writes compact finished runs; sweep --results skips them; report plots the union",
           "[sweep][report][results]") {
   const fs::path dir = finished_sweep();

@@ -7,8 +7,9 @@
 //
 // Thinning is deterministic: of n data rows, rows round(i (n-1) / (m-1)) for i = 0..m-1, so
 // the first and the last row are always kept. Paths of the machine that ran the sweep mean
-// nothing elsewhere: config.json's "out" and eval_modes.json's "run" become the run's name,
-// and an absolute "data_dir" becomes its last component.
+// nothing elsewhere (and must not be committed): config.json's "out" and eval_modes.json's
+// "run" become the run's name, and every absolute path in the JSON files (a --data-dir, a
+// text:/... dataset) is cut to its last component.
 //
 // Then, on any machine: `normlab sweep ... --results DEST` does not run those again, and
 // `normlab report OUT --results DEST` plots the union of OUT and DEST.
@@ -54,19 +55,30 @@ std::string thin_csv(const std::string& text, size_t max_rows) {
   return out;
 }
 
+// Every string of `j` that is an absolute path, alone or after "text:" / "folder:", cut to
+// the path's last component.
+json without_machine_paths(json j) {
+  if (j.is_object() || j.is_array()) {
+    for (auto& v : j) v = without_machine_paths(v);
+  } else if (j.is_string()) {
+    const std::string s = j.get<std::string>();
+    const size_t colon = s.rfind("text:", 0) == 0 || s.rfind("folder:", 0) == 0 ? s.find(':') + 1 : 0;
+    if (s.size() > colon && s[colon] == '/') return s.substr(0, colon) + fs::path(s.substr(colon)).filename().string();
+  }
+  return j;
+}
+
 void export_run(const fs::path& from, const fs::path& to, const std::string& name, size_t max_rows) {
   app::ensure_directory(to.string());
-  app::write_file_atomic((to / "summary.json").string(), slurp(from / "summary.json"));
+  app::write_json_atomic((to / "summary.json").string(),
+                         without_machine_paths(app::read_json((from / "summary.json").string())));
   json config = app::read_json((from / "config.json").string());
   config["out"] = name;
-  if (config.contains("data_dir") && config["data_dir"].is_string() &&
-      fs::path(config["data_dir"].get<std::string>()).is_absolute())
-    config["data_dir"] = fs::path(config["data_dir"].get<std::string>()).filename().string();
-  app::write_json_atomic((to / "config.json").string(), config);
+  app::write_json_atomic((to / "config.json").string(), without_machine_paths(config));
   if (fs::exists(from / "eval_modes.json")) {
     json modes = app::read_json((from / "eval_modes.json").string());
     modes["run"] = name;
-    app::write_json_atomic((to / "eval_modes.json").string(), modes);
+    app::write_json_atomic((to / "eval_modes.json").string(), without_machine_paths(modes));
   }
   for (const char* csv : {"eval.csv", "metrics.csv"})
     if (fs::exists(from / csv))
@@ -108,7 +120,7 @@ int export_results_main(int argc, char** argv) {
     export_run(from, fs::path(dest) / r.name, r.name, max_rows);
     ++exported;
   }
-  app::write_json_atomic((fs::path(dest) / "sweep.json").string(), plan_to_json(plan));
+  app::write_json_atomic((fs::path(dest) / "sweep.json").string(), without_machine_paths(plan_to_json(plan)));
   SweepPlan in_dest = plan;
   in_dest.out_dir = dest;
   write_results_csv(in_dest, planned_runs(in_dest));

@@ -196,8 +196,11 @@ TEST_CASE("export-results writes compact finished runs; sweep --results skips th
     INFO(name);
     for (const char* f : {"summary.json", "config.json", "eval.csv", "metrics.csv"}) CHECK(fs::exists(committed / name / f));
     for (const char* f : {"model.safetensors", "train_state.safetensors"}) CHECK_FALSE(fs::exists(committed / name / f));
-    CHECK(slurp(committed / name / "summary.json") == slurp(dir / name / "summary.json"));
+    CHECK(read_json_file(committed / name / "summary.json") == read_json_file(dir / name / "summary.json"));
     CHECK(read_json_file(committed / name / "config.json")["out"] == name);
+    // No path of this machine: the temp dir (absolute) appears nowhere.
+    for (const char* f : {"summary.json", "config.json", "eval.csv", "metrics.csv"})
+      CHECK(slurp(committed / name / f).find(temp_root().string()) == std::string::npos);
     // metrics.csv: the header and 5 of the 12 rows, evenly spread, first and last kept.
     const auto full = read_lines(dir / name / "metrics.csv");
     const auto thin = read_lines(committed / name / "metrics.csv");
@@ -211,6 +214,8 @@ TEST_CASE("export-results writes compact finished runs; sweep --results skips th
     CHECK(thin[5] == full[12]);
   }
   CHECK(fs::exists(committed / "sweep.json"));
+  CHECK(slurp(committed / "sweep.json").find(temp_root().string()) == std::string::npos);
+  CHECK(slurp(dir / "sweep.json").find(temp_root().string()) != std::string::npos);  // the check can fail
   CHECK(read_lines(committed / "results.csv").size() == 5);
   // Deterministic: exporting again writes the same bytes.
   const std::string before = slurp(committed / "bn-b4-s0" / "metrics.csv");

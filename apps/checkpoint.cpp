@@ -8,10 +8,6 @@
 
 #include "core/safetensors.hpp"
 
-#ifndef NORMLAB_VERSION
-#define NORMLAB_VERSION "0.1.0"
-#endif
-
 namespace nl::app {
 
 std::vector<std::pair<std::string, Tensor>> model_tensors(const Module& model) {

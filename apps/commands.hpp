@@ -39,8 +39,11 @@ inline const CLI::Validator kPositive = number_check(0, true, "> 0");
 inline const CLI::Validator kAtLeastOne = number_check(1, false, ">= 1");
 inline const CLI::Validator kNonNegative = number_check(0, false, ">= 0");
 
-Command add_train_command(CLI::App& app);   // apps/train_cli.cpp
-Command add_eval_command(CLI::App& app);    // apps/eval.cpp
-Command add_sample_command(CLI::App& app);  // apps/sample.cpp
+Command add_train_command(CLI::App& app);           // apps/train_cli.cpp
+Command add_eval_command(CLI::App& app);            // apps/eval.cpp
+Command add_sample_command(CLI::App& app);          // apps/sample.cpp
+Command add_sweep_command(CLI::App& app);           // apps/sweep.cpp
+Command add_report_command(CLI::App& app);          // apps/report.cpp
+Command add_export_results_command(CLI::App& app);  // apps/export_results.cpp
 
 }  // namespace nl::app

@@ -15,15 +15,17 @@
 // `normlab report OUT --results DEST` plots the union of OUT and DEST.
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <sstream>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "apps/commands.hpp"
 #include "apps/run_dir.hpp"
 #include "apps/sweep.hpp"
-#include "apps/train.hpp"
+#include "apps/train_config.hpp"
 
 namespace nl {
 namespace fs = std::filesystem;
@@ -88,21 +90,7 @@ void export_run(const fs::path& from, const fs::path& to, const std::string& nam
 
 }  // namespace
 
-int export_results_main(int argc, char** argv) {
-  CLI::App app{"normlab export-results: a sweep's finished runs, compact (no checkpoints, metrics.csv thinned), "
-               "into a directory to commit"};
-  std::string sweep_dir, dest;
-  size_t max_rows = 200;
-  app.add_option("sweep_dir", sweep_dir, "Sweep directory (written by normlab sweep)")->required();
-  app.add_option("dest", dest, "Destination, e.g. results/<sweep-name>")->required();
-  app.add_option("--max-rows", max_rows, "At most this many metrics.csv rows per run (first and last kept)")
-      ->check(CLI::Range(size_t{2}, size_t{1} << 40))
-      ->capture_default_str();
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
+static int export_results(const std::string& sweep_dir, const std::string& dest, size_t max_rows) {
   const fs::path plan_file = fs::path(sweep_dir) / "sweep.json";
   if (!fs::exists(plan_file))
     throw app::UsageError(fmt::format("export-results: {} has no sweep.json (is it a sweep directory?)", sweep_dir));
@@ -127,6 +115,21 @@ int export_results_main(int argc, char** argv) {
   fmt::print(stderr, "export-results: {} finished runs of {} written to {}{}\n", exported, sweep_dir, dest,
              unfinished ? fmt::format(" ({} not finished, left out)", unfinished) : "");
   return 0;
+}
+
+app::Command app::add_export_results_command(CLI::App& parent) {
+  struct Args {
+    std::string sweep_dir, dest;
+    size_t max_rows = 200;
+  };
+  auto a = std::make_shared<Args>();
+  CLI::App* x = parent.add_subcommand("export-results", "A sweep's finished runs, compact (no checkpoints, "
+                                                        "metrics.csv thinned), into a directory to commit");
+  x->add_option("sweep_dir", a->sweep_dir, "Sweep directory (written by normlab sweep)")->required();
+  x->add_option("dest", a->dest, "Destination, e.g. results/<sweep-name>")->required();
+  x->add_option("--max-rows", a->max_rows, "At most this many metrics.csv rows per run (first and last kept)")
+      ->check(CLI::Range(size_t{2}, size_t{1} << 40));
+  return {x, [a]() { return export_results(a->sweep_dir, a->dest, a->max_rows); }};
 }
 
 }  // namespace nl

@@ -1,21 +1,20 @@
-// normlab: the command-line program. Dispatches to the subcommands (train, eval, sample;
-// sweep and report parse their own flags, see apps/sweep.hpp)
-// and turns every error into a message on stderr and an exit code (see commands.hpp):
-// a user mistake must never end in a crash or a stack trace.
+// normlab: the command-line program. One CLI11 parser for all subcommands (each adds itself,
+// see commands.hpp); every error becomes a message on stderr and an exit code: a user
+// mistake must never end in a crash or a stack trace.
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <CLI/CLI.hpp>
 
 #include "apps/commands.hpp"
-#include "apps/sweep.hpp"
-#include "apps/train.hpp"
+#include "apps/train_config.hpp"
 #include "core/distributed.hpp"
-#include "dist/launch.hpp"
 #include "core/runtime_env.hpp"
+#include "dist/launch.hpp"
 
 namespace {
 
@@ -51,31 +50,24 @@ int guarded(Fn&& fn) {
 
 int main(int argc, char** argv) {
   nl::tune_runtime_and_reexec(argv);  // OMP_WAIT_POLICY, OpenBLAS core: see core/runtime_env.hpp
-  const std::string first = argc > 1 ? argv[1] : "";
-  // Under `mpirun normlab sweep` every rank is an independent shard (its runs are ordinary
-  // processes), so sweep, report and export-results never join the MPI job.
-  if (first == "sweep") return guarded([&] { return nl::sweep_main(argc - 1, argv + 1); });
-  if (first == "report") return guarded([&] { return nl::report_main(argc - 1, argv + 1); });
-  if (first == "export-results") return guarded([&] { return nl::export_results_main(argc - 1, argv + 1); });
-  nl::dist::MpiSession mpi(argc, argv);  // joins the job under mpirun; nothing otherwise
   CLI::App app{"normlab: train and inspect neural networks to see how normalization layers behave.\n"
                "Run `normlab <command> --help` for a command's options."};
   app.require_subcommand(1);
   app.option_defaults()->always_capture_default();  // --help shows every default
-  std::vector<nl::app::Command> commands{nl::app::add_train_command(app), nl::app::add_eval_command(app),
-                                         nl::app::add_sample_command(app)};
-  // Listed for --help only: these are dispatched above, before this parser runs.
-  app.add_subcommand("sweep", "Run one training per (norm, batch size, seed) in parallel; resumable "
-                              "(`normlab sweep --help`)");
-  app.add_subcommand("report", "Figures and tables from a sweep directory (`normlab report --help`)");
-  app.add_subcommand("export-results", "Compact copy of a sweep's finished runs, to commit "
-                                       "(`normlab export-results --help`)");
+  std::vector<nl::app::Command> commands{nl::app::add_train_command(app),  nl::app::add_eval_command(app),
+                                         nl::app::add_sample_command(app), nl::app::add_sweep_command(app),
+                                         nl::app::add_report_command(app), nl::app::add_export_results_command(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     const int code = app.exit(e);  // prints help, or the error naming the flag
     return code == 0 ? 0 : 2;
   }
+  // Under `mpirun normlab sweep` every rank is an independent shard (its runs are ordinary
+  // processes), so sweep, report and export-results never join the MPI job; the others do.
+  const std::string chosen = app.get_subcommands().front()->get_name();
+  std::optional<nl::dist::MpiSession> mpi;
+  if (chosen == "train" || chosen == "eval" || chosen == "sample") mpi.emplace(argc, argv);
   return guarded([&] {
     for (auto& c : commands)
       if (c.sub->parsed()) return c.run();

@@ -17,12 +17,14 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <sstream>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "apps/commands.hpp"
 #include "apps/markdown.hpp"
 #include "apps/run_dir.hpp"
 #include "apps/svg_plot.hpp"
@@ -515,18 +517,7 @@ std::string report_html(const std::string& md, const fs::path& dir) {
 
 }  // namespace
 
-int report_main(int argc, char** argv) {
-  CLI::App app{"normlab report: figures and tables from a sweep directory"};
-  std::string dir_arg, results_dir;
-  app.add_option("dir", dir_arg, "Sweep directory (written by normlab sweep); report.md/html and figures go here")
-      ->required();
-  app.add_option("--results", results_dir,
-                 "Committed results (normlab export-results): runs finished only there are read from there");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
+int report_main(const std::string& dir_arg, const std::string& results_dir) {
   const fs::path dir(dir_arg);
   const Sweep sweep = load_sweep(dir, results_dir);
   fs::create_directories(dir);
@@ -543,6 +534,17 @@ int report_main(int argc, char** argv) {
   fmt::print("{}", md.substr(0, md.find("![")));
   fmt::print("report: {}/report.md, {}/report.html, {} figures\n", dir.string(), dir.string(), figures.size());
   return 0;
+}
+
+app::Command app::add_report_command(CLI::App& parent) {
+  auto dir = std::make_shared<std::string>(), results = std::make_shared<std::string>();
+  CLI::App* c = parent.add_subcommand("report", "Figures and tables from a sweep directory: report.md, report.html "
+                                                "and SVG figures in DIR");
+  c->add_option("dir", *dir, "Sweep directory (written by normlab sweep); report.md/html and figures go here")
+      ->required();
+  c->add_option("--results", *results,
+                "Committed results (normlab export-results): runs finished only there are read from there");
+  return {c, [dir, results]() { return report_main(*dir, *results); }};
 }
 
 }  // namespace nl

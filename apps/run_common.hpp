@@ -9,7 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "apps/train.hpp"
+#include "apps/train_config.hpp"
 #include "data/dataset.hpp"
 #include "data/text_corpus.hpp"
 #include "layers/models/model.hpp"

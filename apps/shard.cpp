@@ -15,7 +15,7 @@
 
 #include <fmt/format.h>
 
-#include "apps/train.hpp"
+#include "apps/train_config.hpp"
 
 namespace nl::app {
 

@@ -22,6 +22,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <set>
 #include <sstream>
 
@@ -32,7 +33,7 @@
 #include "apps/commands.hpp"
 #include "apps/run_dir.hpp"
 #include "apps/shard.hpp"
-#include "apps/train.hpp"
+#include "apps/train_config.hpp"
 #include "layers/norm/factory.hpp"
 #include "core/tensor.hpp"
 
@@ -511,92 +512,101 @@ static std::vector<std::string> parse_list(const std::string& s) {
   return out;
 }
 
-int sweep_main(int argc, char** argv) {
-  CLI::App app{"normlab sweep: one train run per (norm, batch size, seed); resumable.\n"
-               "Any further flag is passed to every `normlab train` run (e.g. --optimizer adam)."};
-  app.allow_extras();
-  std::string preset, out, model = "cnn", dataset = "fashion-mnist", norms = "bn,gn,ln,in,none",
-                            batch_sizes = "2,4,8,16,32,64", seeds = "0", lr_scaling = "linear";
-  double base_lr = 0.02;
-  int base_batch = 32, jobs = 2, threads = 1;
+namespace {
+
+struct SweepArgs {  // the flags as given; empty strings = not given
+  std::string preset, out, model = app::kDefaultModel, dataset = app::kDefaultDataset, norms = "bn,gn,ln,in,none",
+                           batch_sizes = "2,4,8,16,32,64", seeds = "0", lr_scaling = "linear";
+  double base_lr = app::kDefaultLr;
+  int base_batch = static_cast<int>(app::kDefaultBatchSize);
+  int jobs = 2, threads = 1;  // runs are processes side by side: one thread each scales best on small models
   std::string epochs, steps, subset, data_dir, stat_batch_sizes, results_dir;
   bool no_eval_modes = false;
-  std::string shard_spec;
+  std::string shard_spec;  // "" = from SLURM_ARRAY_TASK_ID/COUNT or the Open MPI rank/size
   double claim_lease = 300;
-  app.add_option("--preset", preset, "Run a named preset: " + fmt::format("{}", fmt::join(sweep_preset_names(), ", ")));
-  app.add_option("--out", out, "Sweep directory (runs, results.csv, logs)")->required();
-  app.add_option("--model", model, "Model name")->capture_default_str();
-  app.add_option("--dataset", dataset, "Dataset")->capture_default_str();
-  app.add_option("--norms", norms, "Comma-separated norm names")->capture_default_str();
-  app.add_option("--batch-sizes", batch_sizes, "Comma-separated batch sizes")->capture_default_str();
-  app.add_option("--seeds", seeds, "Comma-separated seeds")->capture_default_str();
-  app.add_option("--stat-batch-sizes", stat_batch_sizes,
-                 "Comma-separated statistics batches b >= 2: BN-family runs (bn, mobn, brn, wn --wn-mean-only-bn) get "
-                 "--stat-batch b for every b <= the batch size, named <label>-b<B>-sb<b>-s<seed>; the other norms "
-                 "(gbn included: its statistics batch is --ghost-batch) run once per batch size");
-  app.add_option("--results", results_dir,
-                 "Directory of committed results (normlab export-results): a run finished there is not run again");
-  app.add_option("--epochs", epochs, "Epochs per run (same for every batch size)");
-  app.add_option("--steps", steps, "Steps per run (instead of --epochs)");
-  app.add_option("--lr-scaling", lr_scaling, "lr = base * B/base_batch (linear), * sqrt(B/base_batch) (sqrt), or base (none)")
-      ->check(CLI::IsMember({"linear", "sqrt", "none"}))
-      ->capture_default_str();
-  app.add_option("--base-lr", base_lr, "Learning rate at --base-batch")->capture_default_str();
-  app.add_option("--base-batch", base_batch, "Batch size at which lr = base-lr")->capture_default_str();
-  app.add_option("--jobs", jobs, "Runs in parallel (processes)")->capture_default_str();
-  app.add_option("--threads", threads, "Threads per run")->capture_default_str();
-  app.add_option("--subset", subset, "Use only the first K training examples");
-  app.add_option("--data-dir", data_dir, "Data directory (default: $NORMLAB_DATA_DIR)");
-  app.add_flag("--no-eval-modes", no_eval_modes, "Skip running/batch/Precise-BN evaluation of BN-family runs");
-  app.add_option("--shard", shard_spec, "Run only shard I of K (0 <= I < K) of the plan: runs i with i mod K == I "
-                                        "(default: from SLURM_ARRAY_TASK_ID/COUNT or the Open MPI rank/size)");
-  app.add_option("--claim-lease", claim_lease, "Seconds after which a claim on a run whose holder stopped "
-                                               "refreshing it may be taken over")
-      ->check(app::kPositive)->capture_default_str();
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
+};
+
+// The plan from the flags: a preset (flags given explicitly override it) or the flags alone.
+SweepPlan plan_from_args(const SweepArgs& a, const CLI::App& sub) {
   SweepPlan plan;
-  if (!preset.empty()) {
-    plan = sweep_preset(preset, out);
+  if (!a.preset.empty()) {
+    plan = sweep_preset(a.preset, a.out);
   } else {
-    plan.out_dir = out;
-    plan.variants = norm_variants(parse_list(norms));
-    plan.batch_sizes = parse_int_list(batch_sizes, "--batch-sizes");
-    plan.common_args = {"--model", model, "--dataset", dataset};
-    if (!epochs.empty() && !steps.empty()) throw app::UsageError("sweep: give --epochs or --steps, not both");
-    plan.lr_scaling = lr_scaling;
-    plan.base_lr = base_lr;
-    plan.base_batch = base_batch;
-    plan.description = fmt::format("{} on {}: norms {} at batch sizes {}", model, dataset, norms, batch_sizes);
+    plan.out_dir = a.out;
+    plan.variants = norm_variants(parse_list(a.norms));
+    plan.batch_sizes = parse_int_list(a.batch_sizes, "--batch-sizes");
+    plan.common_args = {"--model", a.model, "--dataset", a.dataset};
+    if (!a.epochs.empty() && !a.steps.empty()) throw app::UsageError("sweep: give --epochs or --steps, not both");
+    plan.lr_scaling = a.lr_scaling;
+    plan.base_lr = a.base_lr;
+    plan.base_batch = a.base_batch;
+    plan.description = fmt::format("{} on {}: norms {} at batch sizes {}", a.model, a.dataset, a.norms, a.batch_sizes);
   }
-  // Flags given explicitly override the preset's.
-  auto given = [&](const char* flag) { return app.get_option(flag)->count() > 0; };
-  if (given("--seeds") || preset.empty()) plan.seeds = parse_int_list(seeds, "--seeds");
-  if (given("--stat-batch-sizes")) plan.stat_batches = parse_int_list(stat_batch_sizes, "--stat-batch-sizes");
-  plan.results_dir = results_dir;
-  if (given("--batch-sizes")) plan.batch_sizes = parse_int_list(batch_sizes, "--batch-sizes");
-  if (given("--norms")) plan.variants = norm_variants(parse_list(norms));
-  if (given("--base-lr")) plan.base_lr = base_lr;
-  if (given("--lr-scaling")) plan.lr_scaling = lr_scaling;
-  plan.jobs = jobs;
-  plan.threads = threads;
-  plan.eval_modes = plan.eval_modes && !no_eval_modes;
+  auto given = [&](const char* flag) { return sub.get_option(flag)->count() > 0; };
+  if (given("--seeds") || a.preset.empty()) plan.seeds = parse_int_list(a.seeds, "--seeds");
+  if (given("--stat-batch-sizes")) plan.stat_batches = parse_int_list(a.stat_batch_sizes, "--stat-batch-sizes");
+  plan.results_dir = a.results_dir;
+  if (given("--batch-sizes")) plan.batch_sizes = parse_int_list(a.batch_sizes, "--batch-sizes");
+  if (given("--norms")) plan.variants = norm_variants(parse_list(a.norms));
+  if (given("--base-lr")) plan.base_lr = a.base_lr;
+  if (given("--lr-scaling")) plan.lr_scaling = a.lr_scaling;
+  plan.jobs = a.jobs;
+  plan.threads = a.threads;
+  plan.eval_modes = plan.eval_modes && !a.no_eval_modes;
   // --epochs and --steps exclude each other: setting one drops the preset's other.
-  if (!epochs.empty()) set_train_arg(plan.common_args, "--epochs", epochs), remove_train_arg(plan.common_args, "--steps");
-  if (!steps.empty()) set_train_arg(plan.common_args, "--steps", steps), remove_train_arg(plan.common_args, "--epochs");
-  if (!subset.empty()) set_train_arg(plan.common_args, "--subset", subset);
-  if (!data_dir.empty()) set_train_arg(plan.common_args, "--data-dir", data_dir);
-  const auto extras = app.remaining();
+  if (!a.epochs.empty()) set_train_arg(plan.common_args, "--epochs", a.epochs), remove_train_arg(plan.common_args, "--steps");
+  if (!a.steps.empty()) set_train_arg(plan.common_args, "--steps", a.steps), remove_train_arg(plan.common_args, "--epochs");
+  if (!a.subset.empty()) set_train_arg(plan.common_args, "--subset", a.subset);
+  if (!a.data_dir.empty()) set_train_arg(plan.common_args, "--data-dir", a.data_dir);
+  const auto extras = sub.remaining();
   for (size_t i = 0; i < extras.size(); ++i) {
     const bool has_value = i + 1 < extras.size() && extras[i + 1].rfind("--", 0) != 0;
     if (has_value) set_train_arg(plan.common_args, extras[i], extras[i + 1]), ++i;
     else if (std::find(plan.common_args.begin(), plan.common_args.end(), extras[i]) == plan.common_args.end())
       plan.common_args.push_back(extras[i]);
   }
-  return run_sweep(plan, app::resolve_shard(shard_spec), claim_lease);
+  return plan;
+}
+
+}  // namespace
+
+app::Command app::add_sweep_command(CLI::App& parent) {
+  auto a = std::make_shared<SweepArgs>();
+  CLI::App* s = parent.add_subcommand(
+      "sweep", "Run one training per (norm, batch size, seed) in parallel; resumable. Any further flag is passed to "
+               "every `normlab train` run (e.g. --optimizer adam)");
+  s->allow_extras();
+  s->add_option("--preset", a->preset, "Run a named preset: " + fmt::format("{}", fmt::join(sweep_preset_names(), ", ")));
+  s->add_option("--out", a->out, "Sweep directory (runs, results.csv, logs)")->required();
+  s->add_option("--model", a->model, "Model name");
+  s->add_option("--dataset", a->dataset, "Dataset");
+  s->add_option("--norms", a->norms, "Comma-separated norm names");
+  s->add_option("--batch-sizes", a->batch_sizes, "Comma-separated batch sizes");
+  s->add_option("--seeds", a->seeds, "Comma-separated seeds");
+  s->add_option("--stat-batch-sizes", a->stat_batch_sizes,
+                "Comma-separated statistics batches b >= 2: BN-family runs (bn, mobn, brn, wn --wn-mean-only-bn) get "
+                "--stat-batch b for every b <= the batch size, named <label>-b<B>-sb<b>-s<seed>; the other norms "
+                "(gbn included: its statistics batch is --ghost-batch) run once per batch size");
+  s->add_option("--results", a->results_dir,
+                "Directory of committed results (normlab export-results): a run finished there is not run again");
+  s->add_option("--epochs", a->epochs, "Epochs per run (same for every batch size)");
+  s->add_option("--steps", a->steps, "Steps per run (instead of --epochs)");
+  s->add_option("--lr-scaling", a->lr_scaling,
+                "lr = base * B/base_batch (linear), * sqrt(B/base_batch) (sqrt), or base (none)")
+      ->check(CLI::IsMember({"linear", "sqrt", "none"}));
+  s->add_option("--base-lr", a->base_lr, "Learning rate at --base-batch (default: train's --lr)");
+  s->add_option("--base-batch", a->base_batch, "Batch size at which lr = base-lr (default: train's --batch-size)");
+  s->add_option("--jobs", a->jobs, "Runs in parallel (processes)");
+  s->add_option("--threads", a->threads, "Threads per run (1: parallel runs scale better than threads on small models)");
+  s->add_option("--subset", a->subset, "Use only the first K training examples");
+  s->add_option("--data-dir", a->data_dir, "Data directory (default: $NORMLAB_DATA_DIR)");
+  s->add_flag("--no-eval-modes", a->no_eval_modes, "Skip running/batch/Precise-BN evaluation of BN-family runs");
+  s->add_option("--shard", a->shard_spec, "Run only shard I of K (0 <= I < K) of the plan: runs i with i mod K == I "
+                                         "(default: from SLURM_ARRAY_TASK_ID/COUNT or the Open MPI rank/size)");
+  s->add_option("--claim-lease", a->claim_lease, "Seconds after which a claim on a run whose holder stopped "
+                                                 "refreshing it may be taken over")
+      ->check(app::kPositive);
+  return {s, [a, s]() { return run_sweep(plan_from_args(*a, *s), app::resolve_shard(a->shard_spec), a->claim_lease); }};
 }
 
 }  // namespace nl

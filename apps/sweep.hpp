@@ -11,6 +11,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "apps/train_config.hpp"
+
 namespace nl {
 
 // One line of a sweep: a label and the train flags that make it (e.g. {"gn", {"--norm", "gn"}}).
@@ -29,8 +31,8 @@ struct SweepPlan {
   std::vector<int> stat_batches;
   std::string results_dir;  // --results: finished runs there count as done (sweep) and are read (report)
   std::string lr_scaling = "linear";  // linear | sqrt | none
-  double base_lr = 0.05;
-  int base_batch = 32;
+  double base_lr = app::kDefaultLr;
+  int base_batch = static_cast<int>(app::kDefaultBatchSize);
   int jobs = 2, threads = 1;
   bool eval_modes = true;                  // run `normlab eval` on BN-family runs (running/batch/precise)
   std::vector<std::string> common_args;    // passed to every train run (model, dataset, epochs, ...)
@@ -71,8 +73,8 @@ void write_results_csv(const SweepPlan& plan, const std::vector<PlannedRun>& run
 SweepPlan sweep_preset(const std::string& name, const std::string& out_dir);
 std::vector<std::string> sweep_preset_names();
 
-int sweep_main(int argc, char** argv);
-int report_main(int argc, char** argv);
-int export_results_main(int argc, char** argv);  // apps/export_results.cpp
+// The bodies of `normlab report` (apps/report.cpp) and `normlab export-results`
+// (apps/export_results.cpp); their flags are in the same files (add_*_command).
+int report_main(const std::string& sweep_dir, const std::string& results_dir);
 
 }  // namespace nl

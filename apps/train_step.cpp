@@ -1,0 +1,53 @@
+// normlab apps: one optimizer step. See train_step.hpp.
+#include "apps/train_step.hpp"
+
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "apps/run_common.hpp"
+#include "core/autograd.hpp"
+
+namespace nl::app {
+
+Tensor forward_batch(Model& model, const TrainBatch& batch) {
+  if (batch.images.defined()) return model.forward(batch.images);
+  const Tensor out = model.forward_ids(batch.ids, batch.ids_shape);
+  return out.reshape({static_cast<int64_t>(batch.targets.size()), out.size(-1)});
+}
+
+// "" if every gradient is finite, else the first bad one by name and element.
+static std::string first_non_finite_gradient(const Model& model) {
+  for (auto& [name, p] : model.named_parameters()) {
+    const Tensor g = p.grad();
+    if (!g.defined()) continue;
+    const float* d = g.data();
+    for (int64_t i = 0; i < g.numel(); ++i)
+      if (!std::isfinite(d[i])) return fmt::format("the gradient of {} is {} (element {})", name, d[i], i);
+  }
+  return "";
+}
+
+std::string finish_gradients(Model& model, const StepOptions& options) {
+  if (options.check_grads)
+    if (std::string bad = first_non_finite_gradient(model); !bad.empty()) return bad;
+  if (options.clip_grad_norm > 0.0f) clip_grad_norm(model.parameters(), options.clip_grad_norm);
+  return "";
+}
+
+StepResult train_step(Model& model, Optimizer& optimizer, const TrainBatch& batch, const StepOptions& options) {
+  const Tensor logits = forward_batch(model, batch);
+  Tensor loss = cross_entropy(logits, batch.targets);
+  StepResult out{loss.item(), 0, static_cast<int64_t>(batch.targets.size()), ""};
+  if (!std::isfinite(out.loss)) return out;  // the caller stops the run; no update
+  optimizer.zero_grad();
+  loss.backward();
+  out.bad_gradient = finish_gradients(model, options);
+  if (!out.bad_gradient.empty()) return out;
+  optimizer.step();
+  NoGradGuard no_grad;
+  out.correct = count_correct(logits.detach(), batch.targets);
+  return out;
+}
+
+}  // namespace nl::app

@@ -449,7 +449,7 @@ std::vector<std::string> batch_columns(const std::vector<int>& sizes, const char
 std::string tables_md(const Sweep& s) {
   const auto& bs = s.plan.batch_sizes;
   std::string md = metric_table(s, batch_columns(bs, "B"), [&](const std::string& v, size_t k) { return s.at_batch(v, bs[k]); });
-  if (s.stat_axis())
+  if (!s.plan.stat_batches.empty())  // even one value: the BN-family runs are only in these tables
     for (int b : bs) {
       const std::vector<int> sbs = s.stat_batches_at(b);
       if (sbs.empty()) continue;

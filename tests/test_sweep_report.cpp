@@ -5,6 +5,7 @@
 // statistics batch as an axis, and committed compact results (export-results, --results).
 #include <catch2/catch.hpp>
 
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -179,6 +180,19 @@ TEST_CASE("sweep --stat-batch-sizes: BN-family runs per statistics batch, the ot
   CHECK(svg.find("stroke-dasharray") != std::string::npos);  // gn drawn flat, dashed
   // The main table's bn cell at batch 8 is the run with statistics over the whole batch (sb8).
   CHECK(md.find("| norm | B=4 | B=8 |") != std::string::npos);
+
+  // One statistics batch: no figure (nothing to plot against), but the table still shows the bn runs.
+  const fs::path one = temp_root() / "sweep-sb-one";
+  REQUIRE(run_normlab("sweep --model mlp --dataset mnist --data-dir " + data_dir() +
+                      " --norms bn --batch-sizes 8 --stat-batch-sizes 4 --steps 6 --jobs 1 --threads 1 --no-eval-modes "
+                      "--out " + one.string())
+              .exit_code == 0);
+  REQUIRE(run_normlab("report " + one.string()).exit_code == 0);
+  const std::string md_one = slurp(one / "report.md");
+  CHECK(md_one.find("error_vs_stat_batch") == std::string::npos);
+  const size_t table = md_one.find("| norm | b=4 |\n|---|---|\n| bn | ");
+  REQUIRE(table != std::string::npos);
+  CHECK(std::isdigit(static_cast<unsigned char>(md_one[table + std::string("| norm | b=4 |\n|---|---|\n| bn | ").size()])));
 
   const Run bad = run_normlab("sweep --norms bn --batch-sizes 8 --stat-batch-sizes 1,4 --out " + (temp_root() / "x").string());
   CHECK(bad.exit_code == 2);

@@ -13,6 +13,7 @@
 //
 // Then, on any machine: `normlab sweep ... --results DEST` does not run those again, and
 // `normlab report OUT --results DEST` plots the union of OUT and DEST.
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -57,16 +58,28 @@ std::string thin_csv(const std::string& text, size_t max_rows) {
   return out;
 }
 
-// Every string of `j` that is an absolute path, alone or after "text:" / "folder:", cut to
-// the path's last component.
-json without_machine_paths(json j) {
-  if (j.is_object() || j.is_array()) {
-    for (auto& v : j) v = without_machine_paths(v);
-  } else if (j.is_string()) {
-    const std::string s = j.get<std::string>();
-    const size_t colon = s.rfind("text:", 0) == 0 || s.rfind("folder:", 0) == 0 ? s.find(':') + 1 : 0;
-    if (s.size() > colon && s[colon] == '/') return s.substr(0, colon) + fs::path(s.substr(colon)).filename().string();
+// Every absolute path inside the strings of `j` (a word starting with '/' after the start, a
+// space, ':' or '=', with at least two '/': "/a/b/data", "text:/a/b/x.txt", a description
+// naming one) cut to its last component. "B / 32" is no path and stays.
+std::string cut_paths(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size();) {
+    const bool word_start = i == 0 || s[i - 1] == ' ' || s[i - 1] == ':' || s[i - 1] == '=';
+    const size_t end = std::min(s.find_first_of(" ,:;", i), s.size());
+    if (s[i] == '/' && word_start && std::count(s.begin() + i, s.begin() + end, '/') >= 2) {
+      out += fs::path(s.substr(i, end - i)).filename().string();
+      i = end;
+    } else {
+      out += s[i++];
+    }
   }
+  return out;
+}
+json without_machine_paths(json j) {
+  if (j.is_object() || j.is_array())
+    for (auto& v : j) v = without_machine_paths(v);
+  else if (j.is_string())
+    return cut_paths(j.get<std::string>());
   return j;
 }
 

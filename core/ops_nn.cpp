@@ -4,7 +4,10 @@
 //   dropout:    y = x * m / (1 - p),  m_i ~ Bernoulli(1 - p)      dx = dy * m / (1 - p)
 //               (inverted dropout: evaluation needs no rescaling, so it is the identity)
 //   cross_entropy, per row i with target t_i, C classes, smoothing eps:
-//     log p_ic = x_ic - lse_i,   lse_i = log sum_c exp(x_ic)     (shifted by the row max)
+//     log p_ic = x_ic - lse_i,   lse_i = m_i + log s_i,   m_i = max_c x_ic,   s_i = sum_c exp(x_ic - m_i)
+//     p_ic = exp(x_ic - m_i) / s_i   (backward keeps m_i and s_i apart, as PyTorch does: lse_i
+//       rounded to float loses its low bits when |x| is large, e.g. 6e-5 at |x| ~ 1000, and
+//       exp(x - lse) carries that error into every probability)
 //     loss_i = (1 - eps) (-log p_it) + eps * mean_c(-log p_ic)  = sum_c q_ic (-log p_ic)
 //       with the smoothed target q_ic = (1 - eps) [c == t_i] + eps / C
 //     loss = sum over kept rows of loss_i / (number of kept rows)   (rows with t_i == ignore_index
@@ -86,8 +89,9 @@ Tensor cross_entropy(const Tensor& logits, const std::vector<int32_t>& targets, 
   Tensor xc = logits.detach().contiguous();
   const float* px = xc.data();
   const double eps = label_smoothing;
-  // Per-row log-sum-exp (kept for backward) and loss; summed afterwards in row order.
-  auto lse = std::make_shared<std::vector<float>>(n);
+  // Per-row max m_i and 1 / s_i (kept for backward) and loss; summed afterwards in row order.
+  auto row_max = std::make_shared<std::vector<float>>(n);
+  auto inv_sum_exp = std::make_shared<std::vector<float>>(n);
   std::vector<double> row_loss(n, 0.0);
   parallel_for(n, 64, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
@@ -99,7 +103,8 @@ Tensor cross_entropy(const Tensor& logits, const std::vector<int32_t>& targets, 
         sum_x += row[c];
       }
       const double l = m + std::log(sum_exp);
-      (*lse)[i] = static_cast<float>(l);
+      (*row_max)[i] = m;
+      (*inv_sum_exp)[i] = static_cast<float>(1.0 / sum_exp);
       if (targets[i] == ignore_index) continue;
       const double nll = l - row[targets[i]];
       const double smooth = l - sum_x / static_cast<double>(classes);  // mean_c(-log p_c)
@@ -110,8 +115,8 @@ Tensor cross_entropy(const Tensor& logits, const std::vector<int32_t>& targets, 
   for (double l : row_loss) total += l;
   Tensor loss = Tensor::scalar(static_cast<float>(total / static_cast<double>(count)));  // 0/0 = NaN, like PyTorch
 
-  return record(loss, "cross_entropy", {logits}, [logits, xc, targets, ignore_index, eps, count, lse,
-                                                  classes](const Tensor& gy) {
+  return record(loss, "cross_entropy", {logits}, [logits, xc, targets, ignore_index, eps, count, row_max,
+                                                  inv_sum_exp, classes](const Tensor& gy) {
     const int64_t n = logits.size(0);
     Tensor dx = Tensor::empty(logits.shape());
     const float* px = xc.data();
@@ -127,8 +132,8 @@ Tensor cross_entropy(const Tensor& logits, const std::vector<int32_t>& targets, 
           continue;
         }
         const float* row = px + i * classes;
-        const float l = (*lse)[i];
-        for (int64_t c = 0; c < classes; ++c) d[c] = (std::exp(row[c] - l) - off) * scale;  // (p - q) / count
+        const float m = (*row_max)[i], inv_s = (*inv_sum_exp)[i];
+        for (int64_t c = 0; c < classes; ++c) d[c] = (std::exp(row[c] - m) * inv_s - off) * scale;  // (p - q) / count
         d[targets[i]] -= (on - off) * scale;
       }
     });

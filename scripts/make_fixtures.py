@@ -355,6 +355,11 @@ def nn_ops():
     fx.case("batch_of_one", f, {"x": fx.randn(1, 3)}, plain, ints={"targets": torch.tensor([2])})
     fx.case("transposed", f, {"x": fx.randn(3, 4)}, plain, ints={"targets": torch.tensor([3, 0, 1])},
             transpose={"x": (0, 1)})
+    # Logits far from 0 with an O(1) spread: the probabilities are ordinary, but a log-sum-exp
+    # rounded to float (ulp 6e-5 at 1000, 1e-2 at 1e5) would shift every one of them.
+    for name, shift in [("logits_near_1000", 1e3), ("logits_near_minus_1000", -1e3), ("logits_near_1e4", 1e4),
+                        ("logits_near_1e5", 1e5)]:
+        fx.case(name, f, {"x": fx.randn(4, 5, shift=shift)}, plain, ints={"targets": torch.tensor([1, 4, 0, 2])})
     fixtures.append(fx)
 
     fx = Fixture("mse_loss")

@@ -18,9 +18,9 @@ std::string format_duration(double seconds) {
   return fmt::format("{}s", s);
 }
 
-Progress::Progress(int64_t total_steps, std::string unit, int64_t log_every, int64_t first_step)
+Progress::Progress(int64_t total_steps, std::string unit, int64_t log_every, int64_t first_step, bool quiet)
     : total_(total_steps), log_every_(log_every > 0 ? log_every : 50), first_step_(first_step),
-      unit_(std::move(unit)), interactive_(isatty(STDERR_FILENO) == 1),
+      unit_(std::move(unit)), interactive_(isatty(STDERR_FILENO) == 1), quiet_(quiet),
       start_(std::chrono::steady_clock::now()), last_draw_(start_) {}
 
 Progress::~Progress() { finish(); }
@@ -42,6 +42,7 @@ std::string Progress::format_line(const ProgressStats& s, bool with_bar) const {
 }
 
 void Progress::update(const ProgressStats& s) {
+  if (quiet_) return;
   const auto now = std::chrono::steady_clock::now();
   if (interactive_) {
     // ~10 redraws a second: often enough to look live, rare enough to cost nothing.
@@ -58,6 +59,7 @@ void Progress::update(const ProgressStats& s) {
 }
 
 void Progress::message(const std::string& line) {
+  if (quiet_) return;
   if (bar_visible_) std::fprintf(stderr, "\r\x1b[K");
   std::fprintf(stderr, "%s\n", line.c_str());
   std::fflush(stderr);

@@ -25,7 +25,8 @@ class Progress {
  public:
   // total_steps: the run's planned steps (for the bar and ETA); unit: "img" or "tok".
   // first_step: where this process starts (a resumed run), so ETA uses this process's speed.
-  Progress(int64_t total_steps, std::string unit, int64_t log_every, int64_t first_step = 0);
+  // quiet: prints nothing (ranks 1.. of a data-parallel run; rank 0 reports for all).
+  Progress(int64_t total_steps, std::string unit, int64_t log_every, int64_t first_step = 0, bool quiet = false);
   ~Progress();
   void update(const ProgressStats& stats);
   // Print a full line (e.g. an evaluation result) without garbling the bar.
@@ -38,7 +39,7 @@ class Progress {
 
   int64_t total_, log_every_, first_step_;
   std::string unit_;
-  bool interactive_;
+  bool interactive_, quiet_;
   bool bar_visible_ = false;
   std::chrono::steady_clock::time_point start_, last_draw_;
 };

@@ -6,6 +6,13 @@
 //   train             train_step until the last step, with logging, evaluation and
 //                     checkpoints in between; stops early on divergence or Ctrl-C
 //   finish            the final evaluation, checkpoint and summary.json
+//
+// Data parallel (`mpirun -np K normlab train ... --batch-size b`): every rank runs this same
+// loop on its part of each global batch of K*b (train_data.hpp), with the same parameters
+// (broadcast from rank 0 at the start) and the same update (train_step.hpp). Rank 0 alone
+// writes the run directory, prints, and evaluates; so BatchNorm's running statistics in
+// model.safetensors are rank 0's (PyTorch DDP's convention: its buffers are rank 0's).
+// A failure during set-up on any rank is reported by every rank, naming it (check_all).
 #include "apps/train.hpp"
 
 #include <algorithm>
@@ -26,9 +33,12 @@
 #include "apps/train_record.hpp"
 #include "apps/train_setup.hpp"
 #include "apps/train_step.hpp"
+#include "core/distributed.hpp"
 #include "core/kernels/kernels.hpp"
 #include "core/parallel.hpp"
 #include "core/runtime_env.hpp"
+#include "data/loader.hpp"
+#include "dist/launch.hpp"
 
 namespace nl::app {
 
@@ -72,11 +82,18 @@ struct Outcome {
 class Trainer {
  public:
   Trainer(TrainConfig cfg, nlohmann::json saved_config, bool resume)
-      : cfg_(std::move(cfg)), config_(std::move(saved_config)), resume_(resume), record_(cfg_.out) {}
+      : cfg_(std::move(cfg)),
+        config_(std::move(saved_config)),
+        resume_(resume),
+        comm_(dist::world()),
+        record_(cfg_.out, comm_.rank() == 0) {}
   RunResult run();
 
  private:
   void set_up();
+  void set_up_everywhere();
+  nlohmann::json describe_distribution() const;
+  void decorrelate_dropout(uint64_t position);
   void start();
   void resume_from_checkpoint();
   Outcome train();
@@ -86,6 +103,7 @@ class Trainer {
   void evaluate();
   void save_checkpoint() { record_.save_checkpoint(*model_, *opt_, *data_, totals_, elapsed(), config_); }
   RunResult finish(const Outcome& outcome);
+  nlohmann::json check_ranks_agree();
 
   double elapsed() const {
     return totals_.seconds_before +
@@ -96,6 +114,7 @@ class Trainer {
   TrainConfig cfg_;
   nlohmann::json config_;  // what config.json holds (read back for a resumed run)
   bool resume_;
+  dist::Communicator& comm_;
   RunRecord record_;
 
   std::unique_ptr<TrainingData> data_;
@@ -110,10 +129,17 @@ class Trainer {
 };
 
 RunResult Trainer::run() {
-  set_up();
+  set_up_everywhere();
   const bool from_checkpoint = resume_ && file_exists(record_.checkpoint_path());
-  if (from_checkpoint) resume_from_checkpoint();
-  else start();
+  std::string error;
+  try {
+    if (from_checkpoint) resume_from_checkpoint();
+    else start();
+  } catch (const std::exception& e) {
+    if (comm_.size() == 1) throw;
+    error = e.what();
+  }
+  dist::check_all(error, comm_);
   if (totals_.step >= total_steps_) {
     progress_->message(fmt::format("{} already finished ({} steps); nothing to do", record_.dir(), totals_.step));
     return {"ok", 0, record_.dir(), read_json(record_.dir() + "/summary.json")};
@@ -123,10 +149,43 @@ RunResult Trainer::run() {
   return finish(outcome);
 }
 
+// set_up on every rank; one rank's failure (say, it cannot read its data) ends all of them
+// with the same message naming that rank. Then every rank starts from rank 0's weights.
+void Trainer::set_up_everywhere() {
+  if (comm_.size() == 1) return set_up();
+  std::string error;
+  try {
+    set_up();
+  } catch (const std::exception& e) {
+    error = e.what();
+  }
+  dist::check_all(error, comm_);
+  std::vector<Tensor> state = model_->parameters();
+  for (auto& [name, b] : model_->named_buffers()) state.push_back(b);
+  dist::broadcast_tensors(state, 0, comm_);
+  decorrelate_dropout(0);
+}
+
+// Ranks must not draw the same dropout masks for different examples: rank r > 0 reseeds the
+// model's generator from (seed, r, step). (Dropout is therefore not example-for-example the
+// one-process run's; everything else is.)
+void Trainer::decorrelate_dropout(uint64_t position) {
+  if (comm_.rank() == 0) return;
+  model_->generator().manual_seed(data::mix_seed(cfg_.seed, 0x72616e6b /* "rank" */, comm_.rank(), position));
+}
+
+nlohmann::json Trainer::describe_distribution() const {
+  return {{"world_size", comm_.size()},
+          {"global_batch_size", comm_.size() * cfg_.batch_size},
+          {"communicator", comm_.name()}};
+}
+
 void Trainer::set_up() {
-  set_num_threads(cfg_.threads > 0 ? cfg_.threads
-                                   : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
-  data_ = std::make_unique<TrainingData>(cfg_, config_.value("resolved", nlohmann::json::object()));
+  // Under mpirun the default thread count shares the cores among this machine's ranks.
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  set_num_threads(cfg_.threads > 0 ? cfg_.threads : std::max(1, cores / dist::local_ranks()));
+  data_ = std::make_unique<TrainingData>(cfg_, config_.value("resolved", nlohmann::json::object()), comm_.rank(),
+                                         comm_.size());
   total_steps_ = cfg_.steps > 0 ? cfg_.steps : cfg_.epochs * data_->steps_per_epoch();
   // Enough rows for a learning curve, few enough that logging costs nothing.
   if (cfg_.log_every <= 0) cfg_.log_every = std::clamp<int64_t>(total_steps_ / 250, 1, 50);
@@ -134,7 +193,7 @@ void Trainer::set_up() {
   model_ = build_model(cfg_.model, cfg_.norm);
   opt_ = make_optimizer(cfg_, *model_);
   schedule_ = make_schedule(cfg_, total_steps_);
-  progress_ = std::make_unique<Progress>(total_steps_, data_->unit(), cfg_.log_every);
+  progress_ = std::make_unique<Progress>(total_steps_, data_->unit(), cfg_.log_every, 0, comm_.rank() != 0);
 }
 
 // A fresh run, or a resumed one that never reached its first checkpoint.
@@ -144,7 +203,7 @@ void Trainer::start() {
         fmt::format("{} has no checkpoint yet: starting it from step 0 with its saved config", record_.dir()));
   } else {
     ensure_directory(record_.dir());
-    config_ = record_.write_config(cfg_, *data_, *model_, total_steps_);
+    config_ = record_.write_config(cfg_, *data_, *model_, total_steps_, describe_distribution());
   }
   record_.open_logs(false, 0);
   progress_->message(fmt::format("normlab {}: {} on {}, norm {}, {} parameters; {} steps ({} per epoch), batch {}, "
@@ -153,11 +212,16 @@ void Trainer::start() {
                                  model_->num_parameters(), total_steps_, data_->steps_per_epoch(), cfg_.batch_size,
                                  cfg_.optimizer, cfg_.lr, num_threads(), simd_level_name(simd_level()),
                                  blas_core_name()));
+  if (comm_.size() > 1)
+    progress_->message(fmt::format("data parallel: {} ranks x batch {} = global batch {} ({}); BatchNorm running "
+                                   "statistics saved are rank 0's",
+                                   comm_.size(), cfg_.batch_size, comm_.size() * cfg_.batch_size, comm_.name()));
   progress_->message(data_->describe_line());
 }
 
 void Trainer::resume_from_checkpoint() {
-  totals_ = record_.load_checkpoint(*model_, *opt_, *data_);
+  totals_ = record_.load_checkpoint(*model_, *opt_, *data_);  // every rank reads rank 0's checkpoint
+  decorrelate_dropout(static_cast<uint64_t>(totals_.step));
   progress_->message(fmt::format("resuming {} from step {} of {}", record_.dir(), totals_.step, total_steps_));
   record_.open_logs(true, totals_.step);
 }
@@ -170,7 +234,7 @@ Outcome Trainer::train() {
   const int64_t checkpoint_every = cfg_.checkpoint_every > 0 ? cfg_.checkpoint_every : steps_per_epoch;
   const int64_t eval_every = data_->is_text() ? (cfg_.eval_every > 0 ? cfg_.eval_every : steps_per_epoch)
                                               : (cfg_.eval_every_epoch ? steps_per_epoch : 0);
-  const StepOptions step_options{cfg_.check_grads, cfg_.clip_grad_norm};
+  const StepOptions step_options{cfg_.check_grads, cfg_.clip_grad_norm, &comm_, &g_stop_requested};
   while (totals_.step < total_steps_) {
     const float lr = schedule_lr(schedule_, totals_.step);
     opt_->set_lr(lr);
@@ -183,15 +247,16 @@ Outcome Trainer::train() {
     totals_.train_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     count_step(out, lr);
     const int64_t step = totals_.step;
-    if (cfg_.simulate_kill_at_step > 0 && step == cfg_.simulate_kill_at_step) {
+    if (cfg_.simulate_kill_at_step > 0 && step == cfg_.simulate_kill_at_step &&
+        (cfg_.simulate_kill_rank < 0 || cfg_.simulate_kill_rank == comm_.rank())) {
       progress_->finish();
-      std::fprintf(stderr, "simulated kill at step %lld\n", static_cast<long long>(step));
+      std::fprintf(stderr, "simulated kill of rank %d at step %lld\n", comm_.rank(), static_cast<long long>(step));
       std::_Exit(137);  // like kill -9: no destructors, no checkpoint, no summary
     }
     const bool last = step == total_steps_;  // the final evaluation and checkpoint are finish()'s
     if (!last && eval_every > 0 && step % eval_every == 0) evaluate();
     if (!last && step % checkpoint_every == 0) save_checkpoint();
-    if (g_stop_requested) {
+    if (out.stop) {  // decided by all ranks together (train_step), so they all stop here
       progress_->message(fmt::format("interrupted at step {}: checkpoint saved, continue with "
                                      "`normlab train --resume {}`",
                                      step, record_.dir()));
@@ -232,7 +297,9 @@ void Trainer::count_step(const StepResult& out, float lr) {
 }
 
 void Trainer::evaluate() {
-  totals_.last_eval = data_->evaluate(*model_);
+  // Rank 0 reports for the run; the others would only repeat its numbers (or, with per-worker
+  // BatchNorm, use running statistics that are not saved).
+  if (comm_.rank() == 0) totals_.last_eval = data_->evaluate(*model_);
   totals_.last_eval_step = totals_.step;
   record_.log_eval(totals_, epoch_of(totals_.step));
   progress_->message(fmt::format("step {} (epoch {:.2f}): {} loss {:.4f}, accuracy {:.2f}%", totals_.step,
@@ -245,8 +312,29 @@ void Trainer::evaluate() {
 RunResult Trainer::finish(const Outcome& outcome) {
   if (outcome.exit_code == 0 && totals_.last_eval_step != totals_.step) evaluate();
   if (outcome.exit_code != 3) save_checkpoint();
-  const nlohmann::json summary = record_.write_summary(outcome.status, cfg_, *data_, totals_, elapsed());
+  const nlohmann::json summary =
+      record_.write_summary(outcome.status, cfg_, *data_, totals_, elapsed(), check_ranks_agree());
   return {outcome.status, outcome.exit_code, record_.dir(), summary};
+}
+
+// Data parallel: every rank must end with the same parameters, bit for bit (same start, same
+// averaged gradient, same update). A checksum per rank goes into summary.json; a mismatch
+// would mean a bug, and the run says so instead of saving rank 0's weights silently.
+nlohmann::json Trainer::check_ranks_agree() {
+  if (comm_.size() == 1) return nlohmann::json::object();
+  uint64_t h = 1469598103934665603ull;  // FNV-1a over the bytes of every parameter
+  for (const Tensor& p : model_->parameters()) {
+    const auto* bytes = reinterpret_cast<const unsigned char*>(p.data());
+    for (int64_t i = 0; i < p.numel() * static_cast<int64_t>(sizeof(float)); ++i) h = (h ^ bytes[i]) * 1099511628211ull;
+  }
+  const auto mine = static_cast<int64_t>(h);
+  std::vector<int64_t> all(comm_.size());
+  comm_.allgather(&mine, 1, all.data());
+  const bool agree = std::all_of(all.begin(), all.end(), [&](int64_t v) { return v == all[0]; });
+  if (!agree) progress_->message("error: the ranks' parameters differ at the end of the run (a bug; see summary.json)");
+  std::vector<std::string> hex;
+  for (int64_t v : all) hex.push_back(fmt::format("{:016x}", static_cast<uint64_t>(v)));
+  return {{"world_size", comm_.size()}, {"parameter_checksums", hex}, {"parameters_identical_across_ranks", agree}};
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 
 #include "apps/commands.hpp"
 #include "apps/train.hpp"
+#include "dist/launch.hpp"
 #include "layers/models/model.hpp"
 #include "layers/norm/factory.hpp"
 #include "optim/schedule.hpp"
@@ -16,7 +17,8 @@ namespace nl::app {
 Command add_train_command(CLI::App& app) {
   auto cfg = std::make_shared<TrainConfig>();
   auto resume = std::make_shared<std::string>();
-  cfg->threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  // Under mpirun the cores of a machine are shared among its ranks.
+  cfg->threads = std::max(1, static_cast<int>(std::max(1u, std::thread::hardware_concurrency())) / dist::local_ranks());
   CLI::App* t = app.add_subcommand("train", "Train a model; writes config.json, metrics.csv, eval.csv, "
                                              "summary.json, model.safetensors and a checkpoint to --out");
   t->option_defaults()->always_capture_default();
@@ -135,6 +137,7 @@ Command add_train_command(CLI::App& app) {
                          ->group(r);
   // For tests of --resume: exit like `kill -9` right after this step. Hidden (empty group).
   t->add_option("--simulate-kill-at-step", cfg->simulate_kill_at_step, "")->group("");
+  t->add_option("--simulate-kill-rank", cfg->simulate_kill_rank, "")->group("");
 
   Command c{t, nullptr};
   c.run = [t, cfg, resume, resume_opt]() -> int {
@@ -143,7 +146,7 @@ Command add_train_command(CLI::App& app) {
       // A resumed run must be the same run: refuse options that would silently change it.
       for (const CLI::Option* opt : t->get_options())
         if (opt->count() > 0 && opt != resume_opt && opt->get_name() != "--threads" &&
-            opt->get_name() != "--data-dir" && opt->get_name() != "--simulate-kill-at-step")
+            opt->get_name() != "--data-dir" && opt->get_name() != "--simulate-kill-at-step" && opt->get_name() != "--simulate-kill-rank")
           throw UsageError(fmt::format("{} cannot be combined with --resume: a resumed run keeps the options in "
                                        "{}/config.json (only --threads and --data-dir may be given)",
                                        opt->get_name(), *resume));

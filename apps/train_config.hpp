@@ -68,6 +68,7 @@ struct TrainConfig {
 
   // Testing only: after this many steps, exit the process at once (like `kill -9`).
   int64_t simulate_kill_at_step = 0;
+  int simulate_kill_rank = -1;            // data parallel: only this rank exits (-1 = every rank)
 
   static ModelOptions default_model_options();
   static NormOptions default_norm_options();

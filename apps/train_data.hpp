@@ -32,7 +32,10 @@ class TrainingData {
   // Loads cfg.dataset and completes cfg.model with what the data decides: the input shape
   // and classes (images) or the vocabulary size (text). `resolved`: a resumed run's saved
   // "resolved" block (its input statistics are reused exactly).
-  TrainingData(TrainConfig& cfg, const nlohmann::json& resolved);
+  // Data parallelism: rank `part` of `parts` trains on part `part` of every global batch of
+  // parts * cfg.batch_size examples, so the parts together are the batches one process with
+  // --batch-size parts * b draws (images: a DataLoader part; text: the same windows, sliced).
+  TrainingData(TrainConfig& cfg, const nlohmann::json& resolved, int part = 0, int parts = 1);
 
   bool is_text() const { return text_; }
   int64_t steps_per_epoch() const { return steps_per_epoch_; }
@@ -57,6 +60,7 @@ class TrainingData {
  private:
   bool text_ = false;
   int64_t batch_size_, context_, val_batches_;
+  int part_, parts_;
   int64_t steps_per_epoch_ = 1;
 
   ImageData images_;

@@ -20,7 +20,7 @@ const std::vector<std::string> kEvalColumns{"epoch", "step", "test_loss", "test_
 }  // namespace
 
 nlohmann::json RunRecord::write_config(const TrainConfig& cfg, const TrainingData& data, const Model& model,
-                                       int64_t total_steps) {
+                                       int64_t total_steps, const nlohmann::json& distributed) {
   nlohmann::json j = config_to_json(cfg);
   nlohmann::json resolved = data.describe();
   resolved["normlab_version"] = NORMLAB_VERSION;
@@ -31,12 +31,14 @@ nlohmann::json RunRecord::write_config(const TrainConfig& cfg, const TrainingDat
   resolved["total_steps"] = total_steps;
   resolved["num_parameters"] = model.num_parameters();
   resolved["model_summary"] = model.name();
+  resolved.update(distributed);
   j["resolved"] = resolved;
-  write_json_atomic(dir_ + "/config.json", j);
+  if (writer_) write_json_atomic(dir_ + "/config.json", j);
   return j;
 }
 
 void RunRecord::open_logs(bool resume, int64_t step) {
+  if (!writer_) return;
   if (resume) {
     // Rows written after the checkpoint belong to steps that will be redone.
     metrics_.open_resume(dir_ + "/metrics.csv", kMetricColumns, step, 0);
@@ -48,16 +50,19 @@ void RunRecord::open_logs(bool resume, int64_t step) {
 }
 
 void RunRecord::log_window(const RunTotals& t, double epoch, double lr, double seconds) {
+  if (!writer_) return;
   metrics_.row({std::to_string(t.step), num(epoch), num(t.window.mean_loss()), num(t.window.accuracy()), num(lr),
                 num(seconds)});
 }
 
 void RunRecord::log_eval(const RunTotals& t, double epoch) {
+  if (!writer_) return;
   evals_.row({num(epoch), std::to_string(t.step), num(t.last_eval.loss), num(t.last_eval.accuracy)});
 }
 
 void RunRecord::save_checkpoint(Model& model, Optimizer& optimizer, const TrainingData& data,
                                 const RunTotals& t, double seconds, const nlohmann::json& config) const {
+  if (!writer_) return;
   TrainingPosition pos;
   pos.step = t.step;
   data.save_position(pos);
@@ -99,7 +104,7 @@ RunTotals RunRecord::load_checkpoint(Model& model, Optimizer& optimizer, Trainin
 }
 
 nlohmann::json RunRecord::write_summary(const std::string& status, const TrainConfig& cfg, const TrainingData& data,
-                                        const RunTotals& t, double seconds) const {
+                                        const RunTotals& t, double seconds, const nlohmann::json& extra) const {
   const bool evaluated = t.last_eval_step >= 0;
   nlohmann::json s = {{"status", status},
                       {"test_accuracy", evaluated ? finite_or_null(t.last_eval.accuracy) : nlohmann::json()},
@@ -115,8 +120,9 @@ nlohmann::json RunRecord::write_summary(const std::string& status, const TrainCo
                       {"model", cfg.model.name},
                       {"norm", cfg.norm.name}};
   s.update(data.summary_fields());
+  s.update(extra);
   if (status != "ok" && evaluated) s["test_step"] = t.last_eval_step;
-  write_json_atomic(dir_ + "/summary.json", s);
+  if (writer_) write_json_atomic(dir_ + "/summary.json", s);
   return s;
 }
 

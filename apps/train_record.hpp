@@ -41,14 +41,17 @@ struct RunTotals {
 
 class RunRecord {
  public:
-  explicit RunRecord(std::string dir) : dir_(std::move(dir)) {}
+  // writer = false (ranks 1.. of a data-parallel run): every write is skipped, the
+  // returned JSON is still built, and reading (load_checkpoint) works as usual.
+  explicit RunRecord(std::string dir, bool writer = true) : dir_(std::move(dir)), writer_(writer) {}
+  bool writer() const { return writer_; }
   const std::string& dir() const { return dir_; }
   std::string checkpoint_path() const { return dir_ + "/train_state.safetensors"; }
 
   // config.json: every option, plus a "resolved" block of what the run decided (data
   // statistics, sizes, SIMD level, threads). Returns what it wrote.
   nlohmann::json write_config(const TrainConfig& cfg, const TrainingData& data, const Model& model,
-                              int64_t total_steps);
+                              int64_t total_steps, const nlohmann::json& distributed);
 
   // metrics.csv and eval.csv: fresh, or those of a resumed run cut back to its checkpoint's step.
   void open_logs(bool resume, int64_t step);
@@ -64,10 +67,12 @@ class RunRecord {
   // summary.json: the outcome, with the last evaluation (for a run that stopped early, the
   // one before it stopped, with its step). Returns what it wrote.
   nlohmann::json write_summary(const std::string& status, const TrainConfig& cfg, const TrainingData& data,
-                               const RunTotals& totals, double seconds) const;
+                               const RunTotals& totals, double seconds,
+                               const nlohmann::json& extra = nlohmann::json::object()) const;
 
  private:
   std::string dir_;
+  bool writer_;
   CsvLog metrics_, evals_;
 };
 

@@ -24,16 +24,6 @@ using Catch::Matchers::Contains;
 
 namespace {
 
-// Runs a shell command line (stdout discarded), returning its exit code and stderr.
-Run shell(const std::string& cmd) {
-  const fs::path err = temp_root() / "shell_stderr.txt";
-  const int status = std::system(("(" + cmd + ") > /dev/null 2> " + err.string()).c_str());
-  std::ifstream in(err);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), ss.str()};
-}
-
 // 6 runs (3 norms x 2 batch sizes), 8 steps each, one at a time.
 std::string sweep_cmd(const fs::path& out, const std::string& extra = "") {
   return normlab_binary() + " sweep --model mlp --dataset mnist --data-dir " + data_dir() +
@@ -63,7 +53,7 @@ std::vector<std::string> results_without_timing(const fs::path& sweep) {
 const fs::path& single_process_sweep() {
   static const fs::path out = [] {
     const fs::path dir = temp_root() / "whole";
-    const Run r = shell(sweep_cmd(dir));
+    const Run r = run_shell(sweep_cmd(dir));
     INFO(r.err);
     REQUIRE(r.exit_code == 0);
     return dir;
@@ -77,11 +67,11 @@ TEST_CASE("shard specs that name no shard are usage errors", "[sweep][shard]") {
   const fs::path out = temp_root() / "bad-shard";
   for (const char* spec : {"3/2", "2/2", "1/0", "x/2", "1", "-1/2", "1/2/3"}) {
     INFO(spec);
-    const Run r = shell(sweep_cmd(out, std::string("--shard ") + spec));
+    const Run r = run_shell(sweep_cmd(out, std::string("--shard ") + spec));
     CHECK(r.exit_code == 2);
     CHECK_THAT(r.err, Contains("--shard"));
   }
-  const Run slurm = shell("SLURM_ARRAY_TASK_ID=4 SLURM_ARRAY_TASK_COUNT=4 " + sweep_cmd(out));
+  const Run slurm = run_shell("SLURM_ARRAY_TASK_ID=4 SLURM_ARRAY_TASK_COUNT=4 " + sweep_cmd(out));
   CHECK(slurm.exit_code == 2);
   CHECK_THAT(slurm.err, Contains("SLURM_ARRAY_TASK_ID=4") && Contains("SLURM_ARRAY_TASK_COUNT=4"));
   CHECK_FALSE(fs::exists(out / "none-b8-s0"));
@@ -89,7 +79,7 @@ TEST_CASE("shard specs that name no shard are usage errors", "[sweep][shard]") {
 
 TEST_CASE("two shards run side by side into one directory give the one-process results.csv", "[sweep][shard]") {
   const fs::path out = temp_root() / "sharded";
-  const Run r = shell(sweep_cmd(out, "--shard 0/2") + " & " + sweep_cmd(out, "--shard 1/2") + " & wait");
+  const Run r = run_shell(sweep_cmd(out, "--shard 0/2") + " & " + sweep_cmd(out, "--shard 1/2") + " & wait");
   INFO(r.err);
   for (const auto& run : kRuns) CHECK(trained(out, run));
   CHECK(results_without_timing(out) == results_without_timing(single_process_sweep()));
@@ -105,13 +95,13 @@ TEST_CASE("two shards run side by side into one directory give the one-process r
 TEST_CASE("the shard comes from SLURM_ARRAY_TASK_ID / COUNT (minus TASK_MIN)", "[sweep][shard]") {
   const fs::path out = temp_root() / "slurm";
   // Array ids 5..6: task 6 is shard 1 of 2, i.e. runs 1, 3, 5 of the plan.
-  const Run r = shell("SLURM_ARRAY_TASK_ID=6 SLURM_ARRAY_TASK_MIN=5 SLURM_ARRAY_TASK_COUNT=2 " + sweep_cmd(out));
+  const Run r = run_shell("SLURM_ARRAY_TASK_ID=6 SLURM_ARRAY_TASK_MIN=5 SLURM_ARRAY_TASK_COUNT=2 " + sweep_cmd(out));
   INFO(r.err);
   REQUIRE(r.exit_code == 0);
   CHECK_THAT(r.err, Contains("shard 1/2 (from SLURM_ARRAY_TASK_ID): 3 of the plan's 6 runs"));
   for (size_t i = 0; i < kRuns.size(); ++i) CHECK(trained(out, kRuns[i]) == (i % 2 == 1));
   // --shard wins over the variables; shard 0 completes the sweep.
-  const Run rest = shell("SLURM_ARRAY_TASK_ID=6 SLURM_ARRAY_TASK_MIN=5 SLURM_ARRAY_TASK_COUNT=2 " +
+  const Run rest = run_shell("SLURM_ARRAY_TASK_ID=6 SLURM_ARRAY_TASK_MIN=5 SLURM_ARRAY_TASK_COUNT=2 " +
                          sweep_cmd(out, "--shard 0/2"));
   REQUIRE(rest.exit_code == 0);
   CHECK(results_without_timing(out) == results_without_timing(single_process_sweep()));
@@ -121,9 +111,7 @@ TEST_CASE("the shard comes from the Open MPI rank and size under mpirun", "[swee
   INFO("mpirun comes with openmpi-bin (scripts/install_deps.sh)");
   REQUIRE(std::system("command -v mpirun > /dev/null") == 0);
   const fs::path out = temp_root() / "mpirun";
-  const Run r = shell("OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "
-                      "OMPI_MCA_btl_vader_single_copy_mechanism=none mpirun --oversubscribe -np 2 " +
-                      sweep_cmd(out));
+  const Run r = run_shell(mpirun(2) + sweep_cmd(out));
   INFO(r.err);
   REQUIRE(r.exit_code == 0);
   CHECK_THAT(r.err, Contains("shard 0/2 (from Open MPI rank)") && Contains("shard 1/2 (from Open MPI rank)"));
@@ -150,7 +138,7 @@ TEST_CASE("a live claim is respected, a stale one is taken over", "[sweep][shard
   const struct timespec ten_minutes_ago[2] = {{time(nullptr) - 600, 0}, {time(nullptr) - 600, 0}};
   REQUIRE(utimensat(AT_FDCWD, old.c_str(), ten_minutes_ago, 0) == 0);
 
-  const Run r = shell(sweep_cmd(out, "--claim-lease 300"));
+  const Run r = run_shell(sweep_cmd(out, "--claim-lease 300"));
   INFO(r.err);
   REQUIRE(r.exit_code == 0);
   CHECK_FALSE(trained(out, "none-b8-s0"));
@@ -169,6 +157,6 @@ TEST_CASE("a live claim is respected, a stale one is taken over", "[sweep][shard
   // Once the live holders are gone (here: their claims removed), a later sweep finishes the plan.
   fs::remove(out / "claims" / "none-b8-s0.0");
   fs::remove(out / "claims" / "bn-b8-s0.0");
-  REQUIRE(shell(sweep_cmd(out)).exit_code == 0);
+  REQUIRE(run_shell(sweep_cmd(out)).exit_code == 0);
   CHECK(results_without_timing(out) == results_without_timing(single_process_sweep()));
 }

@@ -88,9 +88,16 @@ std::string data_dir() {
 }
 
 // Runs `normlab <args>` with stdout discarded and stderr captured.
-Run run_normlab(const std::string& args) {
+Run run_normlab(const std::string& args) { return run_shell(normlab_binary() + " " + args); }
+
+std::string mpirun(int ranks) {
+  return "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_vader_single_copy_mechanism=none "
+         "mpirun --oversubscribe -np " + std::to_string(ranks) + " ";
+}
+
+Run run_shell(const std::string& command) {
   const fs::path err_file = temp_root() / "stderr.txt";
-  const std::string cmd = normlab_binary() + " " + args + " > /dev/null 2> " + err_file.string();
+  const std::string cmd = "(" + command + ") > /dev/null 2> " + err_file.string();
   const int status = std::system(cmd.c_str());
   std::ifstream in(err_file);
   std::stringstream ss;

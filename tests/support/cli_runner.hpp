@@ -26,6 +26,10 @@ struct Run {
 };
 // Runs `normlab <args>` with stdout discarded and stderr captured.
 Run run_normlab(const std::string& args);
+// Runs a shell command line (pipes, &, env assignments) with stdout discarded and stderr captured.
+Run run_shell(const std::string& command);
+// "mpirun -np <ranks>" with what Open MPI needs as root and in containers (see CMakeLists.txt).
+std::string mpirun(int ranks);
 // "train --dataset mnist --data-dir <synthetic> --threads 1 --out <temp_root>/<out> <extra>"
 std::string train_args(const std::string& out, const std::string& extra);
 std::vector<std::string> read_lines(const std::filesystem::path& p);

@@ -125,6 +125,8 @@ class Trainer {
   std::unique_ptr<Progress> progress_;  // messages go to stderr with the progress; stdout stays clean
 
   RunTotals totals_;
+  double comm_seconds_ = 0.0;  // data parallel: time in all-reduces during this process's steps
+  int64_t steps_here_ = 0;
   std::chrono::steady_clock::time_point segment_start_ = std::chrono::steady_clock::now();
 };
 
@@ -246,6 +248,8 @@ Outcome Trainer::train() {
     }
     totals_.train_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     count_step(out, lr);
+    comm_seconds_ += out.comm_seconds;
+    ++steps_here_;
     const int64_t step = totals_.step;
     if (cfg_.simulate_kill_at_step > 0 && step == cfg_.simulate_kill_at_step &&
         (cfg_.simulate_kill_rank < 0 || cfg_.simulate_kill_rank == comm_.rank())) {
@@ -334,7 +338,10 @@ nlohmann::json Trainer::check_ranks_agree() {
   if (!agree) progress_->message("error: the ranks' parameters differ at the end of the run (a bug; see summary.json)");
   std::vector<std::string> hex;
   for (int64_t v : all) hex.push_back(fmt::format("{:016x}", static_cast<uint64_t>(v)));
-  return {{"world_size", comm_.size()}, {"parameter_checksums", hex}, {"parameters_identical_across_ranks", agree}};
+  // Rank 0's time in the step's collectives, waiting for slower ranks included.
+  const double comm_ms = steps_here_ > 0 ? 1000.0 * comm_seconds_ / steps_here_ : 0.0;
+  return {{"world_size", comm_.size()}, {"parameter_checksums", hex}, {"parameters_identical_across_ranks", agree},
+          {"communication_ms_per_step", comm_ms}};
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 
 #include "apps/commands.hpp"
 #include "apps/train.hpp"
+#include "core/distributed.hpp"
 #include "dist/launch.hpp"
 #include "layers/models/model.hpp"
 #include "layers/norm/factory.hpp"
@@ -146,7 +147,8 @@ Command add_train_command(CLI::App& app) {
       // A resumed run must be the same run: refuse options that would silently change it.
       for (const CLI::Option* opt : t->get_options())
         if (opt->count() > 0 && opt != resume_opt && opt->get_name() != "--threads" &&
-            opt->get_name() != "--data-dir" && opt->get_name() != "--simulate-kill-at-step" && opt->get_name() != "--simulate-kill-rank")
+            opt->get_name() != "--data-dir" && opt->get_name() != "--simulate-kill-at-step" &&
+            opt->get_name() != "--simulate-kill-rank")
           throw UsageError(fmt::format("{} cannot be combined with --resume: a resumed run keeps the options in "
                                        "{}/config.json (only --threads and --data-dir may be given)",
                                        opt->get_name(), *resume));
@@ -156,7 +158,7 @@ Command add_train_command(CLI::App& app) {
     } else {
       result = train_run(*cfg);
     }
-    std::printf("%s\n", result.summary.dump(2).c_str());
+    if (dist::world().rank() == 0) std::printf("%s\n", result.summary.dump(2).c_str());  // one summary per run
     return result.exit_code;
   };
   return c;

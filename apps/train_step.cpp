@@ -1,6 +1,7 @@
 // normlab apps: one optimizer step. See train_step.hpp.
 #include "apps/train_step.hpp"
 
+#include <chrono>
 #include <cmath>
 
 #include <fmt/format.h>
@@ -28,10 +29,16 @@ static std::string first_non_finite_gradient(const Model& model) {
   return "";
 }
 
-std::string finish_gradients(Model& model, const StepOptions& options, double local_share) {
+static double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+std::string finish_gradients(Model& model, const StepOptions& options, double local_share, double* comm_seconds) {
   if (options.comm && options.comm->size() > 1) {
     thread_local std::vector<float> buffer;  // reused step after step
+    const auto t0 = std::chrono::steady_clock::now();
     dist::allreduce_gradients(model.parameters(), static_cast<float>(local_share), buffer, *options.comm);
+    if (comm_seconds) *comm_seconds += seconds_since(t0);
   }
   if (options.check_grads)
     if (std::string bad = first_non_finite_gradient(model); !bad.empty()) return bad;
@@ -60,11 +67,15 @@ StepResult train_step(Model& model, Optimizer& optimizer, const TrainBatch& batc
     out.correct = count_correct(logits.detach(), batch.targets);
   }
   out.stop = options.stop_flag && options.stop_flag->load();
-  if (options.comm && options.comm->size() > 1) combine_step_stats(out, *options.comm);
+  if (options.comm && options.comm->size() > 1) {
+    const auto t0 = std::chrono::steady_clock::now();
+    combine_step_stats(out, *options.comm);
+    out.comm_seconds += seconds_since(t0);
+  }
   if (!std::isfinite(out.loss)) return out;  // the caller stops the run; no update
   optimizer.zero_grad();
   loss.backward();
-  out.bad_gradient = finish_gradients(model, options, out.local_share);
+  out.bad_gradient = finish_gradients(model, options, out.local_share, &out.comm_seconds);
   if (!out.bad_gradient.empty()) return out;
   optimizer.step();
   return out;

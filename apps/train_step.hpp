@@ -43,6 +43,7 @@ struct StepResult {
   std::string bad_gradient;  // --check-grads: what was not finite (the update was skipped)
   bool stop = false;         // some rank was asked to stop: every rank stops after this step
   double local_share = 1.0;  // this rank's predictions / the global batch's (1 in one process)
+  double comm_seconds = 0.0; // time in this step's all-reduces (includes waiting for slower ranks)
 };
 
 StepResult train_step(Model& model, Optimizer& optimizer, const TrainBatch& batch, const StepOptions& options);
@@ -54,6 +55,8 @@ Tensor forward_batch(Model& model, const TrainBatch& batch);
 // Data-parallel training averages the gradients across workers here, before anything else,
 // so every worker checks and clips the same global gradient and takes the same step.
 // Returns what was not finite ("" = all fine; then the gradients are clipped if asked).
-std::string finish_gradients(Model& model, const StepOptions& options, double local_share = 1.0);
+// comm_seconds (optional) receives the time the all-reduce took.
+std::string finish_gradients(Model& model, const StepOptions& options, double local_share = 1.0,
+                             double* comm_seconds = nullptr);
 
 }  // namespace nl::app

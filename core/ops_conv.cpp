@@ -42,16 +42,10 @@
 
 namespace nl {
 
-namespace kernels_scalar { extern const Conv3x3Kernels conv3x3_table; }
-namespace kernels_avx2 { extern const Conv3x3Kernels conv3x3_table; }
-namespace kernels_avx512 { extern const Conv3x3Kernels conv3x3_table; }
+NL_SIMD_TABLES(Conv3x3Kernels, conv3x3_table)
 
 const Conv3x3Kernels& conv3x3_kernels_for(SimdLevel level) {
-  switch (level) {
-    case SimdLevel::avx512: return kernels_avx512::conv3x3_table;
-    case SimdLevel::avx2: return kernels_avx2::conv3x3_table;
-    default: return kernels_scalar::conv3x3_table;
-  }
+  return for_simd_level(level, simd_scalar::conv3x3_table, simd_avx2::conv3x3_table, simd_avx512::conv3x3_table);
 }
 
 namespace {

@@ -8,7 +8,7 @@
 // kernel slides one vector over consecutive q and needs no border tests. Positions with
 // ow >= W (2 per row) are computed too and thrown away: the price of branch-free loops.
 //
-// Compiled three times like kernels_impl.inl (conv3x3_{scalar,avx2,avx512}.cpp); the block
+// Compiled three times like kernels_impl.inl (normlab_simd_kernel in CMakeLists.txt); the block
 // sizes differ per level (they fit the register file), so results may differ across levels
 // in the last bits, never across runs or thread counts.
 #pragma once

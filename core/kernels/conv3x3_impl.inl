@@ -1,5 +1,5 @@
 // normlab core: direct 3x3 convolution kernels, written once with GCC vector types and
-// included by conv3x3_{scalar,avx2,avx512}.cpp (each with its target flags, see conv3x3.hpp).
+// compiled once per SIMD level (normlab_simd_kernel in CMakeLists.txt, see conv3x3.hpp).
 //
 // Register blocking. The forward keeps a CB x QV block of accumulators (CB output channels x
 // QV vectors of consecutive positions) in registers for the whole sum over input channels and
@@ -7,12 +7,13 @@
 // The weight gradient keeps R x 9 accumulators (R output channels x 9 taps) while it slides
 // over the positions, and reduces each to a scalar at the end (lanes summed in a fixed order).
 //
-// Expects: NL_KERNEL_NS defined by the including file.
+// Expects: NL_SIMD_NS, this level's namespace (simd_scalar | simd_avx2 | simd_avx512), defined by
+// the translation unit normlab_simd_kernel (CMakeLists.txt) generates for each level.
 #include <cstring>
 
 #include "core/kernels/conv3x3.hpp"
 
-namespace nl::NL_KERNEL_NS {
+namespace nl::NL_SIMD_NS {
 namespace {
 
 // Block sizes per level: accumulators + loads must fit the register file
@@ -120,4 +121,4 @@ void weight_grad(const float* dy, int64_t dy_stride, const float* in, int64_t in
 extern const Conv3x3Kernels conv3x3_table;
 const Conv3x3Kernels conv3x3_table = {kCB, kVec, kRows, forward, weight_grad};
 
-}  // namespace nl::NL_KERNEL_NS
+}  // namespace nl::NL_SIMD_NS

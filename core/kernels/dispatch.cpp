@@ -6,9 +6,7 @@
 #include "core/tensor.hpp"
 
 namespace nl {
-namespace kernels_scalar { extern const KernelTable table; }
-namespace kernels_avx2 { extern const KernelTable table; }
-namespace kernels_avx512 { extern const KernelTable table; }
+NL_SIMD_TABLES(KernelTable, table)
 
 const char* simd_level_name(SimdLevel level) {
   switch (level) {
@@ -51,11 +49,7 @@ void set_simd_level(SimdLevel level) {
 }
 
 const KernelTable& kernels_for(SimdLevel level) {
-  switch (level) {
-    case SimdLevel::avx512: return kernels_avx512::table;
-    case SimdLevel::avx2: return kernels_avx2::table;
-    default: return kernels_scalar::table;
-  }
+  return for_simd_level(level, simd_scalar::table, simd_avx2::table, simd_avx512::table);
 }
 
 const KernelTable& kernels() { return kernels_for(g_level); }

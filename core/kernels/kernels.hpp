@@ -1,9 +1,11 @@
 // normlab core: SIMD kernels with runtime dispatch.
 //
 // Every kernel is written once, as plain loops, in kernels_impl.inl. That file is compiled
-// three times with different target flags (kernels_scalar.cpp: no vectorization at all;
-// kernels_avx2.cpp: -mavx2 -mfma; kernels_avx512.cpp: -mavx512f ...), each into its own
-// namespace, producing three KernelTables. At start-up the best table the CPU supports is
+// three times with different target flags (scalar: no vectorization at all; avx2: -mavx2
+// -mfma; avx512: -mavx512f ...), each into its own namespace (nl::simd_scalar, simd_avx2,
+// simd_avx512), producing three KernelTables. The same mechanism serves every kernel family
+// (conv3x3, the norm kernels): CMake's normlab_simd_kernel(target impl.inl) generates the
+// three translation units, and NL_SIMD_TABLES + for_simd_level below pick one at run time. At start-up the best table the CPU supports is
 // chosen (NORMLAB_SIMD=scalar|avx2|avx512 overrides), so one binary runs on any x86-64.
 // Tests run every kernel at every level the CPU has and compare them (tests/test_simd.cpp).
 //
@@ -23,6 +25,23 @@ const char* simd_level_name(SimdLevel level);
 SimdLevel best_simd_level();          // what this CPU supports
 SimdLevel simd_level();               // what is in use
 void set_simd_level(SimdLevel level); // throws nl::Error if the CPU lacks it
+
+// Declares a kernel family's table `name` of type `Type` in each level's namespace (defined by
+// the family's impl.inl, compiled per level by normlab_simd_kernel in CMakeLists.txt).
+#define NL_SIMD_TABLES(Type, name)                   \
+  namespace simd_scalar { extern const Type name; } \
+  namespace simd_avx2 { extern const Type name; }   \
+  namespace simd_avx512 { extern const Type name; }
+
+// The one dispatch: the table of `level` among a family's three.
+template <typename Table>
+const Table& for_simd_level(SimdLevel level, const Table& scalar, const Table& avx2, const Table& avx512) {
+  switch (level) {
+    case SimdLevel::avx512: return avx512;
+    case SimdLevel::avx2: return avx2;
+    default: return scalar;
+  }
+}
 
 // Kernels operate on contiguous float arrays of length n; they do not allocate.
 // `out` may alias an input (in-place use is fine).

@@ -1,6 +1,6 @@
-// normlab core: the kernels, written once as plain loops. This file is #included by
-// kernels_scalar.cpp, kernels_avx2.cpp and kernels_avx512.cpp, each compiled with its own
-// target flags and with NL_KERNEL_NS set to its own namespace. Keep loops simple and
+// normlab core: the kernels, written once as plain loops. This file is compiled once per SIMD
+// level (normlab_simd_kernel in CMakeLists.txt), each time with that level's target flags and
+// with NL_SIMD_NS set to the level's namespace. Keep loops simple and
 // branch-free so the compiler vectorizes them (check with -fopt-info-vec-optimized).
 //
 // Transcendentals. std::exp & co. are library calls, which the vectorizer cannot inline, so
@@ -23,13 +23,14 @@
 // Sums: the order of additions is spelled out (kLanes independent accumulators, then a
 // fixed tree), so every SIMD level gives bit-identical results and long sums lose less.
 //
-// Expects: NL_KERNEL_NS defined by the including file.
+// Expects: NL_SIMD_NS, this level's namespace (simd_scalar | simd_avx2 | simd_avx512), defined by
+// the translation unit normlab_simd_kernel (CMakeLists.txt) generates for each level.
 #include <bit>
 #include <cstdint>
 
 #include "core/kernels/kernels.hpp"
 
-namespace nl::NL_KERNEL_NS {
+namespace nl::NL_SIMD_NS {
 
 // ---------------------------------------------------------------- scalar math helpers
 // Written with select() instead of branches. select blends the bits with a mask rather than
@@ -330,4 +331,4 @@ const KernelTable table = {
     .accumulate = accumulate,
 };
 
-}  // namespace nl::NL_KERNEL_NS
+}  // namespace nl::NL_SIMD_NS

@@ -7,7 +7,7 @@
 // channel happen while its planes are still in L2.
 //
 // Like core/kernels, channel_norm_kernels_impl.inl is compiled three times
-// (channel_norm_kernels_{scalar,avx2,avx512}.cpp) and chosen by simd_level().
+// (normlab_simd_kernel in CMakeLists.txt) and chosen by simd_level().
 #pragma once
 
 #include <cstdint>

@@ -1,17 +1,18 @@
 // normlab layers: the fused per-channel kernels, written once as plain loops and compiled
-// three times (channel_norm_kernels_{scalar,avx2,avx512}.cpp). See channel_norm_kernels.hpp.
+// three times (normlab_simd_kernel in CMakeLists.txt). See channel_norm_kernels.hpp.
 //
 // Inner loops run over one plane of S contiguous floats with `omp simd` reductions in
 // float lanes (a plane is at most a few thousand values, so float partial sums lose
 // nothing that matters); each plane's sum is then added into a double. That is a
 // two-level (pairwise-like) summation: the error does not grow with N.
 //
-// Expects: NL_KERNEL_NS defined by the including file.
+// Expects: NL_SIMD_NS, this level's namespace (simd_scalar | simd_avx2 | simd_avx512), defined by
+// the translation unit normlab_simd_kernel (CMakeLists.txt) generates for each level.
 #include <cstdint>
 
 #include "layers/norm/kernels/channel_norm_kernels.hpp"
 
-namespace nl::NL_KERNEL_NS {
+namespace nl::NL_SIMD_NS {
 
 static void moments(const float* x, int64_t C, int64_t S, int64_t n0, int64_t n1, int64_t c, double* mean,
                     double* m2) {
@@ -204,4 +205,4 @@ extern const ChannelNormKernelTable channel_norm_table;
 const ChannelNormKernelTable channel_norm_table = {moments,     scale_shift,     grad_sums,     grad_input,
                                                    col_moments, col_scale_shift, col_grad_sums, col_grad_input};
 
-}  // namespace nl::NL_KERNEL_NS
+}  // namespace nl::NL_SIMD_NS

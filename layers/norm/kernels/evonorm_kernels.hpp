@@ -2,8 +2,8 @@
 // dispatch (the math and the names are in layers/norm/evonorm.hpp).
 //
 // Same convention as row_norm_kernels: evonorm_kernels_impl.inl holds plain loops and is
-// compiled three times (evonorm_kernels_{scalar,avx2,avx512}.cpp, flags from the file
-// name); evonorm_kernels() returns the table for the current simd_level().
+// compiled three times (normlab_simd_kernel in CMakeLists.txt, one translation unit per
+// level); evonorm_kernels() returns the table for the current simd_level().
 //
 // Every kernel does one contiguous run of n floats: one channel's H*W plane (both norms),
 // or a whole (n, group) row for the S0 statistics. Threading and the (n, c, group)

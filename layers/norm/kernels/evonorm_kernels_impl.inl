@@ -2,14 +2,15 @@
 // (see evonorm_kernels.hpp). Reductions use `omp simd reduction` inside 256-element blocks
 // (float lanes), and each block's sums go into doubles, as in row_norm_kernels_impl.inl.
 //
-// Expects: NL_EVONORM_NS defined by the including file.
+// Expects: NL_SIMD_NS, this level's namespace (simd_scalar | simd_avx2 | simd_avx512), defined by
+// the translation unit normlab_simd_kernel (CMakeLists.txt) generates for each level.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 
 #include "layers/norm/kernels/evonorm_kernels.hpp"
 
-namespace nl::NL_EVONORM_NS {
+namespace nl::NL_SIMD_NS {
 
 constexpr int64_t kBlock = 256;
 
@@ -139,4 +140,4 @@ const EvoNormKernels evonorm_table = {
     moments, s0_forward, s0_backward_sums, s0_backward_dx, b0_forward, b0_backward_sums, b0_backward_dx,
 };
 
-}  // namespace nl::NL_EVONORM_NS
+}  // namespace nl::NL_SIMD_NS

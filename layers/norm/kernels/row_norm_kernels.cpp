@@ -2,16 +2,10 @@
 #include "layers/norm/kernels/row_norm_kernels.hpp"
 
 namespace nl {
-namespace row_norm_scalar { extern const RowNormKernels row_norm_table; }
-namespace row_norm_avx2 { extern const RowNormKernels row_norm_table; }
-namespace row_norm_avx512 { extern const RowNormKernels row_norm_table; }
+NL_SIMD_TABLES(RowNormKernels, row_norm_table)
 
 const RowNormKernels& row_norm_kernels_for(SimdLevel level) {
-  switch (level) {
-    case SimdLevel::avx512: return row_norm_avx512::row_norm_table;
-    case SimdLevel::avx2: return row_norm_avx2::row_norm_table;
-    default: return row_norm_scalar::row_norm_table;
-  }
+  return for_simd_level(level, simd_scalar::row_norm_table, simd_avx2::row_norm_table, simd_avx512::row_norm_table);
 }
 
 const RowNormKernels& row_norm_kernels() { return row_norm_kernels_for(simd_level()); }

@@ -2,8 +2,8 @@
 // RMSNorm and FRN, with SIMD dispatch.
 //
 // Same convention as core/kernels: row_norm_kernels_impl.inl holds plain loops and is
-// compiled three times (row_norm_kernels_{scalar,avx2,avx512}.cpp, flags from the file
-// name); row_norm_kernels() returns the table for the current simd_level().
+// compiled three times (normlab_simd_kernel in CMakeLists.txt, one translation unit per
+// level); row_norm_kernels() returns the table for the current simd_level().
 //
 // A "row" is a contiguous run of n floats: a token's D features (LN, RMS), one channel's
 // H*W plane (IN, FRN, and each channel of a GN group). The kernels do one row; threading

@@ -3,14 +3,15 @@
 // reorder float sums into vector lanes; each 256-element block's float sum goes into a
 // double, which bounds the rounding error of long rows.
 //
-// Expects: NL_ROWNORM_NS defined by the including file.
+// Expects: NL_SIMD_NS, this level's namespace (simd_scalar | simd_avx2 | simd_avx512), defined by
+// the translation unit normlab_simd_kernel (CMakeLists.txt) generates for each level.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 
 #include "layers/norm/kernels/row_norm_kernels.hpp"
 
-namespace nl::NL_ROWNORM_NS {
+namespace nl::NL_SIMD_NS {
 
 constexpr int64_t kBlock = 256;
 
@@ -244,4 +245,4 @@ const RowNormKernels row_norm_table = {
     frn_backward_sums, frn_backward_dx,
 };
 
-}  // namespace nl::NL_ROWNORM_NS
+}  // namespace nl::NL_SIMD_NS

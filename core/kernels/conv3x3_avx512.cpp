@@ -1,3 +1,0 @@
-// normlab core: conv3x3_impl.inl compiled for the avx512 level (flags set in CMakeLists.txt).
-#define NL_KERNEL_NS kernels_avx512
-#include "core/kernels/conv3x3_impl.inl"

@@ -1,5 +1,5 @@
 // normlab bench: training throughput (tokens/s) of the character language models of
-// /work/shared/ref/torch_train_bench.py -- the Transformer (2 pre-norm blocks, d 128, 4 heads;
+// scripts/torch_models.py (timed by scripts/bench_torch.py lm) -- the Transformer (2 pre-norm blocks, d 128, 4 heads;
 // AdamW lr 3e-4, weight decay 0.01 as torch.optim.AdamW's default) and the LSTM (emb 128,
 // hidden 256; Adam lr 2e-3) -- plus the GRU and the cell-norm variants, at batch 16 x seq 64.
 //

@@ -3,14 +3,14 @@
 //   normlab_bench matmul    GFLOP/s of nl::matmul vs a bare cblas_sgemm on the same shapes
 //                           (the fraction is the cost of normlab's wrapper: allocation, views)
 //   normlab_bench conv      conv2d forward and forward+backward milliseconds per call for the
-//                           layers of /work/shared/ref/torch_train_bench.py at batch 2..128
+//                           layers of the benchmark CNNs (scripts/torch_models.py) at batch 2..128
 //                           (args: batch sizes, e.g. `normlab_bench conv 2 32`)
 //
 // The PyTorch side of the conv table is scripts/bench_torch_ops.py, which can run this
 // binary right after itself and print the ratio per row:
 //   LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp
 //       /usr/bin/python3 scripts/bench_torch_ops.py --threads 2 --normlab build/normlab_bench
-// (one command line; that folder is libopenblas0-openmp, see /work/shared/ref/run_all.sh)
+// (one command line; that folder is libopenblas0-openmp, see scripts/bench_train_vs_torch.sh)
 // Rows printed by the conv suite start with "conv" and are parsed by that script: keep the
 // column order (layer, batch, fwd_ms, fwdbwd_ms).
 #include <cblas.h>

@@ -1,5 +1,5 @@
 // normlab bench: every normalization method (built by the factory) forward+backward, on the
-// shapes of /work/shared/ref/torch_norm_bench.py, reported as time and effective GB/s
+// shapes of scripts/bench_torch.py norms (its PyTorch side), reported as time and effective GB/s
 // counted like that script (f+b moves 5 * numel * 4 bytes: fwd reads x, writes y; bwd reads
 // x and dy, writes dx) beside a memcpy of x's bytes measured in the same run.
 //

@@ -1,5 +1,5 @@
 // normlab bench: end-to-end training throughput of the reference CNNs, the normlab side of
-// /work/shared/ref/torch_train_bench.py (same models, same step, same timing rule):
+// scripts/bench_torch.py images (same models, scripts/torch_models.py; same step and timing rule):
 //
 //   normlab_bench train [--budget S] [--batches 2,8,32,128] [--norms none,bn,gn,in,ln] [--only mnist,cifar]
 //

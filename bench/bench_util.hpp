@@ -100,7 +100,7 @@ inline double median(std::vector<double> v) {
   return m == 0 ? 0.0 : (m % 2 ? v[m / 2] : 0.5 * (v[m / 2 - 1] + v[m / 2]));
 }
 
-// Median time of one training step, the way ../shared/ref/torch_train_bench.py measures
+// Median time of one training step, the way scripts/bench_torch.py measures
 // PyTorch: 3 warm-up steps, then timed steps until `budget` seconds passed (at least 8, at
 // most 60).
 inline double median_step_seconds(const std::function<void()>& step, double budget) {

@@ -4,16 +4,15 @@
 #   scripts/bench_lm_vs_torch.sh                  # 2 threads (THREADS=1 for one), ~1 min
 #   REPEATS=3 BUDGET=2 scripts/bench_lm_vs_torch.sh
 #   BASE=/path/to/other/build scripts/bench_lm_vs_torch.sh   # adds a "before" normlab column
-# PyTorch: /work/shared/ref/torch_train_bench.py --only seq (its Transformer LN/RMS and LSTM
-# rows) with Debian's torch via /usr/bin/python3 and the OpenMP OpenBLAS unpacked as
-# /work/shared/ref/run_all.sh does (LD_LIBRARY_PATH only for that run). normlab:
+# PyTorch: scripts/bench_torch.py lm (Transformer LN/RMS, LSTM, GRU of
+# scripts/torch_models.py) with Debian's torch via /usr/bin/python3 and the OpenMP OpenBLAS
+# (installed, or unpacked from libopenblas0-openmp below; LD_LIBRARY_PATH only for that run). normlab:
 # `normlab_bench lm` from BUILD (default build, as scripts/build.sh makes it). The two alternate REPEATS times
 # (torch, normlab, torch, normlab, ...) and each side's median over its runs is compared, so
 # a slow spell of the shared machine does not decide the ratio.
 # ratio = normlab tokens/s / PyTorch tokens/s (> 1: normlab faster).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-ref=/work/shared/ref
 build="${BUILD:-$root/build}"
 threads="${THREADS:-2}"
 repeats="${REPEATS:-2}"
@@ -34,8 +33,8 @@ cmake --build "$build" -j2 --target normlab_bench >/dev/null
 echo "threads=$threads repeats=$repeats budget=${budget}s OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-unset}; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 rm -f "$out"/torch.*.txt "$out"/normlab.*.txt "$out"/base.*.txt
 for r in $(seq 1 "$repeats"); do
-  LD_LIBRARY_PATH="$ob" OMP_NUM_THREADS="$threads" /usr/bin/python3 "$ref/torch_train_bench.py" \
-    --threads "$threads" --budget "$budget" --only seq > "$out/torch.$r.txt"
+  LD_LIBRARY_PATH="$ob" OMP_NUM_THREADS="$threads" /usr/bin/python3 "$root/scripts/bench_torch.py" lm \
+    --threads "$threads" --budget "$budget" > "$out/torch.$r.txt"
   OMP_NUM_THREADS="$threads" "$build/normlab_bench" lm --threads "$threads" --budget "$budget" --only "$only" \
     > "$out/normlab.$r.txt"
   if [ -n "${BASE:-}" ]; then

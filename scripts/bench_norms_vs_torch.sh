@@ -2,13 +2,12 @@
 # Norm layers, normlab vs PyTorch, back to back on this machine, printed as speed ratios.
 #   scripts/bench_norms_vs_torch.sh                 # 2 threads (THREADS=1 for one), ~3 min
 #   QUICK=1 scripts/bench_norms_vs_torch.sh         # short budgets, noisier
-# PyTorch: /work/shared/ref/torch_norm_bench.py with Debian's torch via /usr/bin/python3 and
-# the OpenMP OpenBLAS unpacked as /work/shared/ref/run_all.sh does (LD_LIBRARY_PATH only for
-# that run). normlab: `normlab_bench norms` from BUILD (default build, as scripts/build.sh makes it). Both use default
+# PyTorch: scripts/bench_torch.py norms (the same layers and shapes) with Debian's torch via
+# /usr/bin/python3 and the OpenMP OpenBLAS unpacked from libopenblas0-openmp below
+# (LD_LIBRARY_PATH only for that run). normlab: `normlab_bench norms` from BUILD (default build, as scripts/build.sh makes it). Both use default
 # glibc malloc. ratio = normlab speed / PyTorch speed = torch time / normlab time (> 1: faster).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-ref=/work/shared/ref
 build="${BUILD:-$root/build}"
 threads="${THREADS:-2}"
 out="${OUT:-${TMPDIR:-/tmp}/normlab-norm-bench}"
@@ -20,11 +19,11 @@ if [ ! -e "$ob/libblas.so.3" ]; then
   (cd "$libs/debs" && apt-get download libopenblas0-openmp >/dev/null)
   dpkg -x "$libs"/debs/libopenblas0-openmp_*.deb "$libs"
 fi
-if [ -n "${QUICK:-}" ]; then tq=(--quick); nq=(--quick); else tq=(--budget 0.4); nq=(); fi
+if [ -n "${QUICK:-}" ]; then tq=(--budget 0.05); nq=(--quick); else tq=(--budget 0.4); nq=(); fi
 cmake --build "$build" -j2 --target normlab_bench >/dev/null
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "[1/2] PyTorch ($threads threads)"
-LD_LIBRARY_PATH="$ob" OMP_NUM_THREADS="$threads" /usr/bin/python3 "$ref/torch_norm_bench.py" --threads "$threads" "${tq[@]}" \
+LD_LIBRARY_PATH="$ob" OMP_NUM_THREADS="$threads" /usr/bin/python3 "$root/scripts/bench_torch.py" norms --threads "$threads" "${tq[@]}" \
   | tee "$out/torch.txt"
 echo "[2/2] normlab ($threads threads)"
 OMP_NUM_THREADS="$threads" "$build/normlab_bench" norms --threads "$threads" "${nq[@]}" | tee "$out/normlab.txt"
@@ -39,7 +38,7 @@ def rows(path, torch):
         layer, shape = line[:24].strip(), line[25:43].strip()
         f = line[43:].split()
         try:
-            if torch:   # MB fwd f+b bwd ...
+            if torch:   # norm fwd f+b GB/s
                 res[(layer, shape)] = (float(f[1]), float(f[2]))
             else:       # norm fwd f+b GB/s cpyGB/s %copy
                 res[(layer, shape)] = (float(f[1]), float(f[2]), float(f[3]), float(f[5].rstrip("%")))

@@ -1,9 +1,9 @@
 #!/usr/bin/python3
 """PyTorch side of `normlab_bench conv` (bench/bench_matmul_conv.cpp): conv2d forward and
 forward+backward milliseconds on the conv layers of the reference MNIST/CIFAR CNNs
-(/work/shared/ref/torch_train_bench.py: 3x3, padding 1, bias) at batch 2, 8, 32, 128.
+(scripts/torch_models.py cnn: 3x3, padding 1, bias) at batch 2, 8, 32, 128.
 
-Run (OpenBLAS-openmp for torch as /work/shared/ref/run_all.sh explains; conv itself goes
+Run (OpenBLAS-openmp for torch as scripts/bench_train_vs_torch.sh explains; conv itself goes
 through torch's oneDNN), with --normlab to run normlab's bench right afterwards at the same
 thread count and print the ratio per row:
 

@@ -12,7 +12,7 @@
 #   DIR/tinyshakespeare/input.txt
 #
 # NEEDS INTERNET. It cannot run on the offline development machines; there the data is
-# already in /work/shared/data (pass --data-dir /work/shared/data), and Fashion-MNIST comes
+# already in ../shared/data next to the repository (pass --data-dir ../shared/data), and Fashion-MNIST comes
 # from Debian: apt-get install dataset-fashion-mnist (-> /usr/share/datasets/fashion-mnist).
 #
 # Checksums: SHA-256 where one is known for the exact official file (MNIST .gz files, tiny

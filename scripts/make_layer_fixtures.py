@@ -9,7 +9,7 @@ scripts/make_fixtures.py (whose hand-written safetensors writer it reuses): for 
     c.<param>, c.grad_<param>          every parameter under normlab's name, and its gradient
 and metadata "c" -> JSON with the sizes. Inputs and parameters are float32 values; the
 reference runs in float64 on those exact values (nn.LSTM / nn.GRU; the attention and the
-block are the reference benchmark's Block, /work/shared/ref/torch_train_bench.py).
+block are layers/transformer.hpp's pre-norm Block, as in scripts/torch_models.py).
 """
 import importlib.util
 import json

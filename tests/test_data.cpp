@@ -1,7 +1,8 @@
 // Tests of data/: every reader on small files written here (plain and gzip), every
 // validation error (which must name the offending file), augmentation, normalization and
 // the DataLoader's coverage/determinism. The last tests load the real datasets from
-// /work/shared/data when present and are skipped (with a message) otherwise.
+// $NORMLAB_DATA_DIR, else ../shared/data next to the repository, when present, and are
+// skipped (with a message) otherwise.
 #include <catch2/catch.hpp>
 #include <zlib.h>
 
@@ -826,7 +827,13 @@ TEST_CASE("dataset lookup by name", "[data][registry]") {
 // ---------------------------------------------------------------- real data (skipped if absent)
 
 namespace {
-const char* kSharedData = "/work/shared/data";
+// The real datasets: $NORMLAB_DATA_DIR, else ../shared/data next to the repository (where
+// the README's commands find them).
+std::string real_data_dir() {
+  if (const char* d = std::getenv("NORMLAB_DATA_DIR"); d && *d) return d;
+  return std::string(NORMLAB_FIXTURE_DIR) + "/../../../shared/data";  // <repo>/tests/fixtures/../../..
+}
+const std::string kSharedData = real_data_dir();
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }

@@ -78,7 +78,7 @@ int64_t count(const std::shared_ptr<Model>& m) { return m->num_parameters(); }
 }  // namespace
 
 TEST_CASE("parameter counts match PyTorch's for the reference models", "[models]") {
-  // PyTorch counts printed by /usr/bin/python3 with /work/shared/ref/torch_train_bench.py's
+  // PyTorch counts printed by /usr/bin/python3 with scripts/torch_models.py's
   // definitions (cnn, transformer, lstm), nn.GRU for gru, and He et al.'s ResNet-20 with
   // BatchNorm2d and bias-free convs (the well-known 0.27M).
   CHECK(count(make_model(image_model("cnn", {1, 28, 28}), norm_named("none"))) == 421642);

@@ -1,5 +1,5 @@
-// normlab models: cnn, the small conv net of the reference benchmark
-// (/work/shared/ref/torch_train_bench.py), layer for layer:
+// normlab models: cnn, the small conv net of the speed comparison with PyTorch (the same
+// network in PyTorch: scripts/torch_models.py), layer for layer:
 //
 //   1 input channel (MNIST, 28x28):  block(1->32) block(32->64)            flatten 64*7*7=3136
 //   otherwise (CIFAR-10, 32x32):     block(C->32) block(32->64) block(64->128) flatten 128*4*4=2048

@@ -7,7 +7,7 @@
 //   Tensor logits = model->forward(images);               // image models: [N,C,H,W] -> [N,classes]
 //   Tensor logits = model->forward_ids(ids, {B, T});      // language models: -> [B, T, vocab]
 //
-// Models (definitions in their files; image ones match /work/shared/ref/torch_train_bench.py):
+// Models (definitions in their files; the benchmark ones have PyTorch twins in scripts/torch_models.py):
 //   mlp          flatten - (linear - norm - activation) x depth - linear     (BN paper's MNIST net)
 //   cnn          conv-norm-relu-maxpool blocks 32-64 (1 channel) or 32-64-128, fc 128, fc classes
 //   resnet20     He et al. 2016 CIFAR ResNet-20, option-A (zero-padding) shortcuts

@@ -213,7 +213,7 @@ static bool has_arg(const SweepVariant& v, const char* flag) {
 }
 
 static bool uses_batch_statistics(const SweepVariant& v) {
-  static const std::set<std::string> bn_family = {"bn", "brn", "gbn", "mobn"};
+  static const std::set<std::string> bn_family = {"bn", "syncbn", "brn", "gbn", "mobn"};
   const std::string norm = norm_of(v);
   return bn_family.count(norm) > 0 || (norm == "wn" && has_arg(v, "--wn-mean-only-bn"));
 }

@@ -346,10 +346,24 @@ nlohmann::json Trainer::check_ranks_agree() {
 
 }  // namespace
 
+// SyncBatchNorm only means something across ranks; asked for in one process it is a mistake
+// (PyTorch refuses too: its SyncBatchNorm needs an initialized process group).
+static void check_sync_bn_has_ranks(const TrainConfig& cfg) {
+  if (cfg.norm.name != "syncbn") return;
+  if (!dist::built_with_mpi())
+    throw UsageError("--sync-bn (--norm syncbn) needs MPI, but this normlab was built without it "
+                     "(cmake -DNORMLAB_MPI=OFF or no libopenmpi-dev): install it with scripts/install_deps.sh, "
+                     "rebuild, and start the run with mpirun -np K");
+  if (!dist::launched_by_mpirun())
+    throw UsageError("--sync-bn (--norm syncbn) computes BatchNorm statistics across the ranks of a data-parallel "
+                     "run: start it with `mpirun -np K normlab train ...` (in one process use --norm bn)");
+}
+
 RunResult train_run(const TrainConfig& cfg_in) {
   TrainConfig cfg = cfg_in;
   if (cfg.out.empty()) cfg.out = default_out_dir(cfg);
   validate_config(cfg);
+  check_sync_bn_has_ranks(cfg);
   if (!cfg.overwrite && file_exists(cfg.out + "/config.json"))
     throw UsageError(fmt::format("--out {} already holds a run (config.json); continue it with --resume {}, "
                                  "choose another --out, or pass --overwrite to replace it",
@@ -366,6 +380,7 @@ RunResult resume_run(const std::string& dir, int threads, const std::string& dat
   else if (saved.contains("resolved")) cfg.threads = saved["resolved"].value("threads", cfg.threads);
   if (!data_dir.empty()) cfg.data_dir = data_dir;
   validate_config(cfg);
+  check_sync_bn_has_ranks(cfg);
   return Trainer(cfg, saved, true).run();
 }
 

@@ -18,6 +18,7 @@ namespace nl::app {
 Command add_train_command(CLI::App& app) {
   auto cfg = std::make_shared<TrainConfig>();
   auto resume = std::make_shared<std::string>();
+  auto sync_bn = std::make_shared<bool>(false);
   // Under mpirun the cores of a machine are shared among its ranks.
   cfg->threads = std::max(1, static_cast<int>(std::max(1u, std::thread::hardware_concurrency())) / dist::local_ranks());
   CLI::App* t = app.add_subcommand("train", "Train a model; writes config.json, metrics.csv, eval.csv, "
@@ -58,7 +59,9 @@ Command add_train_command(CLI::App& app) {
       ->group(m);
 
   const std::string n = "Normalization";
-  t->add_option("--norm", cfg->norm.name, "none | bn | mobn | ln | in | gn | rms | wn | brn | gbn | ws | frn | "
+  t->add_flag("--sync-bn", *sync_bn, "with --norm bn under mpirun: BatchNorm statistics over the global batch "
+                                    "(SyncBatchNorm, = --norm syncbn) instead of each rank's own")->group(n);
+  t->add_option("--norm", cfg->norm.name, "none | bn | syncbn | mobn | ln | in | gn | rms | wn | brn | gbn | ws | frn | "
                                           "evonorm-s0 | evonorm-b0")
       ->check(CLI::IsMember(norm_names()))->group(n);
   t->add_option("--groups", cfg->norm.groups, "gn, ws: groups (must divide the channels)")
@@ -141,7 +144,13 @@ Command add_train_command(CLI::App& app) {
   t->add_option("--simulate-kill-rank", cfg->simulate_kill_rank, "")->group("");
 
   Command c{t, nullptr};
-  c.run = [t, cfg, resume, resume_opt]() -> int {
+  c.run = [t, cfg, resume, resume_opt, sync_bn]() -> int {
+    if (*sync_bn) {  // like PyTorch's convert_sync_batchnorm: every BatchNorm becomes a SyncBatchNorm
+      if (cfg->norm.name != "bn" && cfg->norm.name != "syncbn")
+        throw UsageError(fmt::format("--sync-bn turns BatchNorm into SyncBatchNorm: it needs --norm bn, got --norm {}",
+                                     cfg->norm.name));
+      cfg->norm.name = "syncbn";
+    }
     RunResult result;
     if (resume_opt->count() > 0) {
       // A resumed run must be the same run: refuse options that would silently change it.

@@ -20,6 +20,7 @@ class SingleProcess final : public Communicator {
   void allreduce_sum(double*, int64_t) override {}
   void allgather(const float* in, int64_t n, float* out) override { std::copy(in, in + n, out); }
   void allgather(const int64_t* in, int64_t n, int64_t* out) override { std::copy(in, in + n, out); }
+  void allgather(const double* in, int64_t n, double* out) override { std::copy(in, in + n, out); }
   void broadcast(float*, int64_t, int) override {}
   void broadcast(char*, int64_t, int) override {}
   void barrier() override {}

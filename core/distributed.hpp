@@ -34,6 +34,7 @@ class Communicator {
   // out[r*n + i] = rank r's in[i]; out holds size()*n values.
   virtual void allgather(const float* in, int64_t n, float* out) = 0;
   virtual void allgather(const int64_t* in, int64_t n, int64_t* out) = 0;
+  virtual void allgather(const double* in, int64_t n, double* out) = 0;
   // data = root's data on every rank.
   virtual void broadcast(float* data, int64_t n, int root) = 0;
   virtual void broadcast(char* data, int64_t n, int root) = 0;

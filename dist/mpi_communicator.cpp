@@ -57,6 +57,10 @@ class MpiCommunicator final : public Communicator {
     NL_CHECK(n <= INT_MAX, "allgather: ", n, " values per rank is more than MPI can count");
     MPI_Allgather(in, static_cast<int>(n), MPI_INT64_T, out, static_cast<int>(n), MPI_INT64_T, MPI_COMM_WORLD);
   }
+  void allgather(const double* in, int64_t n, double* out) override {
+    NL_CHECK(n <= INT_MAX, "allgather: ", n, " values per rank is more than MPI can count");
+    MPI_Allgather(in, static_cast<int>(n), MPI_DOUBLE, out, static_cast<int>(n), MPI_DOUBLE, MPI_COMM_WORLD);
+  }
   void broadcast(float* data, int64_t n, int root) override {
     in_pieces(n, [&](int64_t at, int count) { MPI_Bcast(data + at, count, MPI_FLOAT, root, MPI_COMM_WORLD); });
   }

@@ -146,3 +146,35 @@ TEST_CASE("a rank killed mid-run ends the job; the run resumes under mpirun to t
     CHECK(a.tensors[i].second.to_vector() == b.tensors[i].second.to_vector());
   }
 }
+
+TEST_CASE("SyncBN (--sync-bn) on 2 ranks x 16 follows whole-batch BN in one process at batch 32", "[mpi][data-parallel][syncbn]") {
+  const Run one = run_shell(train_cmd("syncbn-one", "--norm bn --batch-size 32"));
+  INFO(one.err);
+  REQUIRE(one.exit_code == 0);
+  const Run two = run_shell(mpirun(2) + train_cmd("syncbn-two", "--norm bn --sync-bn --batch-size 16"));
+  INFO(two.err);
+  REQUIRE(two.exit_code == 0);
+  const double worst = max_relative_difference(losses("syncbn-one"), losses("syncbn-two"));
+  INFO("worst relative loss difference over 50 steps: " << worst);
+  CHECK(worst < 1e-3);
+  CHECK(read_json_file(temp_root() / "syncbn-two" / "config.json")["norm"]["name"] == "syncbn");
+  // The running statistics are the whole batch's on every rank, so rank 0's saved ones match.
+  const auto a = nl::load_safetensors((temp_root() / "syncbn-one" / "model.safetensors").string());
+  const auto b = nl::load_safetensors((temp_root() / "syncbn-two" / "model.safetensors").string());
+  for (size_t i = 0; i < a.tensors.size(); ++i)
+    if (a.tensors[i].first.find("running_mean") != std::string::npos) {
+      INFO(a.tensors[i].first);
+      const auto x = a.tensors[i].second.to_vector(), y = b.tensors[i].second.to_vector();
+      for (size_t k = 0; k < x.size(); ++k) CHECK(y[k] == Approx(x[k]).margin(1e-3).epsilon(1e-2));
+    }
+}
+
+TEST_CASE("SyncBN (--sync-bn) without mpirun, or with a norm other than bn, is a usage error", "[data-parallel][syncbn]") {
+  const Run alone = run_normlab(train_args("syncbn-alone", "--model mlp --norm bn --sync-bn --steps 2"));
+  CHECK(alone.exit_code == 2);
+  CHECK_THAT(alone.err, Contains("--sync-bn") && Contains("mpirun -np K"));
+  CHECK_FALSE(fs::exists(temp_root() / "syncbn-alone"));
+  const Run gn = run_normlab(train_args("syncbn-gn", "--model mlp --norm gn --sync-bn --steps 2"));
+  CHECK(gn.exit_code == 2);
+  CHECK_THAT(gn.err, Contains("--sync-bn") && Contains("--norm bn"));
+}

@@ -31,6 +31,7 @@
 #include "layers/activation.hpp"
 #include "layers/linear.hpp"
 #include "layers/norm/batch_norm.hpp"
+#include "layers/norm/sync_batch_norm.hpp"
 #include "layers/norm/batch_renorm.hpp"
 #include "layers/norm/evonorm.hpp"
 #include "layers/norm/filter_response_norm.hpp"
@@ -45,7 +46,7 @@
 namespace nl {
 
 std::vector<std::string> norm_names() {
-  return {"none", "bn", "mobn", "ln", "in", "gn", "rms", "wn", "brn", "gbn", "ws", "frn", "evonorm-s0", "evonorm-b0"};
+  return {"none", "bn", "syncbn", "mobn", "ln", "in", "gn", "rms", "wn", "brn", "gbn", "ws", "frn", "evonorm-s0", "evonorm-b0"};
 }
 
 static std::string joined_names() {
@@ -66,6 +67,8 @@ void validate_norm_options(const NormOptions& o) {
   NL_CHECK(o.name != "gbn" || o.stat_batch == 0, "norm 'gbn' is BatchNorm with stat_batch = ghost_batch (",
            o.ghost_batch, "); a stat_batch of ", o.stat_batch, " would be a second statistics batch: use bn with ",
            "stat_batch, or gbn with ghost_batch");
+  NL_CHECK(o.name != "syncbn" || o.stat_batch == 0, "norm 'syncbn' normalizes over the global batch of all ",
+           "ranks; stat_batch must be 0, got ", o.stat_batch, " (per-worker statistics: bn under mpirun)");
   NL_CHECK(o.name != "evonorm-b0" || o.stat_batch == 0, "norm 'evonorm-b0': its batch variance has no ",
            "statistics groups; stat_batch must be 0, got ", o.stat_batch);
   NL_CHECK(o.r_max >= 1.0f && o.d_max >= 0.0f, "norm 'brn': need r_max >= 1 and d_max >= 0, got r_max=", o.r_max,
@@ -155,6 +158,7 @@ std::shared_ptr<Module> make_norm(const NormOptions& o, const Shape& fs, NormSit
 
   if (n == "none" || (n == "wn" && !o.wn_mean_only_bn)) return std::make_shared<Identity>();
   if (n == "bn" || n == "gbn") return per_feature(std::make_shared<BatchNorm>(C, dims, bo));
+  if (n == "syncbn") return per_feature(std::make_shared<SyncBatchNorm>(C, dims, bo));
   if (n == "mobn" || n == "wn") return per_feature(std::make_shared<MeanOnlyBatchNorm>(C, dims, bo));
   if (n == "brn") {
     BatchRenormOptions ro;

@@ -8,7 +8,7 @@
 //   auto conv = make_conv2d(opt, 32, 64, 3, {.pad_h = 1, .pad_w = 1});   // Conv2d / WN / WS conv
 //   auto act  = make_norm_act(opt, {64, 14, 14}, NormSite::conv, "relu"); // norm then ReLU, or FRN+TLU
 //
-// Names: none, bn, mobn, ln, in, gn, rms, wn, brn, gbn, ws, frn, evonorm-s0, evonorm-b0.
+// Names: none, bn, syncbn (BatchNorm over the global batch of a data-parallel run), mobn, ln, in, gn, rms, wn, brn, gbn, ws, frn, evonorm-s0, evonorm-b0.
 #pragma once
 
 #include <memory>

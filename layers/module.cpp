@@ -1,6 +1,8 @@
 // normlab layers: Module bookkeeping. See module.hpp.
 #include "layers/module.hpp"
 
+#include "layers/diagnostics.hpp"
+
 namespace nl {
 
 std::vector<std::pair<std::string, Tensor>> Module::named_parameters() const {
@@ -22,6 +24,14 @@ std::vector<Tensor> Module::parameters() const {
   for (auto& [name, t] : named_parameters()) out.push_back(t);
   return out;
 }
+
+void Module::set_norm_observer(NormObserver* observer, std::string layer_name) {
+  observer_ = observer;
+  layer_name_ = std::move(layer_name);
+}
+
+void Module::notify_norm_input(const Tensor& x) const { observer_->norm_input(layer_name_, *this, x); }
+void Module::notify_norm_output(const Tensor& y) const { observer_->norm_output(layer_name_, *this, y); }
 
 void Module::train(bool on) {
   training_ = on;

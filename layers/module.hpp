@@ -14,6 +14,8 @@
 
 namespace nl {
 
+class NormObserver;  // layers/diagnostics.hpp
+
 class Module {
  public:
   virtual ~Module() = default;
@@ -32,9 +34,25 @@ class Module {
   bool is_training() const { return training_; }
   void zero_grad();  // drops every parameter's gradient
 
+  // Diagnostics (layers/diagnostics.hpp): attach_norm_observer sets these on every module of a
+  // model; norm layers report to the observer, other modules ignore it. None attached: nothing.
+  void set_norm_observer(NormObserver* observer, std::string layer_name);
+  // The activation the factory put after this norm ("sigmoid", ...; "" when unknown).
+  void set_next_activation(std::string activation) { next_activation_ = std::move(activation); }
+  const std::string& next_activation() const { return next_activation_; }
+
  protected:
   Tensor register_parameter(const std::string& name, Tensor t);  // sets requires_grad
   Tensor register_buffer(const std::string& name, Tensor t);
+  // Norm layers call these at the start of forward (before any buffer changes) and on the
+  // output they return; one pointer test when no observer is attached.
+  void report_norm_input(const Tensor& x) const {
+    if (observer_) notify_norm_input(x);
+  }
+  const Tensor& report_norm_output(const Tensor& y) const {
+    if (observer_) notify_norm_output(y);
+    return y;
+  }
   template <typename M>
   std::shared_ptr<M> register_module(const std::string& name, std::shared_ptr<M> m) {
     children_.emplace_back(name, m);
@@ -46,6 +64,10 @@ class Module {
   std::vector<std::pair<std::string, Tensor>> buffers_;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
   bool training_ = true;
+  NormObserver* observer_ = nullptr;
+  std::string layer_name_, next_activation_;
+  void notify_norm_input(const Tensor& x) const;
+  void notify_norm_output(const Tensor& y) const;
 };
 
 }  // namespace nl

@@ -410,19 +410,21 @@ std::string BatchNorm::name() const {
 }
 
 Tensor BatchNorm::forward(const Tensor& x) {
+  report_norm_input(x);
   const auto l = bn_detail::channel_layout(x, num_features(), dims, name());
   const int64_t N = l[0], C = l[1], S = l[2];
   const bool batch_stats = is_training() || !tracks_running_stats();
   if (!batch_stats)
-    return bn_detail::fused_batch_norm(x, C, weight, bias, options.eps, {0, N}, false, slot_mean(0), slot_var(0),
-                                       nullptr, nullptr, "batch_norm_eval");
+    return report_norm_output(bn_detail::fused_batch_norm(x, C, weight, bias, options.eps, {0, N}, false,
+                                                          slot_mean(0), slot_var(0), nullptr, nullptr,
+                                                          "batch_norm_eval"));
   const std::vector<int64_t> groups = stat_groups(N);
   check_stat_groups(x, groups, S);
   bn_detail::FusedStats st;
   Tensor y = bn_detail::fused_batch_norm(x, C, weight, bias, options.eps, groups, false, nullptr, nullptr, nullptr,
                                          &st, "batch_norm");
   if (is_training()) update_running_stats_per_group(0, groups, S, st.mean.data(), st.var.data());
-  return y;
+  return report_norm_output(y);
 }
 
 Tensor BatchNorm::reference_forward(const Tensor& x) {

@@ -45,11 +45,13 @@ void BatchRenorm::renorm_constants(float mean, float var, float running_mean, fl
 }
 
 Tensor BatchRenorm::forward(const Tensor& x) {
+  report_norm_input(x);
   const auto l = bn_detail::channel_layout(x, num_features(), dims, name());
   const int64_t N = l[0], C = l[1], S = l[2];
   if (!is_training())
-    return bn_detail::fused_batch_norm(x, C, weight, bias, options.eps, {0, N}, false, slot_mean(0), slot_var(0),
-                                       nullptr, nullptr, "batch_renorm_eval");
+    return report_norm_output(bn_detail::fused_batch_norm(x, C, weight, bias, options.eps, {0, N}, false,
+                                                          slot_mean(0), slot_var(0), nullptr, nullptr,
+                                                          "batch_renorm_eval"));
   const std::vector<int64_t> groups = stat_groups(N);
   check_stat_groups(x, groups, S);
   // Group k is normalized as its own training step would be: r, d from the running stats
@@ -72,7 +74,7 @@ Tensor BatchRenorm::forward(const Tensor& x) {
   Tensor y = bn_detail::fused_batch_norm(x, C, weight, bias, options.eps, groups, false, nullptr, nullptr, renorm,
                                          &st, "batch_renorm");
   update_running_stats_per_group(0, groups, S, st.mean.data(), st.var.data());
-  return y;
+  return report_norm_output(y);
 }
 
 Tensor BatchRenorm::reference_forward(const Tensor& x) {

@@ -283,7 +283,8 @@ EvoNormS0::EvoNormS0(int64_t C, int64_t G, float eps_) : num_features(C), groups
 
 Tensor EvoNormS0::forward(const Tensor& x) {
   check_evonorm(x, num_features, name());
-  return evonorm_s0(x, groups, weight, bias, v, eps);
+  report_norm_input(x);
+  return report_norm_output(evonorm_s0(x, groups, weight, bias, v, eps));
 }
 
 Tensor EvoNormS0::reference_forward(const Tensor& x) {
@@ -320,10 +321,11 @@ Tensor EvoNormB0::forward(const Tensor& x) {
   const int64_t M = x.numel() / num_features;
   NL_CHECK(!is_training() || M > 1, name(), ": training needs more than 1 value per channel, got input shape ",
            x.shape());
+  report_norm_input(x);
   Tensor batch_var;
   Tensor y = evonorm_b0(x, weight, bias, v, running_var, is_training(), eps, &batch_var);
   if (is_training()) update_running_var(batch_var.data(), M);
-  return y;
+  return report_norm_output(y);
 }
 
 Tensor EvoNormB0::reference_forward(const Tensor& x) {

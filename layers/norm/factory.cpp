@@ -197,6 +197,7 @@ std::shared_ptr<Module> make_norm_act(const NormOptions& o, const Shape& fs, Nor
   if (o.name == "frn" || o.name == "evonorm-s0" || o.name == "evonorm-b0") return norm;
   if (dynamic_cast<Identity*>(act.get())) return norm;
   if (dynamic_cast<Identity*>(norm.get())) return act;
+  norm->set_next_activation(activation);  // diagnostics count saturated units before sigmoid / tanh
   return std::make_shared<Sequential>(std::vector<std::shared_ptr<Module>>{norm, act});
 }
 

@@ -85,7 +85,8 @@ FilterResponseNorm::FilterResponseNorm(int64_t C, float eps_) : num_features(C),
 
 Tensor FilterResponseNorm::forward(const Tensor& x) {
   check_frn(x, num_features, "FilterResponseNorm");
-  return filter_response_norm(x, weight, bias, tau, eps);
+  report_norm_input(x);
+  return report_norm_output(filter_response_norm(x, weight, bias, tau, eps));
 }
 
 Tensor FilterResponseNorm::reference_forward(const Tensor& x) {

@@ -119,7 +119,8 @@ GroupNorm::GroupNorm(int64_t G, int64_t C, float eps_, bool affine) : num_groups
 Tensor GroupNorm::forward(const Tensor& x) {
   NL_CHECK(x.dim() >= 2 && x.size(1) == num_channels, name(), ": expected input [N, ", num_channels,
            ", *], got shape ", x.shape());
-  return group_norm(x, num_groups, weight, bias, eps, nullptr, nullptr, "GroupNorm");
+  report_norm_input(x);
+  return report_norm_output(group_norm(x, num_groups, weight, bias, eps, nullptr, nullptr, "GroupNorm"));
 }
 
 Tensor GroupNorm::reference_forward(const Tensor& x) {

@@ -103,15 +103,16 @@ static Tensor instance_norm_eval(const Tensor& x_in, const Tensor& weight, const
 
 Tensor InstanceNorm::forward(const Tensor& x) {
   check_input(x);
+  report_norm_input(x);
   if (track_running_stats && !is_training())
-    return instance_norm_eval(x, weight, bias, running_mean, running_var, eps);
+    return report_norm_output(instance_norm_eval(x, weight, bias, running_mean, running_var, eps));
   const bool update = track_running_stats && is_training();
   Tensor mean_nc, var_nc;
   const char* layer = spatial_dims == 1 ? "InstanceNorm1d" : "InstanceNorm2d";
   Tensor y = group_norm(x, num_features, weight, bias, eps, update ? &mean_nc : nullptr, update ? &var_nc : nullptr,
                         layer);
   if (update) update_running_stats(mean_nc, var_nc, x.numel() / (x.size(0) * num_features));
-  return y;
+  return report_norm_output(y);
 }
 
 Tensor InstanceNorm::reference_forward(const Tensor& x) {

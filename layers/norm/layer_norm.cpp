@@ -98,7 +98,10 @@ LayerNorm::LayerNorm(Shape ns, float eps_, bool affine) : normalized_shape(std::
   }
 }
 
-Tensor LayerNorm::forward(const Tensor& x) { return layer_norm(x, normalized_shape, weight, bias, eps); }
+Tensor LayerNorm::forward(const Tensor& x) {
+  report_norm_input(x);
+  return report_norm_output(layer_norm(x, normalized_shape, weight, bias, eps));
+}
 
 Tensor LayerNorm::reference_forward(const Tensor& x) {
   check_normalized_shape(x, normalized_shape, "LayerNorm");

@@ -16,18 +16,19 @@ std::string MeanOnlyBatchNorm::name() const {
 }
 
 Tensor MeanOnlyBatchNorm::forward(const Tensor& x) {
+  report_norm_input(x);
   const auto l = bn_detail::channel_layout(x, num_features(), dims, name());
   const int64_t N = l[0], C = l[1], S = l[2];
   if (!is_training() && tracks_running_stats())
-    return bn_detail::fused_batch_norm(x, C, Tensor(), bias, 0.0f, {0, N}, true, slot_mean(0), nullptr, nullptr,
-                                       nullptr, "mean_only_batch_norm_eval");
+    return report_norm_output(bn_detail::fused_batch_norm(x, C, Tensor(), bias, 0.0f, {0, N}, true, slot_mean(0),
+                                                          nullptr, nullptr, nullptr, "mean_only_batch_norm_eval"));
   const std::vector<int64_t> groups = stat_groups(N);
   check_stat_groups(x, groups, S);
   bn_detail::FusedStats st;
   Tensor y = bn_detail::fused_batch_norm(x, C, Tensor(), bias, 0.0f, groups, true, nullptr, nullptr, nullptr, &st,
                                          "mean_only_batch_norm");
   if (is_training()) update_running_stats_per_group(0, groups, S, st.mean.data(), nullptr);
-  return y;
+  return report_norm_output(y);
 }
 
 Tensor MeanOnlyBatchNorm::reference_forward(const Tensor& x) {

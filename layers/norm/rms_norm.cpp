@@ -75,7 +75,10 @@ RMSNorm::RMSNorm(Shape ns, float eps_, bool affine) : normalized_shape(std::move
   if (affine) weight = register_parameter("weight", Tensor::ones(normalized_shape));
 }
 
-Tensor RMSNorm::forward(const Tensor& x) { return rms_norm(x, normalized_shape, weight, eps); }
+Tensor RMSNorm::forward(const Tensor& x) {
+  report_norm_input(x);
+  return report_norm_output(rms_norm(x, normalized_shape, weight, eps));
+}
 
 Tensor RMSNorm::reference_forward(const Tensor& x) {
   check_rms_shape(x, normalized_shape);

@@ -1,0 +1,146 @@
+// normlab layers: diagnostics. See diagnostics.hpp.
+#include "layers/diagnostics.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <utility>
+
+#include "layers/norm/batch_norm.hpp"
+
+namespace nl {
+
+static void attach_recursive(Module& m, NormObserver* observer, const std::string& name) {
+  m.set_norm_observer(observer, name);
+  for (auto& [child_name, child] : m.named_children())
+    attach_recursive(*child, observer, name.empty() ? child_name : name + "." + child_name);
+}
+
+void attach_norm_observer(Module& root, NormObserver* observer, const std::string& root_name) {
+  root.set_norm_observer(observer, root_name);
+  for (auto& [child_name, child] : root.named_children()) attach_recursive(*child, observer, child_name);
+}
+
+std::vector<double> percentiles(std::vector<float> values, const std::vector<double>& ps) {
+  NL_CHECK(!values.empty(), "percentiles: no values");
+  std::sort(values.begin(), values.end());
+  std::vector<double> out;
+  for (double p : ps) {
+    NL_CHECK(p >= 0.0 && p <= 100.0, "percentiles: p must be in [0, 100], got ", p);
+    const double rank = p / 100.0 * static_cast<double>(values.size() - 1);
+    const size_t lo = static_cast<size_t>(std::floor(rank));
+    const size_t hi = std::min(lo + 1, values.size() - 1);
+    const double w = rank - static_cast<double>(lo);
+    out.push_back((1.0 - w) * values[lo] + w * values[hi]);
+  }
+  return out;
+}
+
+// SplitMix64: a tiny, well-mixed stateless generator, so sampling never touches the training RNG.
+static uint64_t splitmix64(uint64_t z) {
+  z += 0x9e3779b97f4a7c15ULL;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+std::vector<float> sample_elements(const Tensor& x, int64_t max_count, uint64_t seed) {
+  const Tensor c = x.contiguous();
+  const float* d = c.data();
+  const int64_t n = c.numel();
+  if (n <= max_count) return std::vector<float>(d, d + n);
+  std::vector<float> out(static_cast<size_t>(max_count));
+  for (int64_t i = 0; i < max_count; ++i)
+    out[static_cast<size_t>(i)] = d[splitmix64(seed + static_cast<uint64_t>(i)) % static_cast<uint64_t>(n)];
+  return out;
+}
+
+BatchStatsNoise batch_stats_noise(const BatchStatNorm& norm, const Tensor& x) {
+  const int64_t C = norm.num_features();
+  NL_CHECK(x.dim() >= 2 && x.size(1) == C, "batch_stats_noise: expected input [N, ", C, ", ...], got ", x.shape());
+  const Tensor c = x.contiguous();
+  const int64_t N = c.size(0), S = c.numel() / (N * C);
+  const int64_t n1 = norm.stat_groups(N)[1];  // the first group: samples [0, n1)
+  const float* run_mean = norm.running_mean.data();
+  const float* run_var = norm.running_var.data();
+  BatchStatsNoise out{0.0, 0.0, 0};
+  for (int64_t ch = 0; ch < C; ++ch) {
+    if (!(run_var[ch] > 0.0f)) continue;
+    double sum = 0.0, sum_sq = 0.0;  // two passes would be steadier; the means here are O(1)
+    for (int64_t n = 0; n < n1; ++n) {
+      const float* plane = c.data() + (n * C + ch) * S;
+      for (int64_t s = 0; s < S; ++s) sum += plane[s];
+    }
+    const double M = static_cast<double>(n1 * S), mean = sum / M;
+    for (int64_t n = 0; n < n1; ++n) {
+      const float* plane = c.data() + (n * C + ch) * S;
+      for (int64_t s = 0; s < S; ++s) sum_sq += (plane[s] - mean) * (plane[s] - mean);
+    }
+    const double var_biased = sum_sq / M;
+    out.mean_shift += std::abs(mean - run_mean[ch]) / std::sqrt(static_cast<double>(run_var[ch]));
+    out.var_ratio += var_biased / run_var[ch];
+    ++out.channels;
+  }
+  if (out.channels > 0) {
+    out.mean_shift /= static_cast<double>(out.channels);
+    out.var_ratio /= static_cast<double>(out.channels);
+  }
+  return out;
+}
+
+const std::vector<double>& NormDiagnostics::reported_percentiles() {
+  static const std::vector<double> ps{1, 15, 50, 85, 99};
+  return ps;
+}
+
+void NormDiagnostics::add_percentiles(const std::string& layer, const std::string& what,
+                                      const std::vector<float>& sample) {
+  const auto& ps = reported_percentiles();
+  const std::vector<double> values = percentiles(sample, ps);
+  for (size_t i = 0; i < ps.size(); ++i)
+    rows_.push_back({layer, what + "_p" + std::to_string(static_cast<int>(ps[i])), values[i]});
+}
+
+void NormDiagnostics::norm_input(const std::string& layer, const Module& norm, const Tensor& x) {
+  if (!inputs_seen_.insert(layer).second) return;
+  layers_.emplace_back(layer, &norm);
+  add_percentiles(layer, "input", sample_elements(x, kMaxSamples, kSampleSeed));
+  const auto* bn = dynamic_cast<const BatchStatNorm*>(&norm);
+  if (bn && norm.is_training() && bn->tracks_running_stats() && bn->has_running_var() && bn->num_stat_slots() == 1) {
+    const BatchStatsNoise noise = batch_stats_noise(*bn, x);
+    if (noise.channels > 0) {
+      rows_.push_back({layer, "bn_mean_shift", noise.mean_shift});
+      rows_.push_back({layer, "bn_var_ratio", noise.var_ratio});
+    }
+  }
+}
+
+void NormDiagnostics::norm_output(const std::string& layer, const Module& norm, const Tensor& y) {
+  if (!outputs_seen_.insert(layer).second) return;
+  const std::vector<float> sample = sample_elements(y, kMaxSamples, kSampleSeed);
+  add_percentiles(layer, "output", sample);
+  if (norm.next_activation() == "sigmoid" || norm.next_activation() == "tanh") {
+    const auto saturated = std::count_if(sample.begin(), sample.end(), [](float v) { return std::abs(v) > 3.0f; });
+    rows_.push_back({layer, "saturated_fraction", static_cast<double>(saturated) / static_cast<double>(sample.size())});
+  }
+}
+
+void NormDiagnostics::record_gradients() {
+  for (const auto& [layer, norm] : layers_)
+    for (const auto& [name, p] : norm->named_parameters()) {
+      if (name != "weight") continue;
+      const Tensor g = p.grad();
+      if (!g.defined()) continue;
+      double sum_sq = 0.0;
+      for (float v : g.to_vector()) sum_sq += static_cast<double>(v) * v;
+      rows_.push_back({layer, "grad_norm_weight", std::sqrt(sum_sq)});
+    }
+}
+
+std::vector<DiagnosticRow> NormDiagnostics::take_rows() {
+  layers_.clear();
+  inputs_seen_.clear();
+  outputs_seen_.clear();
+  return std::exchange(rows_, {});
+}
+
+}  // namespace nl

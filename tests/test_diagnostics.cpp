@@ -1,0 +1,194 @@
+// Tests of layers/diagnostics: percentiles as numpy computes them, the bounded fixed-seed
+// sample, BatchNorm's statistics noise (0 / 1 when the batch statistics equal the running
+// ones, measured before the layer's own update, first statistics group only), the saturated
+// fraction before a sigmoid, weight-gradient norms, and that an observer changes no output.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+#include "core/random.hpp"
+#include "layers/activation.hpp"
+#include "layers/diagnostics.hpp"
+#include "layers/norm/batch_norm.hpp"
+#include "layers/norm/factory.hpp"
+#include "layers/norm/layer_norm.hpp"
+
+using namespace nl;
+
+
+namespace {
+
+std::map<std::string, double> rows_of(const std::vector<DiagnosticRow>& rows, const std::string& layer) {
+  std::map<std::string, double> out;
+  for (const auto& r : rows)
+    if (r.layer == layer) out[r.quantity] = r.value;
+  return out;
+}
+
+// Per-channel mean and biased variance of samples [0, n1) of x [N, C, S...].
+void channel_stats(const Tensor& x, int64_t n1, std::vector<float>& mean, std::vector<float>& var) {
+  const int64_t C = x.size(1), S = x.numel() / (x.size(0) * C);
+  const std::vector<float> v = x.to_vector();
+  mean.assign(C, 0.0f);
+  var.assign(C, 0.0f);
+  for (int64_t c = 0; c < C; ++c) {
+    double s = 0, ss = 0;
+    for (int64_t n = 0; n < n1; ++n)
+      for (int64_t i = 0; i < S; ++i) s += v[(n * C + c) * S + i];
+    const double m = s / (n1 * S);
+    for (int64_t n = 0; n < n1; ++n)
+      for (int64_t i = 0; i < S; ++i) ss += (v[(n * C + c) * S + i] - m) * (v[(n * C + c) * S + i] - m);
+    mean[c] = static_cast<float>(m);
+    var[c] = static_cast<float>(ss / (n1 * S));
+  }
+}
+
+void set_running(BatchNorm& bn, const std::vector<float>& mean, const std::vector<float>& var) {
+  std::copy(mean.begin(), mean.end(), bn.running_mean.data());
+  std::copy(var.begin(), var.end(), bn.running_var.data());
+}
+
+}  // namespace
+
+TEST_CASE("percentiles interpolate between order statistics like numpy.percentile") {
+  std::vector<float> v;
+  for (int i = 100; i >= 0; --i) v.push_back(static_cast<float>(i));  // 0..100, reversed
+  const auto p = percentiles(v, {1, 15, 50, 85, 99});
+  CHECK(p == std::vector<double>{1, 15, 50, 85, 99});
+  // numpy.percentile([1, 2, 3, 4], [0, 25, 50, 100]) = [1, 1.75, 2.5, 4]
+  CHECK(percentiles({4, 1, 3, 2}, {0, 25, 50, 100}) == std::vector<double>{1, 1.75, 2.5, 4});
+  CHECK_THROWS_WITH(percentiles({}, {50}), Catch::Contains("no values"));
+  CHECK_THROWS_WITH(percentiles({1}, {101}), Catch::Contains("[0, 100]"));
+}
+
+TEST_CASE("sample_elements takes everything when small, at most max_count with a fixed seed when large") {
+  Generator gen(1);
+  const Tensor small = randn({3, 5}, gen);
+  CHECK(sample_elements(small, 4096, 7) == small.to_vector());
+  const Tensor big = randn({8, 16, 10, 10}, gen);  // 12800 elements
+  const auto a = sample_elements(big, 4096, 7), b = sample_elements(big, 4096, 7);
+  REQUIRE(a.size() == 4096);
+  CHECK(a == b);
+  CHECK(a != sample_elements(big, 4096, 8));
+  const auto all = big.to_vector();
+  for (float v : a) CHECK(std::find(all.begin(), all.end(), v) != all.end());
+  // An unbiased sample of N(0, 1): its median is near 0 (a stride aligned with channels need not be).
+  CHECK(std::abs(percentiles(a, {50})[0]) < 0.1);
+}
+
+TEST_CASE("NormDiagnostics: input/output percentiles of each norm layer match a direct computation") {
+  Generator gen(2);
+  auto bn = std::make_shared<BatchNorm>(4, 2);
+  auto ln = std::make_shared<LayerNorm>(std::vector<int64_t>{4, 3, 3});
+  Sequential model({bn, ln});
+  const Tensor x = randn({5, 4, 3, 3}, gen) * 2.0f + 1.0f;
+  NormDiagnostics diag;
+  attach_norm_observer(model, &diag);
+  const Tensor y = model.forward(x);
+  const auto rows = diag.take_rows();
+  attach_norm_observer(model, nullptr);
+  const auto r0 = rows_of(rows, "0"), r1 = rows_of(rows, "1");
+  const std::vector<double> ps{1, 15, 50, 85, 99};
+  const auto in_p = percentiles(x.to_vector(), ps);
+  const Tensor h = bn->forward(x);  // training mode: the same output as inside the model
+  const auto mid_p = percentiles(h.to_vector(), ps);
+  const auto out_p = percentiles(y.to_vector(), ps);
+  for (size_t i = 0; i < ps.size(); ++i) {
+    const std::string s = "_p" + std::to_string(static_cast<int>(ps[i]));
+    CHECK(r0.at("input" + s) == Approx(in_p[i]));
+    CHECK(r0.at("output" + s) == Approx(mid_p[i]).margin(1e-5));
+    CHECK(r1.at("input" + s) == Approx(mid_p[i]).margin(1e-5));
+    CHECK(r1.at("output" + s) == Approx(out_p[i]).margin(1e-5));
+  }
+  CHECK(r0.count("bn_mean_shift") == 1);
+  CHECK(r1.count("bn_mean_shift") == 0);       // LayerNorm keeps no batch statistics
+  CHECK(r0.count("saturated_fraction") == 0);  // no sigmoid/tanh follows
+}
+
+TEST_CASE("BN statistics noise: 0 shift and ratio 1 when the batch statistics equal the running ones") {
+  Generator gen(3);
+  const Tensor x = randn({6, 3, 4, 4}, gen) * 3.0f - 2.0f;
+  std::vector<float> mean, var;
+  BatchNorm bn(3, 2);
+  channel_stats(x, 6, mean, var);
+  set_running(bn, mean, var);
+  BatchStatsNoise noise = batch_stats_noise(bn, x);
+  CHECK(noise.channels == 3);
+  CHECK(noise.mean_shift == Approx(0.0).margin(1e-6));
+  CHECK(noise.var_ratio == Approx(1.0).epsilon(1e-5));
+
+  // Through the observer: measured against the running statistics *before* forward updates them.
+  NormDiagnostics diag;
+  bn.set_norm_observer(&diag, "bn");
+  bn.forward(x);
+  auto r = rows_of(diag.take_rows(), "bn");
+  CHECK(r.at("bn_mean_shift") == Approx(0.0).margin(1e-6));
+  CHECK(r.at("bn_var_ratio") == Approx(1.0).epsilon(1e-5));
+
+  // A known shift: running mean m - 2 sigma, running var 4 sigma^2 -> shift 1, ratio 1/4.
+  std::vector<float> shifted = mean, wide = var;
+  for (size_t c = 0; c < 3; ++c) {
+    shifted[c] = mean[c] - 2.0f * std::sqrt(var[c]);
+    wide[c] = 4.0f * var[c];
+  }
+  set_running(bn, shifted, wide);
+  noise = batch_stats_noise(bn, x);
+  CHECK(noise.mean_shift == Approx(1.0).epsilon(1e-5));
+  CHECK(noise.var_ratio == Approx(0.25).epsilon(1e-5));
+}
+
+TEST_CASE("BN statistics noise uses the first statistics group with stat_batch") {
+  Generator gen(4);
+  const Tensor x = randn({8, 2, 5}, gen);
+  BatchNormOptions o;
+  o.stat_batch = 2;
+  BatchNorm bn(2, 1, o);
+  std::vector<float> mean, var;
+  channel_stats(x, 2, mean, var);  // samples 0 and 1
+  set_running(bn, mean, var);
+  const BatchStatsNoise noise = batch_stats_noise(bn, x);
+  CHECK(noise.mean_shift == Approx(0.0).margin(1e-6));
+  CHECK(noise.var_ratio == Approx(1.0).epsilon(1e-5));
+  channel_stats(x, 8, mean, var);  // the whole batch differs from the first group
+  set_running(bn, mean, var);
+  CHECK(batch_stats_noise(bn, x).mean_shift > 0.01);
+}
+
+TEST_CASE("saturated fraction before a sigmoid, weight-gradient norms, no effect on outputs") {
+  Generator gen(5);
+  NormOptions o;
+  o.name = "bn";
+  auto block = make_norm_act(o, {6}, NormSite::features, "sigmoid");
+  const Tensor x = randn({16, 6}, gen);
+  // Make a few outputs saturate: gamma 4 stretches xhat (|xhat| > 0.75 -> |y| > 3).
+  auto params = block->named_parameters();
+  const auto w = std::find_if(params.begin(), params.end(), [](auto& p) { return p.first == "0.weight"; });
+  REQUIRE(w != params.end());
+  w->second.data()[0] = 4.0f;
+  const Tensor y_plain = block->forward(x);
+
+  NormDiagnostics diag;
+  attach_norm_observer(*block, &diag, "block");
+  const Tensor y = block->forward(x);
+  CHECK(y.to_vector() == y_plain.to_vector());  // observing changes no output
+  y.backward(Tensor::ones(y.shape()));
+  diag.record_gradients();
+  const auto r = rows_of(diag.take_rows(), "0");
+  // The norm's output, directly: the activation's input.
+  auto norm = block->named_children()[0].second;
+  norm->set_norm_observer(nullptr, "");
+  const auto h = norm->forward(x).to_vector();
+  const double expect = static_cast<double>(std::count_if(h.begin(), h.end(), [](float v) { return std::abs(v) > 3; })) /
+                        static_cast<double>(h.size());
+  REQUIRE(expect > 0.0);
+  CHECK(r.at("saturated_fraction") == Approx(expect));
+  double ss = 0;
+  for (float g : w->second.grad().to_vector()) ss += g * g;
+  CHECK(r.at("grad_norm_weight") == Approx(std::sqrt(ss)));
+
+  attach_norm_observer(*block, nullptr);
+  block->forward(x);
+  CHECK(diag.take_rows().empty());
+}

@@ -10,6 +10,10 @@
 //   loss_vs_time_b<B>.svg       train loss vs wall-clock seconds (speed claims, e.g. RMSNorm)
 //   bn_eval_modes.svg           BN-family accuracy with running vs batch vs Precise-BN statistics
 //   step_time.svg               milliseconds per step per norm and batch size
+//   norm_inputs_<run>.svg       runs with --diagnostics (first seed): each norm layer's input,
+//                               median with the 15-85 percentile band, over training (BN paper Fig. 1b,c)
+//   bn_stat_noise.svg           BN family with --diagnostics: |mu_B - mu| / sigma and sigma_B^2 / sigma^2
+//                               against the statistics batch (mean over the second half of training)
 // Tables give mean +/- std (n = seeds that finished) per norm and batch size, and per
 // statistics batch when that is an axis.
 #include <algorithm>
@@ -68,10 +72,32 @@ Table read_csv(const fs::path& path) {
   return t;
 }
 
+// diagnostics.csv (train --diagnostics): step,layer,quantity,value.
+struct DiagnosticRow {
+  double step;
+  std::string layer, quantity;
+  double value;
+};
+std::vector<DiagnosticRow> read_diagnostics(const fs::path& path) {
+  std::vector<DiagnosticRow> out;
+  std::ifstream in(path);
+  std::string line;
+  if (!std::getline(in, line)) return out;  // missing file or header only
+  while (std::getline(in, line)) {
+    std::stringstream ss(line);
+    std::string step, layer, quantity, value;
+    if (std::getline(ss, step, ',') && std::getline(ss, layer, ',') && std::getline(ss, quantity, ',') &&
+        std::getline(ss, value, ','))
+      out.push_back({std::strtod(step.c_str(), nullptr), layer, quantity, std::strtod(value.c_str(), nullptr)});
+  }
+  return out;
+}
+
 struct Run : PlannedRun {
   fs::path dir;
   json summary, eval_modes;
   Table metrics, evals;
+  std::vector<DiagnosticRow> diagnostics;
   bool ok() const { return summary.is_object() && summary.value("status", "") == "ok"; }
   bool diverged() const { return summary.is_object() && summary.value("status", "").rfind("diverged", 0) == 0; }
   double number(const char* key) const {
@@ -201,6 +227,7 @@ Sweep load_sweep(const fs::path& dir, const std::string& results_dir) {
     r.eval_modes = read_json_or_null(r.dir / "eval_modes.json");
     r.metrics = read_csv(r.dir / "metrics.csv");
     r.evals = read_csv(r.dir / "eval.csv");
+    r.diagnostics = read_diagnostics(r.dir / "diagnostics.csv");
     s.language_model = s.language_model || (r.summary.is_object() && r.summary.contains("tokens_per_second"));
     s.runs.push_back(std::move(r));
   }
@@ -393,6 +420,81 @@ std::vector<Figure> step_time(const Sweep& s) {
            "runs of a sweep share the machine)."}};
 }
 
+// Each norm layer's input over training: median and the 15-85 percentile band (BN paper, Fig. 1b,c).
+std::vector<Figure> norm_inputs(const Sweep& s) {
+  std::vector<Figure> out;
+  for (const auto& r : s.runs) {
+    if (r.diagnostics.empty() || r.seed != s.plan.seeds.front()) continue;
+    std::vector<std::string> layers;  // in the order they ran
+    std::map<std::string, std::map<double, std::map<std::string, double>>> at;  // layer -> step -> quantity
+    for (const auto& d : r.diagnostics) {
+      if (d.quantity.rfind("input_p", 0) != 0) continue;
+      if (!at.count(d.layer)) layers.push_back(d.layer);
+      at[d.layer][d.step][d.quantity] = d.value;
+    }
+    if (layers.empty()) continue;
+    LinePlot p;
+    p.title = fmt::format("{}: norm layer inputs over training", r.name);
+    p.x_label = "step";
+    p.y_label = "input value (median, 15-85 percentile band)";
+    p.markers = false;
+    for (const auto& layer : layers) {
+      PlotSeries series{"layer " + layer, {}, {}};
+      for (const auto& [step, q] : at[layer]) {
+        if (!q.count("input_p50") || !q.count("input_p15") || !q.count("input_p85")) continue;
+        series.points.emplace_back(step, q.at("input_p50"));
+        series.band.emplace_back(q.at("input_p15"), q.at("input_p85"));
+      }
+      p.series.push_back(std::move(series));
+    }
+    out.push_back({fmt::format("norm_inputs_{}.svg", r.name), p.to_svg(),
+                   fmt::format("{}: the input of each norm layer (layer = its module path) during training: median "
+                               "and 15th-85th percentiles of at most 4096 sampled elements (`train --diagnostics`). "
+                               "The BN paper's Fig. 1b,c draws these for one sigmoid's input.",
+                               r.name)});
+  }
+  return out;
+}
+
+// Mean of a quantity over every layer and the logged steps in the second half of a run
+// (the running statistics start at 0 / 1 and need a while to settle).
+double late_mean(const Run& r, const std::string& quantity) {
+  double last = 0, sum = 0;
+  int n = 0;
+  for (const auto& d : r.diagnostics) last = std::max(last, d.step);
+  for (const auto& d : r.diagnostics)
+    if (d.quantity == quantity && d.step > last / 2) sum += d.value, ++n;
+  return n > 0 ? sum / n : NAN;
+}
+
+// BN-family batch statistics against the running ones, against the statistics batch.
+std::vector<Figure> bn_stat_noise(const Sweep& s) {
+  LinePlot p;
+  p.title = "BN statistics noise vs statistics batch";
+  p.x_label = "statistics batch (log2; the batch size without --stat-batch)";
+  p.y_label = "mean over channels and layers";
+  p.log2_x = true;
+  const std::pair<const char*, const char*> quantities[] = {{"bn_mean_shift", "|mu_B - mu| / sigma"},
+                                                            {"bn_var_ratio", "sigma_B^2 / sigma^2"}};
+  for (const auto& v : s.variants)
+    for (const auto& [quantity, words] : quantities) {
+      std::map<int, std::vector<double>> by_stat_batch;
+      for (const auto& r : s.runs)
+        if (r.label == v && !r.diagnostics.empty()) by_stat_batch[r.effective_stat_batch()].push_back(late_mean(r, quantity));
+      PlotSeries series{fmt::format("{}: {}", v, words), {}, {}};
+      for (const auto& [sb, values] : by_stat_batch) add_point(series, sb, summarize(values));
+      if (s.plan.seeds.size() <= 1) series.band.clear();
+      if (!series.points.empty()) p.series.push_back(std::move(series));
+    }
+  if (p.series.empty()) return {};
+  return {{"bn_stat_noise.svg", p.to_svg(),
+           fmt::format("How far the batch statistics a BN-family layer normalizes with are from its running "
+                       "statistics (the ones used at test time): mean over channels of |mu_B - mu| / sigma and of "
+                       "sigma_B^2 / sigma^2 (biased batch variance, first statistics group), averaged over the norm "
+                       "layers and the logged steps of the second half of training ({}). 0 and 1 = no noise.",
+                       spread_words(s))}};
+}
+
 // ---------------------------------------------------------------- tables (markdown)
 
 std::string cell(const Summary& m, const std::vector<const Run*>& rs) {
@@ -523,7 +625,8 @@ int report_main(const std::string& dir_arg, const std::string& results_dir) {
   fs::create_directories(dir);
 
   std::vector<Figure> figures;
-  for (auto job : {error_vs_batch, error_vs_stat_batch, curves_per_batch, curves_per_norm, bn_eval_modes, step_time})
+  for (auto job : {error_vs_batch, error_vs_stat_batch, curves_per_batch, curves_per_norm, bn_eval_modes, step_time,
+                   norm_inputs, bn_stat_noise})
     for (auto& f : job(sweep)) figures.push_back(std::move(f));
   for (const auto& f : figures) app::write_file_atomic((dir / f.file).string(), f.svg);
   if (!results_dir.empty()) write_results_csv(sweep.plan, planned_runs(sweep.plan));  // the union of both directories

@@ -30,6 +30,7 @@
 #include "apps/run_common.hpp"
 #include "apps/run_dir.hpp"
 #include "apps/train_data.hpp"
+#include "apps/train_diagnostics.hpp"
 #include "apps/train_record.hpp"
 #include "apps/train_setup.hpp"
 #include "apps/train_step.hpp"
@@ -86,7 +87,8 @@ class Trainer {
         config_(std::move(saved_config)),
         resume_(resume),
         comm_(dist::world()),
-        record_(cfg_.out, comm_.rank() == 0) {}
+        record_(cfg_.out, comm_.rank() == 0),
+        diagnostics_(0, false) {}
   RunResult run();
 
  private:
@@ -116,6 +118,7 @@ class Trainer {
   bool resume_;
   dist::Communicator& comm_;
   RunRecord record_;
+  DiagnosticsLog diagnostics_;  // --diagnostics (made in set_up, once --log-every is resolved)
 
   std::unique_ptr<TrainingData> data_;
   std::shared_ptr<Model> model_;
@@ -191,6 +194,8 @@ void Trainer::set_up() {
   total_steps_ = cfg_.steps > 0 ? cfg_.steps : cfg_.epochs * data_->steps_per_epoch();
   // Enough rows for a learning curve, few enough that logging costs nothing.
   if (cfg_.log_every <= 0) cfg_.log_every = std::clamp<int64_t>(total_steps_ / 250, 1, 50);
+  if (cfg_.diagnostics && cfg_.diagnostics_every <= 0) cfg_.diagnostics_every = cfg_.log_every;
+  diagnostics_ = DiagnosticsLog(cfg_.diagnostics ? cfg_.diagnostics_every : 0, comm_.rank() == 0);
   cfg_.model.seed = cfg_.seed;  // --seed decides the initialization too (and config.json says so)
   model_ = build_model(cfg_.model, cfg_.norm);
   opt_ = make_optimizer(cfg_, *model_);
@@ -208,6 +213,7 @@ void Trainer::start() {
     config_ = record_.write_config(cfg_, *data_, *model_, total_steps_, describe_distribution());
   }
   record_.open_logs(false, 0);
+  diagnostics_.open(record_.dir(), false, 0);
   progress_->message(fmt::format("normlab {}: {} on {}, norm {}, {} parameters; {} steps ({} per epoch), batch {}, "
                                  "{} lr {}, {} threads, SIMD {}, BLAS {}",
                                  NORMLAB_VERSION, cfg_.model.name, cfg_.dataset, cfg_.norm.name,
@@ -226,6 +232,7 @@ void Trainer::resume_from_checkpoint() {
   decorrelate_dropout(static_cast<uint64_t>(totals_.step));
   progress_->message(fmt::format("resuming {} from step {} of {}", record_.dir(), totals_.step, total_steps_));
   record_.open_logs(true, totals_.step);
+  diagnostics_.open(record_.dir(), true, totals_.step);
 }
 
 Outcome Trainer::train() {
@@ -241,11 +248,13 @@ Outcome Trainer::train() {
     const float lr = schedule_lr(schedule_, totals_.step);
     opt_->set_lr(lr);
     const auto t0 = std::chrono::steady_clock::now();
+    diagnostics_.before_step(*model_, totals_.step + 1);
     const StepResult out = train_step(*model_, *opt_, data_->next(), step_options);
     if (const std::string why = divergence(out); !why.empty()) {
       progress_->message(why);
       return {fmt::format("diverged at step {}", totals_.step + 1), 3};
     }
+    diagnostics_.after_step(*model_, totals_.step + 1);
     totals_.train_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     count_step(out, lr);
     comm_seconds_ += out.comm_seconds;

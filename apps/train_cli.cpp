@@ -135,6 +135,12 @@ Command add_train_command(CLI::App& app) {
   t->add_option("--log-every", cfg->log_every,
                 "steps per metrics.csv row (and log line off a terminal); 0 = about 250 rows per run, at most 50 steps apart")
       ->check(kNonNegative)->group(r);
+  auto* diagnostics = t->add_flag("--diagnostics", cfg->diagnostics,
+                                  "write DIR/diagnostics.csv: percentiles of each norm layer's input and output, "
+                                  "BN statistics noise, saturation, weight-gradient norms (off: no cost)")
+                          ->group(r);
+  t->add_option("--diagnostics-every", cfg->diagnostics_every, "steps between diagnostics rows (0 = --log-every)")
+      ->check(kNonNegative)->needs(diagnostics)->group(r);
   auto* resume_opt = t->add_option("--resume", *resume,
                                    "continue the run in DIR from its last checkpoint (its saved options are "
                                    "used; only --threads and --data-dir may be given with it)")

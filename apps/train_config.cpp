@@ -22,7 +22,8 @@ namespace app {
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(TrainConfig, dataset, data_dir, subset, input_norm, augment, classes_per_batch,
                                    model, norm, batch_size, epochs, steps, optimizer, lr, momentum_sgd, nesterov, weight_decay,
                                    no_decay_norm_bias, schedule, clip_grad_norm, check_grads, seed, threads, out,
-                                   eval_every_epoch, eval_every, val_batches, checkpoint_every, log_every)
+                                   eval_every_epoch, eval_every, val_batches, checkpoint_every, log_every,
+                                   diagnostics, diagnostics_every)
 }  // namespace app
 }  // namespace nl
 
@@ -47,6 +48,8 @@ TrainConfig config_from_json(const nlohmann::json& saved) {
     nlohmann::json j = saved;
     // Fields added later: runs made before them lack them, and ran with them off.
     if (!j.contains("classes_per_batch")) j["classes_per_batch"] = 0;
+    if (!j.contains("diagnostics")) j["diagnostics"] = false;
+    if (!j.contains("diagnostics_every")) j["diagnostics_every"] = 0;
     if (j.contains("norm") && j["norm"].is_object() && !j["norm"].contains("stat_batch")) j["norm"]["stat_batch"] = 0;
     return j.get<TrainConfig>();
   } catch (const nlohmann::json::exception& e) {

@@ -65,6 +65,8 @@ struct TrainConfig {
   int64_t val_batches = 20;               // text: validation batches per evaluation
   int64_t checkpoint_every = 0;           // steps between checkpoints (0 = each epoch); always at the end
   int64_t log_every = 0;                  // steps per metrics.csv row / log line (0 = auto: ~250 rows, <= 50 apart)
+  bool diagnostics = false;               // norm-layer diagnostics.csv (train_diagnostics.hpp)
+  int64_t diagnostics_every = 0;          // steps between diagnostics rows (0 = log_every)
 
   // Testing only: after this many steps, exit the process at once (like `kill -9`).
   int64_t simulate_kill_at_step = 0;

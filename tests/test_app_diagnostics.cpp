@@ -49,7 +49,8 @@ std::string without_seconds(const std::string& line) { return line.substr(0, lin
 
 }  // namespace
 
-TEST_CASE("--diagnostics writes every quantity for every norm layer at every logged step", "[app][diagnostics]") {
+// Names start with "diagnostics:", not "--": ctest passes the name to Catch2, which would read it as a flag.
+TEST_CASE("diagnostics: --diagnostics writes every quantity for every norm layer at every logged step", "[app][diagnostics]") {
   const Run r = run_normlab(train_args("diag-on", "--model mlp --depth 2 --width 16 --activation sigmoid --norm bn "
                                                   "--steps 12 --batch-size 16 --log-every 4 --diagnostics "
                                                   "--diagnostics-every 4"));
@@ -111,7 +112,7 @@ TEST_CASE("a killed and resumed run writes the same diagnostics.csv as an uninte
         read_lines(temp_root() / "diag-killed" / "diagnostics.csv"));
 }
 
-TEST_CASE("--diagnostics-every needs --diagnostics", "[app][diagnostics]") {
+TEST_CASE("diagnostics: --diagnostics-every needs --diagnostics", "[app][diagnostics]") {
   const Run r = run_normlab(train_args("diag-bad", "--model mlp --steps 2 --diagnostics-every 2"));
   CHECK(r.exit_code == 2);
   CHECK(r.err.find("--diagnostics") != std::string::npos);

@@ -44,10 +44,14 @@ struct PlannedRun {
   std::string name, label;
   int batch_size = 0, seed = 0;
   int stat_batch = 0;             // --stat-batch given to the run; 0 = not given (the whole batch)
+  int ghost_batch = 0;            // gbn's --ghost-batch in the variant's own arguments: its statistics batch
   bool batch_statistics = false;  // a BN-family variant: its statistics come from the batch
   double lr = 0;
   std::vector<std::string> train_args;  // everything after `normlab train`
-  int effective_stat_batch() const { return stat_batch > 0 ? stat_batch : batch_size; }
+  int effective_stat_batch() const {
+    if (stat_batch > 0) return stat_batch;
+    return ghost_batch > 0 && ghost_batch < batch_size ? ghost_batch : batch_size;
+  }
 };
 
 // Learning rate for a batch size under the plan's scaling rule.

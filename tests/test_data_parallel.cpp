@@ -48,11 +48,6 @@ double max_relative_difference(const std::vector<double>& a, const std::vector<d
   return worst;
 }
 
-std::string file_bytes(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
 }  // namespace
 
 TEST_CASE("gn CNN: 2 ranks x 16 follow one process at batch 32 step by step", "[mpi][data-parallel]") {

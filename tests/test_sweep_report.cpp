@@ -199,6 +199,27 @@ TEST_CASE("sweep --stat-batch-sizes: BN-family runs per statistics batch, the ot
   CHECK(bad.err.find("--stat-batch-sizes") != std::string::npos);
 }
 
+TEST_CASE("results.csv gives gbn its ghost batch as the statistics batch", "[sweep]") {
+  // gbn is not on the --stat-batch axis (its --ghost-batch is the same mechanism), but its
+  // statistics are still over the ghost batch: the column must say 2 for it, as for bn sb2.
+  const fs::path out = temp_root() / "sweep-gbn";
+  const Run r = run_normlab("sweep --model mlp --dataset mnist --data-dir " + data_dir() +
+                            " --norms gbn,bn --batch-sizes 8 --stat-batch-sizes 2 --ghost-batch 2 --steps 4 --jobs 2 "
+                            "--threads 1 --no-eval-modes --out " + out.string());
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(read_json_file(out / "gbn-b8-s0" / "config.json")["norm"]["ghost_batch"] == 2);
+  const auto rows = read_lines(out / "results.csv");
+  REQUIRE(rows.size() == 3);
+  int gbn2 = 0, bn2 = 0;
+  for (const auto& row : rows) {
+    gbn2 += row.rfind("gbn,8,0,", 0) == 0 && row.substr(row.rfind(',')) == ",2";
+    bn2 += row.rfind("bn,8,0,", 0) == 0 && row.substr(row.rfind(',')) == ",2";
+  }
+  CHECK(gbn2 == 1);
+  CHECK(bn2 == 1);
+}
+
 TEST_CASE("export-results writes compact finished runs; sweep --results skips them; report plots the union",
           "[sweep][report][results]") {
   const fs::path dir = finished_sweep();

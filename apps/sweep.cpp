@@ -67,7 +67,8 @@ static std::vector<SweepVariant> norm_variants(const std::vector<std::string>& n
 }
 
 std::vector<std::string> sweep_preset_names() {
-  return {"quick", "bn-mnist", "ln-batch", "gn-batch", "gn-statbatch", "small-batch-fixes", "bn-noniid", "wn", "rnn-norms", "transformer-norms"};
+  return {"quick", "bn-mnist", "ln-batch", "gn-batch", "gn-statbatch", "small-batch-fixes", "bn-noniid", "gn-groups", "ws-batch2",
+          "ghost-large-batch", "transformer-deep", "wn", "rnn-norms", "transformer-norms"};
 }
 
 // The papers at CPU scale. Each preset is sized to finish well under an hour on 2 cores;
@@ -185,6 +186,74 @@ SweepPlan sweep_preset(const std::string& name, const std::string& out_dir) {
       p.variants = {{"bn", {"--norm", "bn"}}, {"brn", brn}, {"gn", {"--norm", "gn"}}};
       p.common_args.insert(p.common_args.end(), {"--classes-per-batch", "2"});
     }
+  } else if (name == "gn-groups") {
+    // GN paper, Table 3 (groups) and the WS paper (WS + GN at batch 2): gn-statbatch's recipe, so
+    // gn (8 groups) and BN at 32 are its runs. G must divide every block's channels (32, 64, 128):
+    // G = 1 is LayerNorm over (C, H, W), G = 32 is one channel per group in the first block, and
+    // InstanceNorm (G = C in every block) ends the row.
+    p.description = "GN paper, Table 3: CIFAR-10 CNN at batch 32 with GN over 1, 2, 4, 8, 16, 32 groups and IN "
+                    "(gn-statbatch's recipe: lr 0.02, 4 epochs, crop + flip, cosine), 1 seed.";
+    p.variants = {{"gn-g1", {"--norm", "gn", "--groups", "1"}},   {"gn-g2", {"--norm", "gn", "--groups", "2"}},
+                  {"gn-g4", {"--norm", "gn", "--groups", "4"}},   {"gn", {"--norm", "gn", "--groups", "8"}},
+                  {"gn-g16", {"--norm", "gn", "--groups", "16"}}, {"gn-g32", {"--norm", "gn", "--groups", "32"}},
+                  {"in", {"--norm", "in"}}};
+    p.batch_sizes = {32};
+    p.seeds = {0};
+    p.lr_scaling = "none";
+    p.base_lr = 0.02;
+    p.common_args = {"--dataset", "cifar10", "--model", "cnn", "--epochs", "4", "--augment", "--schedule", "cosine",
+                     "--eval-every-epoch"};
+  } else if (name == "ws-batch2") {
+    // The WS paper's claim at micro-batch: WS + GN at a true batch of 2 (lr = 0.02 x 2/32, the
+    // same 4 epochs: 100k steps) against GN alone there and BN at 32 (gn-statbatch's bn sb32).
+    p.description = "WS paper: CIFAR-10 CNN at a true batch of 2 with GN and WS + GN (lr 0.02 x 2/32, 4 epochs, crop + "
+                    "flip, cosine), against BN at batch 32 from gn-statbatch; 1 seed.";
+    p.variants = norm_variants({"gn", "ws"});
+    p.batch_sizes = {2};
+    p.seeds = {0};
+    p.lr_scaling = "linear";
+    p.base_lr = 0.02;
+    p.base_batch = 32;
+    p.common_args = {"--dataset", "cifar10", "--model", "cnn", "--epochs", "4", "--augment", "--schedule", "cosine",
+                     "--eval-every-epoch"};
+  } else if (name == "ghost-large-batch") {
+    // Hoffer et al. 2017 ("Train longer, generalize better"): a large batch generalizes worse at
+    // the same epochs; Ghost BN with 128-example statistics recovers part of the gap. Their MNIST
+    // model is Keskar et al.'s F1-like MLP (fully connected, BN, ReLU); lr scaled with sqrt(B/128).
+    p.description = "Ghost BN paper: MNIST MLP (2 x 512 ReLU, BN), batch 128 against 4096 at the same 10 epochs, lr 0.1 x "
+                    "sqrt(B/128), Ghost BN with ghost batch 128 at 4096; 3 seeds.";
+    const std::vector<std::string> mlp = {"--model", "mlp", "--width", "512", "--depth", "2", "--activation", "relu"};
+    auto with = [&](std::vector<std::string> extra) {
+      std::vector<std::string> args = mlp;
+      args.insert(args.end(), extra.begin(), extra.end());
+      return args;
+    };
+    p.variants = {{"bn", with({"--norm", "bn"})}, {"gbn", with({"--norm", "gbn", "--ghost-batch", "128"})}};
+    p.batch_sizes = {128, 4096};
+    p.seeds = {0, 1, 2};
+    p.lr_scaling = "sqrt";
+    p.base_lr = 0.1;
+    p.base_batch = 128;
+    p.common_args = {"--dataset", "mnist", "--epochs", "10", "--eval-every-epoch"};
+  } else if (name == "transformer-deep") {
+    // Xiong et al. 2020 at a depth where Post-LN's problem shows: 6 blocks. At the higher
+    // learning rate (2e-3), Post-LN without warm-up should diverge or lag and Pre-LN should not
+    // need warm-up; then LN vs RMSNorm vs BN (per feature over the batch's tokens) at Pre-LN.
+    p.description = "Transformer norms, 6 blocks (d_model 64, context 128, batch 32, 2000 steps, AdamW lr 2e-3): Post-LN "
+                    "with and without warm-up, Pre-LN with and without, Pre-RMSNorm, Pre-BN.";
+    p.variants = {{"post-ln", {"--norm", "ln", "--post-ln", "--warmup-steps", "300"}},
+                  {"post-ln-nowarmup", {"--norm", "ln", "--post-ln", "--warmup-steps", "0"}},
+                  {"pre-ln", {"--norm", "ln", "--pre-ln", "--warmup-steps", "300"}},
+                  {"pre-ln-nowarmup", {"--norm", "ln", "--pre-ln", "--warmup-steps", "0"}},
+                  {"pre-rms-nowarmup", {"--norm", "rms", "--pre-ln", "--warmup-steps", "0"}},
+                  {"pre-bn-nowarmup", {"--norm", "bn", "--pre-ln", "--warmup-steps", "0"}}};
+    p.batch_sizes = {32};
+    p.seeds = {0};
+    p.lr_scaling = "none";
+    p.base_lr = 2e-3;
+    p.eval_modes = false;
+    p.common_args = {"--dataset", "tinyshakespeare", "--model", "transformer", "--layers", "6", "--d-model", "64",
+                     "--context", "128", "--optimizer", "adamw", "--steps", "2000"};
   } else if (name == "wn") {
     p.description = "WeightNorm paper: WN with data-dependent init, WN + mean-only BN, BN and no norm on the CIFAR-10 "
                     "CNN at batch 32 (2 epochs over a 20k subset), with time per step.";

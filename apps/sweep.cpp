@@ -67,7 +67,7 @@ static std::vector<SweepVariant> norm_variants(const std::vector<std::string>& n
 }
 
 std::vector<std::string> sweep_preset_names() {
-  return {"quick", "bn-mnist", "ln-batch", "gn-batch", "gn-statbatch", "small-batch-fixes", "bn-noniid", "gn-groups", "ws-batch2",
+  return {"quick", "bn-mnist", "input-norm", "ln-batch", "gn-batch", "gn-statbatch", "small-batch-fixes", "bn-noniid", "gn-groups", "ws-batch2",
           "ghost-large-batch", "transformer-deep", "wn", "rnn-norms", "transformer-norms"};
 }
 
@@ -114,6 +114,19 @@ SweepPlan sweep_preset(const std::string& name, const std::string& out_dir) {
     p.base_batch = 60;
     p.common_args = {"--dataset", "mnist", "--model", "mlp", "--steps", "10000", "--momentum-sgd", "0",
                      "--eval-every-epoch"};
+  } else if (name == "input-norm") {
+    // docs/story.md, section 1: the inputs standardized, min-max scaled or only divided by 255,
+    // in bn-mnist's network without any norm inside (so only the input scaling differs).
+    p.description = "Input normalization: MNIST MLP (3x100 sigmoid, no norm), inputs standardized vs min-max vs /255; "
+                    "batch 60, SGD lr 0.5, 3 epochs, 3 seeds.";
+    for (const char* kind : {"standardize", "minmax", "unit"})
+      p.variants.push_back({kind, {"--norm", "none", "--input-norm", kind}});
+    p.batch_sizes = {60};
+    p.seeds = {0, 1, 2};
+    p.lr_scaling = "none";
+    p.base_lr = 0.5;
+    p.base_batch = 60;
+    p.common_args = {"--dataset", "mnist", "--model", "mlp", "--epochs", "3", "--momentum-sgd", "0", "--eval-every-epoch"};
   } else if (name == "ln-batch") {
     p.description = "LN paper, Fig. 6: MNIST MLP (3x100 sigmoid) with Adam at batch 128 and 4, BN vs LN (3 epochs).";
     p.variants = norm_variants({"bn", "ln"});

@@ -103,8 +103,9 @@ struct Run : PlannedRun {
   double number(const char* key) const {
     return summary.is_object() && summary.contains(key) && summary[key].is_number() ? summary[key].get<double>() : NAN;
   }
-  // Statistics over the whole batch (no --stat-batch, or one equal to the batch size).
-  bool full_batch_statistics() const { return effective_stat_batch() == batch_size; }
+  // Not on the --stat-batch axis, or on it at the whole batch (gbn, whose ghost batch is its own
+  // setting and not that axis, belongs to the norm x batch-size table too).
+  bool full_batch_statistics() const { return stat_batch == 0 || stat_batch == batch_size; }
   std::string short_label() const {
     return stat_batch > 0 ? fmt::format("{} sb{}", label, stat_batch) : label;
   }

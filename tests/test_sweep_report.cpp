@@ -218,6 +218,14 @@ TEST_CASE("results.csv gives gbn its ghost batch as the statistics batch", "[swe
   }
   CHECK(gbn2 == 1);
   CHECK(bn2 == 1);
+  // ... and the report still puts gbn in the norm x batch-size table (it is not on the stat axis).
+  const Run rep = run_normlab("report " + out.string());
+  INFO(rep.err);
+  REQUIRE(rep.exit_code == 0);
+  const std::string md = slurp(out / "report.md");
+  const size_t row = md.find("| gbn | ");
+  REQUIRE(row != std::string::npos);
+  CHECK(std::isdigit(static_cast<unsigned char>(md[row + std::string("| gbn | ").size()])));
 }
 
 TEST_CASE("export-results writes compact finished runs; sweep --results skips them; report plots the union",

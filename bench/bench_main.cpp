@@ -11,6 +11,10 @@
 #include "core/parallel.hpp"
 #include "core/runtime_env.hpp"
 
+// Prints only the header line (threads, SIMD level, OpenBLAS core): the scripts read the core
+// from it to give PyTorch the same one.
+NL_BENCH_SUITE(info, "the header line only (threads, SIMD level, OpenBLAS core)") {}
+
 int main(int argc, char** argv) {
   // The OpenBLAS core as `normlab` chooses it, so benchmarks measure what users run. The wait
   // policy is left to the caller (the bench scripts set it for both sides of a comparison).

@@ -1,11 +1,15 @@
 // normlab bench: end-to-end training throughput of the reference CNNs, the normlab side of
 // scripts/bench_torch.py images (same models, scripts/torch_models.py; same step and timing rule):
 //
-//   normlab_bench train [--budget S] [--batches 2,8,32,128] [--norms none,bn,gn,in,ln] [--only mnist,cifar]
+//   normlab_bench train [--budget S] [--batches 2,8,32,128] [--norms none,bn,gn,in,ln]
+//                       [--only mnist,cifar,resnet20] [--max-steps N]
+//
+// mnist / cifar: the cnn model on [1,28,28] / [3,32,32]; resnet20: ResNet-20 on [3,32,32]
+// (not in the default --only: one setting costs ~10x a CIFAR CNN one).
 //
 // One step = zero_grad -> forward -> cross_entropy (mean) -> backward -> SGD(lr 0.01, momentum 0.9).
 // Synthetic data made once and reused; 3 warm-up steps, then steps until `budget` seconds
-// have passed (8..60 steps); images/s = batch / median step time.
+// have passed (8..60 steps; --max-steps raises the 60, for profiling with perf); images/s = batch / median step time.
 // Rows start with "train" and are parsed by scripts/bench_train_vs_torch.sh: keep the column
 // order (model, norm, batch, images_per_s, step_ms).
 #include <algorithm>
@@ -34,9 +38,10 @@ std::vector<std::string> split(const std::string& s) {
 }
 
 // Median seconds per training step of `model` on one fixed synthetic batch.
-double median_step_seconds(const std::string& dataset, const std::string& norm, int64_t batch, double budget) {
+double median_step_seconds(const std::string& dataset, const std::string& norm, int64_t batch, double budget,
+                           size_t max_steps) {
   nl::ModelOptions mo;
-  mo.name = "cnn";
+  mo.name = dataset == "resnet20" ? "resnet20" : "cnn";
   mo.input_shape = dataset == "mnist" ? nl::Shape{1, 28, 28} : nl::Shape{3, 32, 32};
   nl::NormOptions no;
   no.name = norm;
@@ -56,11 +61,12 @@ double median_step_seconds(const std::string& dataset, const std::string& norm, 
     nl::cross_entropy(model->forward(x), targets).backward();
     opt.step();
   };
-  return nl::bench::median_step_seconds(step, budget);
+  return nl::bench::median_step_seconds(step, budget, max_steps);
 }
 
 NL_BENCH_SUITE(train, "CNN training images/s (MNIST, CIFAR x norms x batch; compare: scripts/bench_train_vs_torch.sh)") {
   double budget = 1.0;
+  size_t max_steps = 60;
   std::vector<std::string> batches = {"2", "8", "32", "128"}, norms = {"none", "bn", "gn", "in", "ln"},
                            datasets = {"mnist", "cifar"};
   for (size_t i = 0; i + 1 < args.size(); i += 2) {
@@ -68,13 +74,14 @@ NL_BENCH_SUITE(train, "CNN training images/s (MNIST, CIFAR x norms x batch; comp
     else if (args[i] == "--batches") batches = split(args[i + 1]);
     else if (args[i] == "--norms") norms = split(args[i + 1]);
     else if (args[i] == "--only") datasets = split(args[i + 1]);
+    else if (args[i] == "--max-steps") max_steps = std::stoul(args[i + 1]);
   }
   print_row({"train", "model", "norm", "batch", "images_per_s", "step_ms"});
   for (const auto& d : datasets) {
     for (const auto& norm : norms) {
       for (const auto& b : batches) {
         const int64_t batch = std::stoll(b);
-        const double t = median_step_seconds(d, norm, batch, budget);
+        const double t = median_step_seconds(d, norm, batch, budget, max_steps);
         print_row({"train", d, norm, b, fmt_num(batch / t, 0), fmt_num(t * 1e3, 3)});
       }
     }

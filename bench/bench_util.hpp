@@ -103,12 +103,13 @@ inline double median(std::vector<double> v) {
 // Median time of one training step, the way scripts/bench_torch.py measures
 // PyTorch: 3 warm-up steps, then timed steps until `budget` seconds passed (at least 8, at
 // most 60).
-inline double median_step_seconds(const std::function<void()>& step, double budget) {
+// max_steps > 60 is for profiling (perf record over a long steady loop).
+inline double median_step_seconds(const std::function<void()>& step, double budget, size_t max_steps = 60) {
   using clock = std::chrono::steady_clock;
   for (int i = 0; i < 3; ++i) step();
   std::vector<double> times;
   const auto start = clock::now();
-  while (times.size() < 60 &&
+  while (times.size() < max_steps &&
          (times.size() < 8 || std::chrono::duration<double>(clock::now() - start).count() < budget)) {
     const auto t0 = clock::now();
     step();

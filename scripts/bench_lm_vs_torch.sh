@@ -30,6 +30,10 @@ elif [ ! -e "$ob/libblas.so.3" ]; then
   dpkg -x "$libs"/debs/libopenblas0-openmp_*.deb "$libs"
 fi
 cmake --build "$build" -j2 --target normlab_bench >/dev/null
+# PyTorch gets the OpenBLAS core normlab runs with (normlab chooses one when OpenBLAS falls back
+# to a generic core on a CPU it does not know; a value the caller set wins for both sides).
+core="$("$build/normlab_bench" info | sed -n 's/.* blas=\([A-Za-z0-9]*\).*/\1/p')"
+export OPENBLAS_CORETYPE="${OPENBLAS_CORETYPE:-$core}"
 echo "threads=$threads repeats=$repeats budget=${budget}s OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-unset}; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 rm -f "$out"/torch.*.txt "$out"/normlab.*.txt "$out"/base.*.txt
 for r in $(seq 1 "$repeats"); do

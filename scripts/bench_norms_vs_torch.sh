@@ -21,6 +21,10 @@ if [ ! -e "$ob/libblas.so.3" ]; then
 fi
 if [ -n "${QUICK:-}" ]; then tq=(--budget 0.05); nq=(--quick); else tq=(--budget 0.4); nq=(); fi
 cmake --build "$build" -j2 --target normlab_bench >/dev/null
+# PyTorch gets the OpenBLAS core normlab runs with (normlab chooses one when OpenBLAS falls back
+# to a generic core on a CPU it does not know; a value the caller set wins for both sides).
+core="$("$build/normlab_bench" info | sed -n 's/.* blas=\([A-Za-z0-9]*\).*/\1/p')"
+export OPENBLAS_CORETYPE="${OPENBLAS_CORETYPE:-$core}"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "[1/2] PyTorch ($threads threads)"
 LD_LIBRARY_PATH="$ob" OMP_NUM_THREADS="$threads" /usr/bin/python3 "$root/scripts/bench_torch.py" norms --threads "$threads" "${tq[@]}" \

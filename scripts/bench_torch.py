@@ -4,13 +4,15 @@ layers, with the same step and timing rule as normlab_bench's `train`, `lm` and 
 (bench/), printed in their row formats so scripts/bench_train_vs_torch.sh, bench_lm_vs_torch.sh
 and bench_norms_vs_torch.sh read both sides with one parser.
 
-  /usr/bin/python3 scripts/bench_torch.py images [--threads N] [--budget S]
+  /usr/bin/python3 scripts/bench_torch.py images [--threads N] [--budget S] [--only mnist,cifar,resnet20]
+                                                 [--norms none,bn,gn,in,ln] [--batches 2,8,32,128]
   /usr/bin/python3 scripts/bench_torch.py lm [--threads N] [--budget S]
   /usr/bin/python3 scripts/bench_torch.py norms [--threads N] [--budget S]
 
-images: CNN on MNIST-shaped [1, 28, 28] and CIFAR-shaped [3, 32, 32] synthetic batches, norms
-        none/bn/gn/in/ln, batch 2/8/32/128; SGD lr 0.01 momentum 0.9; rows
-        "train <mnist|cifar> <norm> <batch> <images/s> <step ms>".
+images: CNN on MNIST-shaped [1, 28, 28] and CIFAR-shaped [3, 32, 32] synthetic batches (and
+        ResNet-20 on CIFAR-shaped ones with --only ...,resnet20), norms none/bn/gn/in/ln, batch
+        2/8/32/128; SGD lr 0.01 momentum 0.9; rows
+        "train <mnist|cifar|resnet20> <norm> <batch> <images/s> <step ms>".
 lm:     Transformer (ln, rms; AdamW lr 3e-4, weight decay 0.01), LSTM and GRU (Adam lr 2e-3)
         on synthetic ids, batch 16 x seq 64, vocab 65; rows "<title> <tokens/s> <step ms> - <params>".
         One step = zero_grad, forward, mean cross-entropy, backward, optimizer step. 3 warm-up
@@ -54,12 +56,14 @@ def train_step(model, opt, inputs, targets, classes):
     return step
 
 
-def images(budget):
-    for name, channels, size in (("mnist", 1, 28), ("cifar", 3, 32)):
-        for norm in ("none", "bn", "gn", "in", "ln"):
-            for batch in (2, 8, 32, 128):
+def images(budget, only, norms, batches):
+    for name in only:
+        channels, size = (1, 28) if name == "mnist" else (3, 32)
+        for norm in norms:
+            for batch in batches:
                 torch.manual_seed(0)
-                model = torch_models.cnn(channels, norm, size).train()
+                model = (torch_models.resnet20(norm) if name == "resnet20"
+                         else torch_models.cnn(channels, norm, size)).train()
                 opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
                 x = torch.randn(batch, channels, size, size)
                 y = torch.tensor([(i * 7 + 3) % 10 for i in range(batch)])
@@ -140,10 +144,16 @@ def main():
     p.add_argument("suite", choices=["images", "lm", "norms"])
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--budget", type=float, default=0.5)
+    p.add_argument("--only", default="mnist,cifar", help="images: models (mnist, cifar, resnet20)")
+    p.add_argument("--norms", default="none,bn,gn,in,ln", help="images: norms")
+    p.add_argument("--batches", default="2,8,32,128", help="images: batch sizes")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     print(f"# torch {torch.__version__}, {a.threads} thread(s), budget {a.budget}s", flush=True)
-    {"images": images, "lm": lm, "norms": norms}[a.suite](a.budget)
+    if a.suite == "images":
+        images(a.budget, a.only.split(","), a.norms.split(","), [int(b) for b in a.batches.split(",")])
+    else:
+        {"lm": lm, "norms": norms}[a.suite](a.budget)
 
 
 if __name__ == "__main__":

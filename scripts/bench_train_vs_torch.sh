@@ -4,6 +4,7 @@
 # ratios (> 1: normlab faster).
 #   scripts/bench_train_vs_torch.sh                   # 1 and 2 threads, ~4 min
 #   THREADS=2 BUDGET=0.3 scripts/bench_train_vs_torch.sh
+#   ONLY=resnet20 NORMS=bn BATCHES=2,32 scripts/bench_train_vs_torch.sh   # ResNet-20 (not in the default)
 # For each thread count: PyTorch sweep, normlab sweep (`normlab_bench train` from BUILD,
 # default build, as scripts/build.sh makes it), PyTorch sweep again. The machine is shared, so the ratio uses the
 # mean of the two PyTorch sweeps around the normlab one, and "range" shows the ratio against
@@ -16,18 +17,23 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="${BUILD:-$root/build}"
 budget="${BUDGET:-0.5}"
+sel=(--only "${ONLY:-mnist,cifar}" --norms "${NORMS:-none,bn,gn,in,ln}" --batches "${BATCHES:-2,8,32,128}")
 out="${OUT:-${TMPDIR:-/tmp}/normlab-train-bench}"
 ob="${OPENBLAS_DIR:-/usr/lib/x86_64-linux-gnu/openblas-openmp}"
 mkdir -p "$out"
 cmake --build "$build" -j2 --target normlab_bench >/dev/null
+# PyTorch gets the OpenBLAS core normlab runs with (normlab chooses one when OpenBLAS falls back
+# to a generic core on a CPU it does not know; a value the caller set wins for both sides).
+core="$("$build/normlab_bench" info | sed -n 's/.* blas=\([A-Za-z0-9]*\).*/\1/p')"
+export OPENBLAS_CORETYPE="${OPENBLAS_CORETYPE:-$core}"
 for threads in ${THREADS:-1 2}; do
-  echo "== $threads thread(s), OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-default}; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "== $threads thread(s), OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-default}, OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
   torch() {
     LD_LIBRARY_PATH="$ob" OMP_NUM_THREADS="$threads" /usr/bin/python3 "$root/scripts/bench_torch.py" images \
-      --threads "$threads" --budget "$budget" > "$1"
+      --threads "$threads" --budget "$budget" "${sel[@]}" > "$1"
   }
   torch "$out/torch_before_$threads.txt"
-  OMP_NUM_THREADS="$threads" "$build/normlab_bench" train --budget "$budget" > "$out/normlab_$threads.txt"
+  OMP_NUM_THREADS="$threads" "$build/normlab_bench" train --budget "$budget" "${sel[@]}" > "$out/normlab_$threads.txt"
   torch "$out/torch_after_$threads.txt"
   echo "   load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
   /usr/bin/python3 - "$out/torch_before_$threads.txt" "$out/torch_after_$threads.txt" "$out/normlab_$threads.txt" <<'PY'
@@ -41,9 +47,9 @@ def rows(path):  # "train <model> <norm> <batch> <images/s> <step ms>", both sid
     return res
 before, after, nl = rows(sys.argv[1]), rows(sys.argv[2]), rows(sys.argv[3])
 batches = sorted({k[2] for k in nl})
-print(f"   {'model':6s} {'norm':5s} " + " ".join(f"{'bs=' + str(b):>16s}" for b in batches)
+print(f"   {'model':8s} {'norm':5s} " + " ".join(f"{'bs=' + str(b):>16s}" for b in batches)
       + "   (ratio = normlab images/s / mean PyTorch images/s [vs before..after])")
-for model in ("mnist", "cifar"):
+for model in ("mnist", "cifar", "resnet20"):
     for norm in ("none", "bn", "gn", "in", "ln"):
         cells = []
         for b in batches:
@@ -54,7 +60,8 @@ for model in ("mnist", "cifar"):
                 cells.append(f"{nl[k] / t:5.2f} [{lo:.2f}..{hi:.2f}]")
             else:
                 cells.append("-")
-        print(f"   {model:6s} {norm:5s} " + " ".join(f"{c:>16s}" for c in cells))
+        if any(c != "-" for c in cells):
+            print(f"   {model:8s} {norm:5s} " + " ".join(f"{c:>16s}" for c in cells))
 print("   images/s normlab:  " + "  ".join(f"{k[0]}/{k[1]}/{k[2]}={v:.0f}" for k, v in nl.items() if k[2] in (2, 128)))
 PY
 done

@@ -7,6 +7,11 @@ speed comparisons (scripts/bench_torch_train.py) train the same networks on both
                            block = conv3x3(pad 1, bias) - NORM - ReLU - maxpool2
                            NORM: none | bn (BatchNorm2d) | gn (GroupNorm, 8 groups) |
                                  in (InstanceNorm2d, affine) | ln (LayerNorm over C, H, W)
+  resnet20(norm):          layers/models/resnet.cpp: conv3x3(3->16) - NORM - ReLU, 3 stages x 3 basic
+                           blocks (16, 32, 64 channels; stride 2 at the first block of stages 2, 3),
+                           option-A shortcuts (subsample + zero channels), global average pool,
+                           linear(64 -> 10); convs without bias when a norm follows them.
+                           269,722 parameters with bn.
   transformer(norm):       token + learned position embedding (V 65, context 64, d 128),
                            2 pre-norm blocks (4 heads, MLP 4x with GELU), final norm, linear head;
                            norm: ln (LayerNorm) | rms (x / sqrt(mean x^2 + eps) * weight, written
@@ -44,6 +49,54 @@ def cnn(in_channels, norm, size, classes=10):
         cin, side = cout, side // 2
     layers += [nn.Flatten(), nn.Linear(cin * side * side, 128), nn.ReLU(), nn.Linear(128, classes)]
     return nn.Sequential(*layers)
+
+
+class BasicBlock(nn.Module):
+    """resnet.cpp's BasicBlock: relu(norm2(conv2(relu(norm1(conv1(x))))) + shortcut(x))."""
+
+    def __init__(self, norm, cin, cout, stride, side):
+        super().__init__()
+        bias = norm == "none"
+        self.cin, self.cout, self.stride = cin, cout, stride
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=bias)
+        self.norm1 = conv_norm(norm, cout, side, side)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=bias)
+        self.norm2 = conv_norm(norm, cout, side, side)
+
+    def shortcut(self, x):
+        if self.stride == 1 and self.cin == self.cout:
+            return x
+        sub = x[:, :, ::self.stride, ::self.stride] if self.stride != 1 else x
+        extra = self.cout - self.cin
+        return F.pad(sub, (0, 0, 0, 0, extra // 2, extra - extra // 2))
+
+    def forward(self, x):
+        y = self.norm2(self.conv2(F.relu(self.norm1(self.conv1(x)))))
+        return F.relu(y + self.shortcut(x))
+
+
+class ResNet20(nn.Module):
+    def __init__(self, norm, in_channels=3, size=32, classes=10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, 16, 3, padding=1, bias=norm == "none")
+        self.norm1 = conv_norm(norm, 16, size, size)
+        blocks, cin, side = [], 16, size
+        for stage, width in enumerate((16, 32, 64)):
+            for b in range(3):
+                stride = 2 if stage > 0 and b == 0 else 1
+                side //= stride
+                blocks.append(BasicBlock(norm, cin, width, stride, side))
+                cin = width
+        self.blocks = nn.Sequential(*blocks)
+        self.fc = nn.Linear(64, classes)
+
+    def forward(self, x):
+        y = self.blocks(F.relu(self.norm1(self.conv1(x))))
+        return self.fc(y.mean(dim=(2, 3)))
+
+
+def resnet20(norm, in_channels=3, size=32, classes=10):
+    return ResNet20(norm, in_channels, size, classes)
 
 
 class RMSNorm(nn.Module):

@@ -1,0 +1,123 @@
+#!/usr/bin/python3
+"""Where a training step's time goes, from a `perf record --call-graph dwarf` profile of
+`normlab_bench train` (scripts/profile_train.sh makes one), as fractions of all samples of
+the timed steps, per category:
+
+  conv fwd            3x3 direct kernel called from the forward (conv2d_3x3), its output copy
+  conv bwd data       the same kernel called from conv2d's backward (input gradient)
+  conv bwd weights    the 3x3 weight-gradient kernel
+  conv pad/bias       zero-bordered copies of x and dy (pad_planes), bias sums, weight packing
+  im2col conv         the im2col + sgemm path (ResNet-20's stride-2 convs): im2col/col2im and
+                      its sgemm calls (fwd and bwd together)
+  linear (sgemm)      matmul / linear layers
+  norm                the norm layers' kernels (forward and backward)
+  relu / pool / add   activation, max/avg pooling, residual adds and the shortcut's concat
+  optimizer           SGD/Adam step and zero_grad
+  allocation          malloc/free, zero-filling fresh tensors, page faults on fresh memory
+  OpenMP              libgomp: fork/join, barriers, an idle thread's waiting
+  other               autograd bookkeeping, loss, everything else
+
+  /usr/bin/python3 scripts/perf_breakdown.py perf.data [more.data ...]
+  /usr/bin/python3 scripts/perf_breakdown.py --top 5 perf.data   # and each category's top leaf symbols
+
+Samples are counted from the first call of the timed step loop on (frames of
+nl::bench::median_step_seconds on the main thread; all of an OpenMP worker's samples).
+"""
+import collections
+import subprocess
+import sys
+
+CATS = ["conv fwd", "conv bwd data", "conv bwd weights", "conv pad/bias", "im2col conv", "linear (sgemm)", "norm",
+        "relu / pool / add", "optimizer", "allocation", "OpenMP", "other"]
+
+NORM_WORDS = ("batch_norm", "BatchNorm", "group_norm", "GroupNorm", "layer_norm", "LayerNorm", "instance_norm",
+              "InstanceNorm", "grad_sums", "grad_input", "scale_shift", "moments", "norm_act", "NormAct",
+              "bn_detail", "gn_", "ln_")
+ALLOC_WORDS = ("malloc", "free", "_int_", "unlink_chunk", "Tensor::empty", "Tensor::zeros", "Storage", "mmap",
+               "munmap", "brk", "page_fault", "clear_page", "alloc_pages", "memcg", "do_anonymous_page",
+               "folio", "get_page_from_freelist")
+CONV_BWD = "conv2d_3x3(nl::Tensor const&, nl::Tensor const&, nl::Tensor const&, nl::(anonymous namespace)::ConvGeometry const&)::{lambda"
+
+
+def classify(frames):
+    """frames: [(symbol, dso)], leaf first."""
+    leaf, dso = frames[0]
+    syms = [s for s, _ in frames]
+    joined = "\n".join(syms)
+    if "libgomp" in dso:
+        return "OpenMP"
+    if "weight_grad_rows" in joined:
+        return "conv bwd weights"
+    if any(w in leaf for w in ALLOC_WORDS) or (dso.endswith("[kernel.kallsyms]") and "page_fault" in joined):
+        return "allocation"
+    if "memset" in leaf and ("Tensor::zeros" in joined or "Tensor::empty" in joined or "vector" in joined):
+        return "allocation"
+    if "im2col" in joined or "col2im" in joined or ("sgemm" in joined and "conv2d" in joined):
+        return "im2col conv"
+    if "forward_block" in joined or "direct_3x3" in joined:
+        return "conv bwd data" if CONV_BWD in joined else "conv fwd"
+    if "pad_planes" in joined or "pack_3x3" in joined or "conv2d" in joined:
+        return "conv pad/bias"
+    if "sgemm" in joined or "matmul" in joined or "Linear" in joined:
+        return "linear (sgemm)"
+    if any(w in joined for w in NORM_WORDS):
+        return "norm"
+    if any(w in joined for w in ("relu", "max_pool", "avg_pool", "MaxPool", "concat", "add", "slice")):
+        return "relu / pool / add"
+    if "SGD" in joined or "Adam" in joined or "zero_grad" in joined:
+        return "optimizer"
+    if dso.endswith("[kernel.kallsyms]") and any(w in joined for w in ALLOC_WORDS):
+        return "allocation"
+    return "other"
+
+
+def samples(path):
+    out = subprocess.run(["perf", "script", "-i", path, "-F", "comm,pid,tid,period,ip,sym,dso"],
+                         capture_output=True, text=True, check=True).stdout
+    for block in out.split("\n\n"):
+        lines = [l for l in block.split("\n") if l.strip()]
+        if not lines:
+            continue
+        head = lines[0].split()
+        try:
+            pid, tid = (int(x) for x in head[1].split("/")) if "/" in head[1] else (int(head[1]), int(head[1]))
+        except ValueError:
+            continue
+        frames = []
+        for l in lines[1:]:
+            f = l.strip().split(" ", 1)
+            if len(f) < 2:
+                continue
+            rest = f[1]
+            dso = rest[rest.rfind("(") + 1:-1] if rest.endswith(")") else ""
+            sym = rest[:rest.rfind(" (")] if " (" in rest else rest
+            frames.append((sym, dso))
+        if frames:
+            yield pid, tid, frames
+
+
+def main():
+    args, top = sys.argv[1:], 0
+    if args[:1] == ["--top"]:
+        top, args = int(args[1]), args[2:]
+    for path in args:
+        counts, total, skipped = collections.Counter(), 0, 0
+        leaves = collections.defaultdict(collections.Counter)
+        for pid, tid, frames in samples(path):
+            main_thread = pid == tid
+            if main_thread and not any("median_step_seconds" in s for s, _ in frames):
+                skipped += 1
+                continue
+            cat = classify(frames)
+            counts[cat] += 1
+            leaves[cat][frames[0][0][:90]] += 1
+            total += 1
+        print(f"# {path}: {total} samples in the timed steps ({skipped} main-thread samples outside them left out)")
+        for c in CATS:
+            print(f"{c:20s} {100.0 * counts[c] / max(total, 1):5.1f}%")
+            for sym, n in leaves[c].most_common(top):
+                print(f"    {100.0 * n / total:5.1f}%  {sym}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Profile of `normlab_bench train` for one model, norm, batch size and thread count, and its
+# breakdown by category (scripts/perf_breakdown.py): conv forward / input gradient / weight
+# gradient, im2col, norm, optimizer, allocation, OpenMP, ...
+#   scripts/profile_train.sh cifar bn 32 1           # model (mnist|cifar|resnet20) norm batch threads
+#   SECONDS_=10 TOP=5 scripts/profile_train.sh resnet20 bn 32 2
+# Needs linux-perf (Debian package); cpu-clock sampling, so it works in VMs without hardware
+# counters. Fractions are meaningful on a loaded machine too, except OpenMP's share at 2 threads,
+# which grows when the threads wait for each other's cores.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+build="${BUILD:-$root/build}"
+model="$1" norm="$2" batch="$3" threads="$4"
+out="${OUT:-${TMPDIR:-/tmp}/normlab-profile}"
+mkdir -p "$out"
+data="$out/$model-$norm-b$batch-t$threads.data"
+echo "# load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+OMP_NUM_THREADS="$threads" perf record -q -F 999 --call-graph dwarf,16384 -o "$data" \
+  "$build/normlab_bench" train --only "$model" --norms "$norm" --batches "$batch" \
+  --budget "${SECONDS_:-6}" --max-steps 1000000 | grep "^train" | tail -1
+echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+/usr/bin/python3 "$root/scripts/perf_breakdown.py" --top "${TOP:-0}" "$data"

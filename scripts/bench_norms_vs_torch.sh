@@ -3,7 +3,7 @@
 #   scripts/bench_norms_vs_torch.sh                 # 2 threads (THREADS=1 for one), ~3 min
 #   QUICK=1 scripts/bench_norms_vs_torch.sh         # short budgets, noisier
 # PyTorch: scripts/bench_torch.py norms (the same layers and shapes) with Debian's torch via
-# /usr/bin/python3 and the OpenMP OpenBLAS unpacked from libopenblas0-openmp below
+# /usr/bin/python3 and the OpenMP OpenBLAS (installed, or unpacked from libopenblas0-openmp below)
 # (LD_LIBRARY_PATH only for that run). normlab: `normlab_bench norms` from BUILD (default build, as scripts/build.sh makes it). Both use default
 # glibc malloc. ratio = normlab speed / PyTorch speed = torch time / normlab time (> 1: faster).
 set -euo pipefail
@@ -14,7 +14,9 @@ out="${OUT:-${TMPDIR:-/tmp}/normlab-norm-bench}"
 mkdir -p "$out"
 libs="${REF_LIB_DIR:-${TMPDIR:-/tmp}/normlab-ref-libs}"
 ob="$libs/usr/lib/x86_64-linux-gnu/openblas-openmp"
-if [ ! -e "$ob/libblas.so.3" ]; then
+if [ ! -e "$ob/libblas.so.3" ] && [ -e /usr/lib/x86_64-linux-gnu/openblas-openmp/libblas.so.3 ]; then
+  ob=/usr/lib/x86_64-linux-gnu/openblas-openmp
+elif [ ! -e "$ob/libblas.so.3" ]; then
   mkdir -p "$libs/debs"
   (cd "$libs/debs" && apt-get download libopenblas0-openmp >/dev/null)
   dpkg -x "$libs"/debs/libopenblas0-openmp_*.deb "$libs"

@@ -21,7 +21,11 @@ the timed steps, per category:
   /usr/bin/python3 scripts/perf_breakdown.py --top 5 perf.data   # and each category's top leaf symbols
 
 Samples are counted from the first call of the timed step loop on (frames of
-nl::bench::median_step_seconds on the main thread; all of an OpenMP worker's samples).
+nl::bench::median_step_seconds on the main thread; all of an OpenMP worker's samples). With 2
+threads the fractions are of both threads' time, and OpenMP includes the worker's idle time
+while the main thread runs serial code (with the default wait policy it spins there). An OpenMP
+worker's stack does not show whether the 3x3 kernel it runs belongs to the forward or the
+input gradient: its share is split between the two in the main thread's proportion.
 """
 import collections
 import subprocess
@@ -109,9 +113,17 @@ def main():
                 skipped += 1
                 continue
             cat = classify(frames)
+            if not main_thread and cat in ("conv fwd", "conv bwd data"):
+                cat = "conv fwd or bwd data (worker)"
             counts[cat] += 1
             leaves[cat][frames[0][0][:90]] += 1
             total += 1
+        worker = counts.pop("conv fwd or bwd data (worker)", 0)
+        main_fwd, main_bwd = counts["conv fwd"], counts["conv bwd data"]
+        if worker and main_fwd + main_bwd:
+            share = worker * main_fwd / (main_fwd + main_bwd)
+            counts["conv fwd"] += share
+            counts["conv bwd data"] += worker - share
         print(f"# {path}: {total} samples in the timed steps ({skipped} main-thread samples outside them left out)")
         for c in CATS:
             print(f"{c:20s} {100.0 * counts[c] / max(total, 1):5.1f}%")

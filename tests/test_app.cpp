@@ -154,6 +154,33 @@ TEST_CASE("a run killed at step k and resumed ends bit-identical to an uninterru
   for (size_t i = 0; i < ma.size(); ++i) CHECK(ma[i].substr(0, ma[i].rfind(',')) == mb[i].substr(0, mb[i].rfind(',')));
 }
 
+TEST_CASE("resume with a cumulative-average momentum continues the count (EvoNorm-B0)", "[app][resume]") {
+  // --momentum -1: running = running + (batch - running) / num_batches_tracked. EvoNorm-B0
+  // kept the count as a plain integer, not saved: a resumed run restarted it at 1 and its
+  // first update replaced running_var with one batch's variance.
+  const std::string common = "--model cnn --norm evonorm-b0 --momentum -1 --steps 12 --batch-size 16 "
+                             "--checkpoint-every 5 --lr 0.01";
+  REQUIRE(run_normlab(train_args("cma-whole", common)).exit_code == 0);
+  REQUIRE(run_normlab(train_args("cma-killed", common + " --simulate-kill-at-step 7")).exit_code == 137);
+  const Run resumed = run_normlab("train --resume " + (temp_root() / "cma-killed").string());
+  INFO(resumed.err);
+  REQUIRE(resumed.exit_code == 0);
+  const nl::TensorFile a = nl::load_safetensors((temp_root() / "cma-whole" / "model.safetensors").string());
+  const nl::TensorFile b = nl::load_safetensors((temp_root() / "cma-killed" / "model.safetensors").string());
+  REQUIRE(a.tensors.size() == b.tensors.size());
+  int counts = 0;
+  for (size_t i = 0; i < a.tensors.size(); ++i) {
+    INFO(a.tensors[i].first);
+    CHECK(a.tensors[i].first == b.tensors[i].first);
+    CHECK(a.tensors[i].second.to_vector() == b.tensors[i].second.to_vector());  // exact
+    if (a.tensors[i].first.find("num_batches_tracked") != std::string::npos) {
+      ++counts;
+      CHECK(a.tensors[i].second.item() == 12.0f);
+    }
+  }
+  CHECK(counts >= 1);
+}
+
 TEST_CASE("eval reports running, batch and precise BN statistics", "[app]") {
   const fs::path out = temp_root() / "evalrun";
   REQUIRE(run_normlab(train_args("evalrun", "--model mlp --norm bn --steps 10 --batch-size 16")).exit_code == 0);

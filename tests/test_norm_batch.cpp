@@ -621,3 +621,66 @@ TEST_CASE("stat_batch: fused equals the composite reference for every BatchNorm-
   CHECK(a.num_batches_tracked.to_vector() == std::vector<float>{3, 6});  // 3 groups per step; step 2 shares row 1
   REQUIRE_THROWS_WITH(BatchNorm(3, 2, BatchNormOptions{.stat_batch = 1}), Catch::Contains("stat_batch"));
 }
+
+TEST_CASE("the combine hooks make two workers' halves one BatchNorm over the whole batch (SyncBN)", "[norm][bn]") {
+  // Two simulated workers hold the samples [0, 4) and [4, 10) of one batch. Each runs the op
+  // on its half; its hooks add the other half's partial moments (merge_moments) and grad
+  // sums, as an all-reduce would. Outputs and dx must be the whole-batch BatchNorm's rows,
+  // and the two workers' dgamma/dbeta must add up to the whole batch's.
+  for (const Shape& shape : {Shape{10, 3, 4, 5}, Shape{10, 19}}) {
+    const int64_t C = shape[1], S = shape.size() == 4 ? 20 : 1;
+    const Tensor x = randn_shape(shape, 140, 2.0f, 3.0f), dy = randn_shape(shape, 141);
+    BatchNorm whole(C, shape.size() == 4 ? 2 : 1);
+    whole.weight.copy_(randn_shape({C}, 142, 0.3f, 1.0f));
+    whole.bias.copy_(randn_shape({C}, 143));
+    Tensor xw = x.clone().set_requires_grad();
+    Tensor yw = whole(xw);
+    yw.backward(dy);
+    const std::vector<float> xv = x.to_vector(), dyv = dy.to_vector();
+    auto at = [&](int64_t n, int64_t c, int64_t s) { return (n * C + c) * S + s; };
+    std::vector<double> mean(C, 0.0);  // of the whole batch, for the other half's grad sums
+    for (int64_t c = 0; c < C; ++c) {
+      for (int64_t n = 0; n < 10; ++n)
+        for (int64_t s = 0; s < S; ++s) mean[c] += xv[at(n, c, s)];
+      mean[c] /= 10.0 * S;
+    }
+    const int64_t split[3] = {0, 4, 10};
+    Tensor dgamma = Tensor::zeros({C}), dbeta = Tensor::zeros({C});
+    for (int w = 0; w < 2; ++w) {
+      const int64_t o0 = split[1 - w], o1 = split[2 - w];  // the other worker's samples
+      bn_detail::GroupMoments other{std::vector<double>(C), std::vector<double>(C, 0.0), std::vector<double>(C, 0.0)};
+      bn_detail::GradSums other_sums{std::vector<double>(C, 0.0), std::vector<double>(C, 0.0)};
+      for (int64_t c = 0; c < C; ++c) {
+        other.count[c] = static_cast<double>((o1 - o0) * S);
+        for (int64_t n = o0; n < o1; ++n)
+          for (int64_t s = 0; s < S; ++s) other.mean[c] += xv[at(n, c, s)] / other.count[c];
+        for (int64_t n = o0; n < o1; ++n)
+          for (int64_t s = 0; s < S; ++s) {
+            const double v = xv[at(n, c, s)], g = dyv[at(n, c, s)];
+            other.m2[c] += (v - other.mean[c]) * (v - other.mean[c]);
+            other_sums.sum_dy[c] += g;
+            other_sums.sum_dy_xmu[c] += g * (v - mean[c]);
+          }
+      }
+      int calls = 0;
+      bn_detail::BatchNormSpec spec;
+      spec.combine_moments = [&](bn_detail::GroupMoments& m) { ++calls, bn_detail::merge_moments(m, other); };
+      spec.combine_grad_sums = [&](bn_detail::GradSums& g) {
+        ++calls;
+        for (int64_t c = 0; c < C; ++c) g.sum_dy[c] += other_sums.sum_dy[c], g.sum_dy_xmu[c] += other_sums.sum_dy_xmu[c];
+      };
+      Tensor weight = whole.weight.detach().clone().set_requires_grad(), bias = whole.bias.detach().clone().set_requires_grad();
+      const int64_t m0 = split[w], m1 = split[w + 1];
+      Tensor xm = x.slice(0, m0, m1).contiguous().set_requires_grad();
+      Tensor ym = bn_detail::batch_norm(xm, C, weight, bias, spec);
+      ym.backward(dy.slice(0, m0, m1).contiguous());
+      CHECK(calls == 2);
+      require_close(ym, yw.slice(0, m0, m1).contiguous(), 1e-5, 1e-5, "worker out vs whole batch");
+      require_close(xm.grad(), xw.grad().slice(0, m0, m1).contiguous(), 1e-5, 1e-5, "worker dx vs whole batch");
+      dgamma = dgamma + weight.grad();
+      dbeta = dbeta + bias.grad();
+    }
+    require_close(dgamma, whole.weight.grad(), 1e-5, 1e-5, "sum of workers' dgamma");
+    require_close(dbeta, whole.bias.grad(), 1e-5, 1e-5, "sum of workers' dbeta");
+  }
+}

@@ -564,7 +564,7 @@ TEST_CASE("EvoNorm-B0 fused == composite reference in train and eval: outputs, a
       ref.reference_forward(x);
       ref.reference_forward(x);
       require_close(fused.running_var, ref.running_var, 1e-6, 1e-5, "B0 running_var fused vs reference");
-      CHECK(fused.num_batches_tracked == (train ? 2 : 0));
+      CHECK(fused.num_batches_tracked.item() == (train ? 2.0f : 0.0f));
     }
   }
 }

@@ -1,5 +1,5 @@
 // normlab layers: Batch Renormalization. The math is in batch_renorm.hpp; the fused op is
-// BatchNorm's with per-channel constants r, d (bn_detail::fused_batch_norm).
+// BatchNorm's with per-channel constants r, d (bn_detail::batch_norm, batch_norm_op.hpp).
 #include "layers/norm/batch_renorm.hpp"
 
 #include <algorithm>
@@ -49,14 +49,12 @@ Tensor BatchRenorm::forward(const Tensor& x) {
   const auto l = bn_detail::channel_layout(x, num_features(), dims, name());
   const int64_t N = l[0], C = l[1], S = l[2];
   if (!is_training())
-    return report_norm_output(bn_detail::fused_batch_norm(x, C, weight, bias, options.eps, {0, N}, false,
-                                                          slot_mean(0), slot_var(0), nullptr, nullptr,
-                                                          "batch_renorm_eval"));
+    return report_norm_output(
+        running_stats_forward(x, 0, weight, bias, {.eps = options.eps, .node_name = "batch_renorm_eval"}));
   const std::vector<int64_t> groups = stat_groups(N);
-  check_stat_groups(x, groups, S);
   // Group k is normalized as its own training step would be: r, d from the running stats
   // after the updates of groups 0..k-1 (before its own), the clip from the count after them.
-  // The fused op calls renorm for each channel's groups in order, so running_seen[c] walks
+  // The fused op calls renorm for each channel's groups in order, so seen_mean/var[c] walk
   // channel c's running stats forward exactly as update_running_stats_per_group will.
   std::vector<float> seen_mean(slot_mean(0), slot_mean(0) + C), seen_var(slot_var(0), slot_var(0) + C);
   const float count = num_batches_tracked.item();
@@ -70,11 +68,8 @@ Tensor BatchRenorm::forward(const Tensor& x) {
     seen_mean[c] = bn_detail::blend(seen_mean[c], mean, f);
     seen_var[c] = bn_detail::blend(seen_var[c], bn_detail::unbiased_var(var, M), f);
   };
-  bn_detail::FusedStats st;
-  Tensor y = bn_detail::fused_batch_norm(x, C, weight, bias, options.eps, groups, false, nullptr, nullptr, renorm,
-                                         &st, "batch_renorm");
-  update_running_stats_per_group(0, groups, S, st.mean.data(), st.var.data());
-  return report_norm_output(y);
+  return report_norm_output(
+      batch_stats_forward(x, 0, S, weight, bias, {.eps = options.eps, .renorm = renorm, .node_name = "batch_renorm"}));
 }
 
 Tensor BatchRenorm::reference_forward(const Tensor& x) {

@@ -95,11 +95,19 @@ class EvoNormB0 : public Module {
   int64_t num_features;
   float eps, momentum;
   Tensor weight, bias, v;  // [C]
-  Tensor running_var;      // [C] buffer, init 1
-  int64_t num_batches_tracked = 0;
+  Tensor running_var;          // [C] buffer, init 1
+  Tensor num_batches_tracked;  // [] buffer: the count of training updates (saved, so --resume continues it)
 
  private:
   void update_running_var(const float* batch_var, int64_t M);  // batch_var: [C], biased
 };
+
+// Shared by the two layers (evonorm_s0.cpp): input [N, C, H, W] or [N, C] with C channels,
+// parameters [C]; the biased variance of x over `dims` (keepdim) from primitive ops.
+namespace evonorm_detail {
+void check_input(const Tensor& x, int64_t C, const std::string& layer);
+void check_params(const Tensor& x, const std::vector<Tensor>& params, const char* layer);
+Tensor biased_var(const Tensor& x, const std::vector<int64_t>& dims);
+}  // namespace evonorm_detail
 
 }  // namespace nl

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "core/parallel.hpp"
+#include "layers/norm/batch_stat_norm.hpp"  // the running-statistics rule
 #include "layers/norm/group_norm.hpp"
 #include "layers/norm/kernels/row_norm_kernels.hpp"
 
@@ -21,6 +22,7 @@ InstanceNorm::InstanceNorm(int dims, int64_t C, float eps_, float momentum_, boo
   if (track) {
     running_mean = register_buffer("running_mean", Tensor::zeros({C}));
     running_var = register_buffer("running_var", Tensor::ones({C}));
+    num_batches_tracked = register_buffer("num_batches_tracked", Tensor::scalar(0.0f));
   }
 }
 
@@ -34,21 +36,20 @@ void InstanceNorm::check_input(const Tensor& x) const {
 }
 
 void InstanceNorm::update_running_stats(const Tensor& mean_nc, const Tensor& var_nc, int64_t M) {
-  ++num_batches_tracked;
-  const float m = momentum >= 0.0f ? momentum : 1.0f / static_cast<float>(num_batches_tracked);
   const int64_t N = mean_nc.size(0), C = num_features;
-  const float bessel = M > 1 ? static_cast<float>(M) / static_cast<float>(M - 1) : 1.0f;
   const float *pm = mean_nc.data(), *pv = var_nc.data();
-  float *rm = running_mean.data(), *rv = running_var.data();
+  std::vector<float> batch_mean(C), batch_var(C);  // averaged over the batch's instances
   for (int64_t c = 0; c < C; ++c) {
     double sm = 0.0, sv = 0.0;
     for (int64_t n = 0; n < N; ++n) {
       sm += pm[n * C + c];
       sv += pv[n * C + c];
     }
-    rm[c] = (1.0f - m) * rm[c] + m * static_cast<float>(sm / N);
-    rv[c] = (1.0f - m) * rv[c] + m * static_cast<float>(sv / N) * bessel;
+    batch_mean[c] = static_cast<float>(sm / N);
+    batch_var[c] = bn_detail::unbiased_var(static_cast<float>(sv / N), M);
   }
+  bn_detail::momentum_update(momentum, num_batches_tracked.data(), C, batch_mean.data(), running_mean.data(),
+                             batch_var.data(), running_var.data());
 }
 
 // Eval mode with running statistics: y = x * a[c] + b[c], one autograd node.

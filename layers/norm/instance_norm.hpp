@@ -40,7 +40,7 @@ class InstanceNorm : public Module {
   bool affine, track_running_stats;
   Tensor weight, bias;                 // [C] when affine (init 1, 0)
   Tensor running_mean, running_var;    // [C] buffers when track_running_stats (init 0, 1)
-  int64_t num_batches_tracked = 0;
+  Tensor num_batches_tracked;          // [] buffer when tracking: the count of updates (saved)
 
  private:
   void check_input(const Tensor& x) const;

@@ -1,5 +1,5 @@
 // normlab layers: mean-only BatchNorm. The math is in mean_only_batch_norm.hpp; the fused
-// op is BatchNorm's (bn_detail::fused_batch_norm) in mean-only mode.
+// op is BatchNorm's (bn_detail::batch_norm, batch_norm_op.hpp) in mean-only mode.
 #include "layers/norm/mean_only_batch_norm.hpp"
 
 namespace nl {
@@ -18,17 +18,11 @@ std::string MeanOnlyBatchNorm::name() const {
 Tensor MeanOnlyBatchNorm::forward(const Tensor& x) {
   report_norm_input(x);
   const auto l = bn_detail::channel_layout(x, num_features(), dims, name());
-  const int64_t N = l[0], C = l[1], S = l[2];
   if (!is_training() && tracks_running_stats())
-    return report_norm_output(bn_detail::fused_batch_norm(x, C, Tensor(), bias, 0.0f, {0, N}, true, slot_mean(0),
-                                                          nullptr, nullptr, nullptr, "mean_only_batch_norm_eval"));
-  const std::vector<int64_t> groups = stat_groups(N);
-  check_stat_groups(x, groups, S);
-  bn_detail::FusedStats st;
-  Tensor y = bn_detail::fused_batch_norm(x, C, Tensor(), bias, 0.0f, groups, true, nullptr, nullptr, nullptr, &st,
-                                         "mean_only_batch_norm");
-  if (is_training()) update_running_stats_per_group(0, groups, S, st.mean.data(), nullptr);
-  return report_norm_output(y);
+    return report_norm_output(
+        running_stats_forward(x, 0, Tensor(), bias, {.mean_only = true, .node_name = "mean_only_batch_norm_eval"}));
+  return report_norm_output(
+      batch_stats_forward(x, 0, l[2], Tensor(), bias, {.mean_only = true, .node_name = "mean_only_batch_norm"}));
 }
 
 Tensor MeanOnlyBatchNorm::reference_forward(const Tensor& x) {

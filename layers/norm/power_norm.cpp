@@ -128,7 +128,7 @@ Tensor power_function(const Tensor& s_in, const Tensor& weight, const Tensor& bi
         }
       }
       if (need_ds)
-        kt.col_grad_input(s, dy, ds_t.data(), C, 0, R, c0, c1, zero.data(), k.data(), u.data(), zero.data(), false);
+        kt.col_grad_input(s, dy, ds_t.data(), C, 0, R, c0, c1, zero.data(), k.data(), u.data(), zero.data());
     });
     if (need_ds) accumulate_grad(s_in, ds_t);
     if (weight.defined() && weight.requires_grad()) accumulate_grad(weight, Tensor::from_vector({C}, dgamma));

@@ -1,5 +1,5 @@
 // normlab layers: Recurrent BatchNorm. The math is in recurrent_batch_norm.hpp; the fused
-// op is BatchNorm1d's (bn_detail::fused_batch_norm) with per-time-step statistics.
+// op is BatchNorm1d's (bn_detail::batch_norm, batch_norm_op.hpp) with per-time-step statistics.
 #include "layers/norm/recurrent_batch_norm.hpp"
 
 #include <algorithm>
@@ -31,17 +31,10 @@ static int64_t check_step(const RecurrentBatchNorm& m, const Tensor& x, int64_t 
 }
 
 Tensor RecurrentBatchNorm::forward(const Tensor& x, int64_t t) {
-  const int64_t slot = check_step(*this, x, t), N = x.size(0), C = num_features();
+  const int64_t slot = check_step(*this, x, t);
   if (!is_training() && tracks_running_stats())
-    return bn_detail::fused_batch_norm(x, C, weight, bias, options.eps, {0, N}, false, slot_mean(slot),
-                                       slot_var(slot), nullptr, nullptr, "recurrent_batch_norm_eval");
-  const std::vector<int64_t> groups = stat_groups(N);
-  check_stat_groups(x, groups, 1);
-  bn_detail::FusedStats st;
-  Tensor y = bn_detail::fused_batch_norm(x, C, weight, bias, options.eps, groups, false, nullptr, nullptr, nullptr,
-                                         &st, "recurrent_batch_norm");
-  if (is_training()) update_running_stats_per_group(slot, groups, 1, st.mean.data(), st.var.data());
-  return y;
+    return running_stats_forward(x, slot, weight, bias, {.eps = options.eps, .node_name = "recurrent_batch_norm_eval"});
+  return batch_stats_forward(x, slot, 1, weight, bias, {.eps = options.eps, .node_name = "recurrent_batch_norm"});
 }
 
 Tensor RecurrentBatchNorm::reference_forward(const Tensor& x, int64_t t) {

@@ -3,7 +3,7 @@
 // x is [N, C, S] contiguous: channel c's values are N planes of S floats at
 // x + (n*C + c)*S. Every kernel handles one channel c and samples [n0, n1), loops n
 // outer and the plane inner (the vectorized loop), and never allocates. The callers
-// (batch_norm.cpp) run them per channel under parallel_for, so all passes over one
+// (batch_norm_op.cpp) run them per channel under parallel_for, so all passes over one
 // channel happen while its planes are still in L2.
 //
 // Like core/kernels, channel_norm_kernels_impl.inl is compiled three times
@@ -29,9 +29,9 @@ struct ChannelNormKernelTable {
   // sum_dy = sum dy;  sum_dy_xmu = sum dy * (x - mean)  (null: skipped)
   void (*grad_sums)(const float* x, const float* dy, int64_t C, int64_t S, int64_t n0, int64_t n1, int64_t c,
                     float mean, double* sum_dy, double* sum_dy_xmu);
-  // dx = dy * k + (x - mean) * u + v   (written, or added when accumulate)
+  // dx = dy * a + (x - mean) * slope + shift   (written)
   void (*grad_input)(const float* x, const float* dy, float* dx, int64_t C, int64_t S, int64_t n0, int64_t n1,
-                     int64_t c, float mean, float k, float u, float v, bool accumulate);
+                     int64_t c, float mean, float a, float slope, float shift);
 
   // The same four steps for S == 1 (BatchNorm1d on [N, C]): a channel is a *column* of the
   // row-major [N, C] matrix, so one value per plane would leave every loop scalar. These
@@ -47,10 +47,9 @@ struct ChannelNormKernelTable {
   // sum_dy[c] = sum dy;  sum_dy_xmu[c] = sum dy * (x - mean[c])
   void (*col_grad_sums)(const float* x, const float* dy, int64_t C, int64_t n0, int64_t n1, int64_t c0, int64_t c1,
                         const float* mean, double* sum_dy, double* sum_dy_xmu);
-  // dx = dy * k[c] + (x - mean[c]) * u[c] + v[c]   (written, or added when accumulate)
+  // dx = dy * a[c] + (x - mean[c]) * slope[c] + shift[c]   (written)
   void (*col_grad_input)(const float* x, const float* dy, float* dx, int64_t C, int64_t n0, int64_t n1, int64_t c0,
-                         int64_t c1, const float* mean, const float* k, const float* u, const float* v,
-                         bool accumulate);
+                         int64_t c1, const float* mean, const float* a, const float* slope, const float* shift);
 };
 
 const ChannelNormKernelTable& channel_norm_kernels();  // for simd_level()

@@ -86,19 +86,14 @@ static void grad_sums(const float* x, const float* dy, int64_t C, int64_t S, int
 }
 
 static void grad_input(const float* x, const float* dy, float* dx, int64_t C, int64_t S, int64_t n0, int64_t n1,
-                       int64_t c, float mu, float kc, float uc, float vc, bool accumulate) {
+                       int64_t c, float mu, float a, float slope, float shift) {
   for (int64_t n = n0; n < n1; ++n) {
     const int64_t off = (n * C + c) * S;
     const float* p = x + off;
     const float* g = dy + off;
     float* q = dx + off;
-    if (accumulate) {
 #pragma omp simd
-      for (int64_t i = 0; i < S; ++i) q[i] += g[i] * kc + ((p[i] - mu) * uc + vc);
-    } else {
-#pragma omp simd
-      for (int64_t i = 0; i < S; ++i) q[i] = g[i] * kc + ((p[i] - mu) * uc + vc);
-    }
+    for (int64_t i = 0; i < S; ++i) q[i] = g[i] * a + ((p[i] - mu) * slope + shift);
   }
 }
 
@@ -185,19 +180,14 @@ static void col_grad_sums(const float* x, const float* dy, int64_t C, int64_t n0
 }
 
 static void col_grad_input(const float* x, const float* dy, float* dx, int64_t C, int64_t n0, int64_t n1,
-                           int64_t c0, int64_t c1, const float* mu, const float* kc, const float* uc,
-                           const float* vc, bool accumulate) {
+                           int64_t c0, int64_t c1, const float* mu, const float* a, const float* slope,
+                           const float* shift) {
   for (int64_t n = n0; n < n1; ++n) {
     const float* p = x + n * C;
     const float* g = dy + n * C;
     float* q = dx + n * C;
-    if (accumulate) {
 #pragma omp simd
-      for (int64_t c = c0; c < c1; ++c) q[c] += g[c] * kc[c] + ((p[c] - mu[c]) * uc[c] + vc[c]);
-    } else {
-#pragma omp simd
-      for (int64_t c = c0; c < c1; ++c) q[c] = g[c] * kc[c] + ((p[c] - mu[c]) * uc[c] + vc[c]);
-    }
+    for (int64_t c = c0; c < c1; ++c) q[c] = g[c] * a[c] + ((p[c] - mu[c]) * slope[c] + shift[c]);
   }
 }
 

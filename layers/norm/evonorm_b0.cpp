@@ -1,5 +1,5 @@
-// normlab norms: EvoNorm-S0 / B0, fused kernels and the primitive-op references. The math
-// and the names used below are in evonorm.hpp.
+// normlab norms: EvoNorm-B0, fused kernel and the primitive-op reference. The math and the
+// names used below are in evonorm.hpp.
 #include "layers/norm/evonorm.hpp"
 
 #include <algorithm>
@@ -9,115 +9,11 @@
 
 #include "core/kernels/kernels.hpp"
 #include "core/parallel.hpp"
+#include "layers/norm/batch_stat_norm.hpp"  // bn_detail::channel_shape
 #include "layers/norm/kernels/evonorm_kernels.hpp"
 #include "layers/norm/kernels/row_norm_kernels.hpp"  // kMinValuesPerThread
 
 namespace nl {
-
-static void check_evonorm(const Tensor& x, int64_t C, const std::string& layer) {
-  NL_CHECK((x.dim() == 4 || x.dim() == 2) && x.size(1) == C && x.numel() > 0, layer, ": expected input [N, ", C,
-           ", H, W] or [N, ", C, "], got shape ", x.shape());
-}
-
-static void check_params(const Tensor& x, const std::vector<Tensor>& params, const char* layer) {
-  NL_CHECK(x.dim() == 4 || x.dim() == 2, layer, ": expected input [N, C, H, W] or [N, C], got shape ", x.shape());
-  for (const Tensor& p : params)
-    NL_CHECK(p.defined() && p.shape() == Shape{x.size(1)}, layer, ": parameter of shape ",
-             p.defined() ? p.shape() : Shape{}, " for an input of shape ", x.shape());
-}
-
-// ================================================================ EvoNorm-S0, fused
-
-// y: [N, C, L]; mean (double), rstd: [N, G]; gamma/beta/v: [C].
-static void s0_forward(float* y, double* mean, float* rstd, const float* x, const float* gamma, const float* beta,
-                       const float* v, int64_t N, int64_t C, int64_t L, int64_t G, float eps) {
-  const EvoNormKernels& k = evonorm_kernels();
-  const KernelTable& kt = kernels();
-  const int64_t K = C / G, M = K * L;
-  parallel_for(N * G, std::max<int64_t>(1, kMinValuesPerThread / M), [&](int64_t begin, int64_t end) {
-    for (int64_t row = begin; row < end; ++row) {  // row = n * G + g
-      const int64_t g = row % G;
-      double var;
-      k.moments(x + row * M, M, &mean[row], &var);
-      rstd[row] = static_cast<float>(1.0 / std::sqrt(var + eps));
-      for (int64_t j = 0; j < K; ++j) {
-        const int64_t c = g * K + j;
-        const float* xp = x + row * M + j * L;
-        float* yp = y + row * M + j * L;
-        kt.mul_scalar(xp, v[c], yp, L);  // s = sigmoid(v x), built in y
-        kt.sigmoid(yp, yp, L);
-        k.s0_forward(xp, yp, rstd[row] * gamma[c], beta[c], yp, L);
-      }
-    }
-  });
-}
-
-// dx: [N, C, L] (assigned; null = skip); dgamma/dbeta/dv: [C] (accumulated).
-static void s0_backward(float* dx, float* dgamma, float* dbeta, float* dv, const float* dy, const float* x,
-                        const float* gamma, const float* v, const double* mean, const float* rstd, int64_t N,
-                        int64_t C, int64_t L, int64_t G) {
-  const EvoNormKernels& k = evonorm_kernels();
-  const KernelTable& kt = kernels();
-  const int64_t K = C / G, M = K * L;
-  std::vector<float> sum_dy(N * C), sum_dy_num(N * C), sum_dy_x2ds(N * C);  // per (n, c)
-  parallel_for(N * G, std::max<int64_t>(1, kMinValuesPerThread / M), [&](int64_t begin, int64_t end) {
-    std::vector<float> s(M);  // sigmoid(v x) of the current row, recomputed
-    for (int64_t row = begin; row < end; ++row) {
-      const int64_t n = row / G, g = row % G;
-      double sum_g_num = 0.0;
-      for (int64_t j = 0; j < K; ++j) {
-        const int64_t c = g * K + j, nc = n * C + c, off = row * M + j * L;
-        kt.mul_scalar(x + off, v[c], s.data() + j * L, L);
-        kt.sigmoid(s.data() + j * L, s.data() + j * L, L);
-        k.s0_backward_sums(dy + off, x + off, s.data() + j * L, L, &sum_dy[nc], &sum_dy_num[nc], &sum_dy_x2ds[nc]);
-        sum_g_num += static_cast<double>(gamma[c]) * sum_dy_num[nc];
-      }
-      if (!dx) continue;
-      const double rs = rstd[row];
-      const float B = static_cast<float>(-rs * rs * rs * sum_g_num / static_cast<double>(M));
-      const float center = static_cast<float>(mean[row]);
-      const float c0 = static_cast<float>(-B * (mean[row] - center));
-      for (int64_t j = 0; j < K; ++j) {
-        const int64_t c = g * K + j, off = row * M + j * L;
-        k.s0_backward_dx(dy + off, x + off, s.data() + j * L, rstd[row] * gamma[c], v[c], B, center, c0, dx + off, L);
-      }
-    }
-  });
-  for (int64_t n = 0; n < N; ++n) {  // fixed order over n: deterministic
-    for (int64_t c = 0; c < C; ++c) {
-      const int64_t nc = n * C + c;
-      const float rs = rstd[n * G + c / K];
-      if (dgamma) dgamma[c] += rs * sum_dy_num[nc];
-      if (dbeta) dbeta[c] += sum_dy[nc];
-      if (dv) dv[c] += rs * gamma[c] * sum_dy_x2ds[nc];
-    }
-  }
-}
-
-Tensor evonorm_s0(const Tensor& x_in, int64_t G, const Tensor& weight, const Tensor& bias, const Tensor& v,
-                  float eps) {
-  check_params(x_in, {weight, bias, v}, "EvoNormS0");
-  const int64_t N = x_in.size(0), C = x_in.size(1);
-  NL_CHECK(G >= 1 && C % G == 0, "EvoNormS0: groups=", G, " must divide num_channels=", C);
-  const Tensor x = x_in.contiguous();
-  const int64_t L = x.numel() / std::max<int64_t>(1, N * C);
-  NL_CHECK(x.numel() > 0, "EvoNormS0: input of shape ", x.shape(), " has no elements");
-  Tensor y = Tensor::empty(x.shape()), rstd = Tensor::empty({N, G});
-  auto mean = std::make_shared<std::vector<double>>(N * G);
-  s0_forward(y.data(), mean->data(), rstd.data(), x.data(), weight.data(), bias.data(), v.data(), N, C, L, G, eps);
-  const Tensor xd = x.detach();
-  return record(y, "evonorm_s0", {x, weight, bias, v}, [=](const Tensor& gy) {
-    const Tensor dy = gy.contiguous();
-    Tensor dx = x.requires_grad() ? Tensor::empty(x.shape()) : Tensor();
-    Tensor dw = Tensor::zeros({C}), db = Tensor::zeros({C}), dvv = Tensor::zeros({C});
-    s0_backward(dx.defined() ? dx.data() : nullptr, dw.data(), db.data(), dvv.data(), dy.data(), xd.data(),
-                weight.data(), v.data(), mean->data(), rstd.data(), N, C, L, G);
-    if (dx.defined()) accumulate_grad(x, dx);
-    accumulate_grad(weight, dw);  // accumulate_grad skips tensors that do not require grad
-    accumulate_grad(bias, db);
-    accumulate_grad(v, dvv);
-  });
-}
 
 // ================================================================ EvoNorm-B0, fused
 
@@ -230,13 +126,12 @@ static void b0_backward(float* dx, float* dgamma, float* dbeta, float* dv, const
 
 Tensor evonorm_b0(const Tensor& x_in, const Tensor& weight, const Tensor& bias, const Tensor& v,
                   const Tensor& running_var, bool training, float eps, Tensor* batch_var_out) {
-  check_params(x_in, {weight, bias, v}, "EvoNormB0");
+  evonorm_detail::check_params(x_in, {weight, bias, v}, "EvoNormB0");
   const int64_t N = x_in.size(0), C = x_in.size(1);
   const Tensor x = x_in.contiguous();
   const int64_t L = x.numel() / std::max<int64_t>(1, N * C);
   NL_CHECK(x.numel() > 0, "EvoNormB0: input of shape ", x.shape(), " has no elements");
-  NL_CHECK(!training || N * L > 1, "EvoNormB0: training needs more than 1 value per channel, got input shape ",
-           x.shape());
+  if (training) bn_detail::check_more_than_one_value(N * L, "EvoNormB0", x);
   NL_CHECK(training || (running_var.defined() && running_var.shape() == Shape{C}),
            "EvoNormB0: eval needs running_var of shape [", C, "]");
   const Tensor rv = training ? Tensor() : running_var.contiguous();
@@ -260,45 +155,7 @@ Tensor evonorm_b0(const Tensor& x_in, const Tensor& weight, const Tensor& bias, 
   });
 }
 
-// ================================================================ layers and references
-
-static Shape channel_shape(int64_t C, int64_t rank) {
-  Shape s(rank, 1);
-  s[1] = C;
-  return s;
-}
-
-// Biased variance of x over `dims` (keepdim), from primitive ops.
-static Tensor biased_var(const Tensor& x, const std::vector<int64_t>& dims) {
-  Tensor d = x - mean(x, dims, true);
-  return mean(d * d, dims, true);
-}
-
-EvoNormS0::EvoNormS0(int64_t C, int64_t G, float eps_) : num_features(C), groups(G), eps(eps_) {
-  NL_CHECK(G >= 1 && C >= 1 && C % G == 0, "EvoNormS0: groups=", G, " must divide num_channels=", C);
-  weight = register_parameter("weight", Tensor::ones({C}));
-  bias = register_parameter("bias", Tensor::zeros({C}));
-  v = register_parameter("v", Tensor::ones({C}));
-}
-
-Tensor EvoNormS0::forward(const Tensor& x) {
-  check_evonorm(x, num_features, name());
-  report_norm_input(x);
-  return report_norm_output(evonorm_s0(x, groups, weight, bias, v, eps));
-}
-
-Tensor EvoNormS0::reference_forward(const Tensor& x) {
-  check_evonorm(x, num_features, name());
-  const Shape cs = channel_shape(num_features, x.dim());
-  Tensor xg = x.reshape({x.size(0), groups, -1});                                   // [N, G, C/G * H * W]
-  Tensor std = sqrt(biased_var(xg, {2}) + eps).expand({x.size(0), groups, xg.size(2)}).reshape(x.shape());
-  Tensor num = x * sigmoid(v.reshape(cs) * x);
-  return num / std * weight.reshape(cs) + bias.reshape(cs);
-}
-
-std::string EvoNormS0::name() const {
-  return "EvoNormS0(" + std::to_string(num_features) + ", groups=" + std::to_string(groups) + ")";
-}
+// ================================================================ EvoNorm-B0, layer
 
 EvoNormB0::EvoNormB0(int64_t C, float eps_, float momentum_) : num_features(C), eps(eps_), momentum(momentum_) {
   NL_CHECK(C >= 1, "EvoNormB0: num_features must be positive, got ", C);
@@ -306,21 +163,20 @@ EvoNormB0::EvoNormB0(int64_t C, float eps_, float momentum_) : num_features(C), 
   bias = register_parameter("bias", Tensor::zeros({C}));
   v = register_parameter("v", Tensor::ones({C}));
   running_var = register_buffer("running_var", Tensor::ones({C}));
+  num_batches_tracked = register_buffer("num_batches_tracked", Tensor::scalar(0.0f));
 }
 
 void EvoNormB0::update_running_var(const float* batch_var, int64_t M) {
-  ++num_batches_tracked;
-  const float m = momentum >= 0.0f ? momentum : 1.0f / static_cast<float>(num_batches_tracked);
-  for (int64_t c = 0; c < num_features; ++c)
-    running_var.data()[c] = (1.0f - m) * running_var.data()[c] +
-                            m * batch_var[c] * static_cast<float>(M) / static_cast<float>(M - 1);
+  std::vector<float> var_unbiased(num_features);
+  for (int64_t c = 0; c < num_features; ++c) var_unbiased[c] = bn_detail::unbiased_var(batch_var[c], M);
+  bn_detail::momentum_update(momentum, num_batches_tracked.data(), num_features, nullptr, nullptr,
+                             var_unbiased.data(), running_var.data());
 }
 
 Tensor EvoNormB0::forward(const Tensor& x) {
-  check_evonorm(x, num_features, name());
+  evonorm_detail::check_input(x, num_features, name());
   const int64_t M = x.numel() / num_features;
-  NL_CHECK(!is_training() || M > 1, name(), ": training needs more than 1 value per channel, got input shape ",
-           x.shape());
+  if (is_training()) bn_detail::check_more_than_one_value(M, name(), x);
   report_norm_input(x);
   Tensor batch_var;
   Tensor y = evonorm_b0(x, weight, bias, v, running_var, is_training(), eps, &batch_var);
@@ -329,8 +185,8 @@ Tensor EvoNormB0::forward(const Tensor& x) {
 }
 
 Tensor EvoNormB0::reference_forward(const Tensor& x) {
-  check_evonorm(x, num_features, name());
-  const Shape cs = channel_shape(num_features, x.dim());
+  evonorm_detail::check_input(x, num_features, name());
+  const Shape cs = bn_detail::channel_shape(num_features, x.dim());
   std::vector<int64_t> batch_dims{0}, inst_dims;
   for (int64_t d = 2; d < x.dim(); ++d) {
     batch_dims.push_back(d);
@@ -339,8 +195,8 @@ Tensor EvoNormB0::reference_forward(const Tensor& x) {
   Tensor batch_std;
   if (is_training()) {
     const int64_t M = x.numel() / num_features;
-    NL_CHECK(M > 1, name(), ": training needs more than 1 value per channel, got input shape ", x.shape());
-    Tensor var = biased_var(x, batch_dims);  // [1, C, 1, 1]
+    bn_detail::check_more_than_one_value(M, name(), x);
+    Tensor var = evonorm_detail::biased_var(x, batch_dims);  // [1, C, 1, 1]
     batch_std = sqrt(var + eps);
     NoGradGuard no_grad;
     update_running_var(var.contiguous().data(), M);
@@ -348,7 +204,7 @@ Tensor EvoNormB0::reference_forward(const Tensor& x) {
     batch_std = sqrt(running_var.reshape(cs) + eps);
   }
   // instance_std: with no spatial dims (an [N, C] input) the instance variance is 0.
-  Tensor inst_std = inst_dims.empty() ? sqrt(x * 0.0f + eps) : sqrt(biased_var(x, inst_dims) + eps);
+  Tensor inst_std = inst_dims.empty() ? sqrt(x * 0.0f + eps) : sqrt(evonorm_detail::biased_var(x, inst_dims) + eps);
   Tensor b = v.reshape(cs) * x + inst_std;
   Tensor den = b + relu(batch_std - b);  // max(batch_std, b)
   return x / den * weight.reshape(cs) + bias.reshape(cs);

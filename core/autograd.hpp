@@ -6,16 +6,17 @@
 // input with accumulate_grad(). Tensor::backward() sorts the graph topologically and runs
 // the closures in reverse order, then frees the graph (non-leaf grads and nodes).
 //
-//   Tensor y = ...;                         // forward
-//   return record(y, "exp", {x}, [x, y](const Tensor& gy) {
-//     if (x.requires_grad()) accumulate_grad(x, mul(gy, y));   // d exp(x) = exp(x) dx
+//   Tensor y = ...;                         // forward: y = exp(x)
+//   const Tensor y_values = y.detach();     // y's storage, without y's node
+//   return record(y, "exp", {x}, [x, y_values](const Tensor& gy) {
+//     if (x.requires_grad()) accumulate_grad(x, mul(gy, y_values));   // d exp(x) = exp(x) dx
 //   });
 //
 // Closures run with grad mode off, so ops used inside them build no graph.
-// A closure must not capture its own output strongly *with* its node (that would be a
-// cycle); capturing y above is fine because record() stores the closure in y's node only
-// after y exists, and backward() clears the node afterwards. Prefer capturing raw
-// buffers (detach()) of outputs.
+// A closure must never capture its own output y: y's node holds the closure, so the
+// closure holding y would be a reference cycle, and a graph that is never run backward
+// (an eval forward with grad on, an exception) would leak. Capture detach()ed tensors of
+// outputs (the same values, no node); inputs may be captured as they are.
 #pragma once
 
 #include <functional>

@@ -7,9 +7,9 @@
 //
 // Every kernel does one contiguous run of n floats: one channel's H*W plane (both norms),
 // or a whole (n, group) row for the S0 statistics. Threading and the (n, c, group)
-// bookkeeping live in evonorm.cpp. The kernels never allocate.
+// bookkeeping live in evonorm_s0.cpp / evonorm_b0.cpp. The kernels never allocate.
 //
-// S0's s = sigmoid(v * x) is not computed here: evonorm.cpp fills it with core's vectorized
+// S0's s = sigmoid(v * x) is not computed here: evonorm_s0.cpp fills it with core's vectorized
 // sigmoid (kernels().sigmoid), the very function the composite reference calls, so the
 // fused and composite layers see the same s. The kernels take it as an input array.
 //

@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <cmath>
@@ -23,7 +24,6 @@
 #include <fstream>
 #include <map>
 #include <memory>
-#include <set>
 #include <sstream>
 
 #include <CLI/CLI.hpp>
@@ -324,14 +324,17 @@ static bool has_arg(const SweepVariant& v, const char* flag) {
 }
 
 static bool uses_batch_statistics(const SweepVariant& v) {
-  static const std::set<std::string> bn_family = {"bn", "syncbn", "brn", "gbn", "mobn"};
   const std::string norm = norm_of(v);
-  return bn_family.count(norm) > 0 || (norm == "wn" && has_arg(v, "--wn-mean-only-bn"));
+  const auto names = norm_names();  // an unknown name is refused by train, naming the valid ones
+  if (std::find(names.begin(), names.end(), norm) == names.end()) return false;
+  return norm_info(norm).batch_stat_norm || (norm == "wn" && has_arg(v, "--wn-mean-only-bn"));
 }
 
-// The variants `normlab train --stat-batch` applies to. gbn is BatchNorm whose statistics
-// batch is its --ghost-batch (train refuses a second one), so it is not on the axis.
-static bool takes_stat_batch(const SweepVariant& v) { return uses_batch_statistics(v) && norm_of(v) != "gbn"; }
+// The variants `normlab train --stat-batch` applies to (the registry's grouped ones). gbn is
+// BatchNorm whose statistics batch is its --ghost-batch (train refuses a second one).
+static bool takes_stat_batch(const SweepVariant& v) {
+  return uses_batch_statistics(v) && norm_info(norm_of(v)).stat_batch == NormInfo::StatBatch::grouped;
+}
 
 std::vector<PlannedRun> planned_runs(const SweepPlan& plan) {
   std::vector<PlannedRun> runs;

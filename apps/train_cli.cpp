@@ -59,11 +59,16 @@ Command add_train_command(CLI::App& app) {
       ->group(m);
 
   const std::string n = "Normalization";
+  std::string norm_help, grouped, refused;
+  for (const NormInfo& info : norm_registry()) {
+    norm_help += fmt::format("{}{} ({}{}{})", norm_help.empty() ? "" : " | ", info.name, info.method,
+                             *info.flags ? "; " : "", info.flags);
+    if (info.stat_batch == NormInfo::StatBatch::grouped) grouped += fmt::format("{}{}", grouped.empty() ? "" : ", ", info.name);
+    if (info.stat_batch == NormInfo::StatBatch::refused) refused += fmt::format("{}{}", refused.empty() ? "" : ", ", info.name);
+  }
+  t->add_option("--norm", cfg->norm.name, norm_help)->check(CLI::IsMember(norm_names()))->group(n);
   t->add_flag("--sync-bn", *sync_bn, "with --norm bn under mpirun: BatchNorm statistics over the global batch "
                                     "(SyncBatchNorm, = --norm syncbn) instead of each rank's own")->group(n);
-  t->add_option("--norm", cfg->norm.name, "none | bn | syncbn | mobn | ln | in | gn | rms | wn | brn | gbn | ws | frn | "
-                                          "evonorm-s0 | evonorm-b0")
-      ->check(CLI::IsMember(norm_names()))->group(n);
   t->add_option("--groups", cfg->norm.groups, "gn, ws: groups (must divide the channels)")
       ->check(kAtLeastOne)->group(n);
   t->add_option("--eps", cfg->norm.eps, "added to the variance")->check(kPositive)->group(n);
@@ -71,9 +76,10 @@ Command add_train_command(CLI::App& app) {
                 "running statistics: running = (1-m) running + m batch (PyTorch); negative = cumulative average")
       ->group(n);
   t->add_option("--stat-batch", cfg->norm.stat_batch,
-                "bn, mobn, brn (and wn's mean-only BN, LSTM bn): batch statistics over groups of this many "
-                "examples of each batch, one running-stats update per group (0 = the whole batch; else >= 2); "
-                "the batch-independent norms accept and ignore it (evonorm-b0 and gbn, which has --ghost-batch, refuse it)")
+                fmt::format("{} (wn: its mean-only BN; and the LSTM's bn): batch statistics over groups of this many "
+                            "examples of each batch, one running-stats update per group (0 = the whole batch; else "
+                            ">= 2); the batch-independent norms accept and ignore it; {} refuse it",
+                            grouped, refused))
       ->check(CLI::Validator(
           [](std::string& v) -> std::string {
             const bool ok = v == "0" || number_check(2, false, "")(v).empty();

@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <fstream>
 
 #include "core/random.hpp"
 
@@ -214,4 +215,33 @@ TEST_CASE("stat_batch: validated, gbn is bn with stat_batch = ghost_batch, token
     Tensor d = yg - mean(yg, {0, 1}, true);
     for (float v : mean(d * d, {0, 1}).to_vector()) CHECK(v == Approx(1.0f).epsilon(1e-3));
   }
+}
+
+TEST_CASE("the README's norm table is the registry's, row for row", "[factory][docs]") {
+  // README.md "The normalization methods": one row per registry line, in order, generated as
+  // below (on a mismatch the expected table is printed, to paste into the README).
+  std::string expected;
+  for (const NormInfo& n : norm_registry()) {
+    std::string what = n.method;
+    if (*n.paper) what += std::string(" (") + n.paper + ")";
+    std::string flags = n.flags, shown;
+    for (size_t at = 0; !flags.empty() && at != std::string::npos;) {
+      const size_t comma = flags.find(", ", at);
+      shown += (shown.empty() ? "" : " ") + ("`" + flags.substr(at, comma - at) + "`");
+      at = comma == std::string::npos ? comma : comma + 2;
+    }
+    if (!shown.empty()) what += ", " + shown;
+    expected += std::string("| `") + n.name + "` | " + what + " | " + (*n.file ? std::string("`") + n.file + "`" : "") +
+                " |\n";
+  }
+  std::ifstream in(std::string(NORMLAB_FIXTURE_DIR) + "/../../README.md");
+  REQUIRE(in);
+  std::string line, actual;
+  bool in_section = false;
+  while (std::getline(in, line)) {
+    if (line.rfind("## ", 0) == 0) in_section = line == "## The normalization methods";
+    if (in_section && line.rfind("| `", 0) == 0) actual += line + "\n";  // rows naming a method
+  }
+  INFO("expected README rows:\n" << expected);
+  CHECK(actual == expected);
 }

@@ -4,6 +4,7 @@
 //   none        identity everywhere
 //   bn          BatchNorm2d(C) | BatchNorm1d(D) | tokens: BatchNorm1d(D) on [B*T, D], i.e.
 //               statistics per feature over all B*T tokens (reshaped, then reshaped back)
+//   syncbn      SyncBatchNorm: BatchNorm whose statistics span all ranks, same layouts as bn
 //   mobn        MeanOnlyBatchNorm, same layouts as bn
 //   ln          LayerNorm([C, H, W]) | LayerNorm([D]) | LayerNorm([D]) per token
 //   rms         RMSNorm over the same dims as ln
@@ -45,8 +46,110 @@
 
 namespace nl {
 
+// ---------------------------------------------------------------- the registry
+// One line per method; a maker builds the layer for C channels (dims 2: conv maps, 1: vectors)
+// and make_norm wraps it for the site (Reads::channel: tokens as rows; Reads::maps: features
+// as 1x1 maps; Reads::shape: the layer takes feature_shape itself).
+
+static BatchNormOptions bn_options(const NormOptions& o, int64_t stat_batch) {
+  return {.eps = o.eps, .momentum = o.momentum, .stat_batch = stat_batch};
+}
+static void check_groups(const NormOptions& o, int64_t C) {
+  NL_CHECK(C % o.groups == 0, "norm '", o.name, "': groups=", o.groups, " must divide the channel count ", C);
+}
+using ModulePtr = std::shared_ptr<Module>;
+
+const std::vector<NormInfo>& norm_registry() {
+  using R = NormInfo::Reads;
+  using SB = NormInfo::StatBatch;
+  static const std::vector<NormInfo> table = {
+      // name, method, paper, file, flags, conv/features/tokens, reads, stat batch (why refused), BN family,
+      // activation, maker
+      {"none", "no normalization", "", "", "", true, true, true, R::shape, SB::ignored, "", false, false,
+       [](const NormOptions&, int64_t, int, const Shape&) -> ModulePtr { return std::make_shared<Identity>(); }},
+      {"bn", "BatchNorm1d/2d", "Ioffe & Szegedy 2015", "batch_norm.hpp", "--stat-batch", true, true, true,
+       R::channel, SB::grouped, "", true, false,
+       [](const NormOptions& o, int64_t C, int dims, const Shape&) -> ModulePtr {
+         return std::make_shared<BatchNorm>(C, dims, bn_options(o, o.stat_batch));
+       }},
+      {"syncbn", "SyncBatchNorm: BatchNorm over the global batch of all ranks, as PyTorch's; `--sync-bn` turns bn "
+       "into it", "", "sync_batch_norm.hpp", "", true, true, true, R::channel, SB::refused,
+       "normalizes over the global batch of all ranks (per-worker statistics: bn under mpirun)", true, false,
+       [](const NormOptions& o, int64_t C, int dims, const Shape&) -> ModulePtr {
+         return std::make_shared<SyncBatchNorm>(C, dims, bn_options(o, 0));
+       }},
+      {"mobn", "mean-only BatchNorm", "Salimans & Kingma 2016", "mean_only_batch_norm.hpp", "--stat-batch", true, true,
+       true, R::channel, SB::grouped, "", true, false,
+       [](const NormOptions& o, int64_t C, int dims, const Shape&) -> ModulePtr {
+         return std::make_shared<MeanOnlyBatchNorm>(C, dims, bn_options(o, o.stat_batch));
+       }},
+      {"ln", "LayerNorm", "Ba et al. 2016", "layer_norm.hpp", "", true, true, true, R::shape, SB::ignored, "", false, false,
+       [](const NormOptions& o, int64_t, int, const Shape& fs) -> ModulePtr { return std::make_shared<LayerNorm>(fs, o.eps); }},
+      {"in", "InstanceNorm1d/2d", "Ulyanov et al. 2016", "instance_norm.hpp", "", true, false, false, R::maps,
+       SB::ignored, "", false, false,
+       [](const NormOptions& o, int64_t C, int, const Shape&) -> ModulePtr {
+         return std::make_shared<InstanceNorm2d>(C, o.eps, o.momentum, /*affine=*/true);
+       }},
+      {"gn", "GroupNorm", "Wu & He 2018", "group_norm.hpp", "--groups", true, true, true, R::channel, SB::ignored, "",
+       false, false,
+       [](const NormOptions& o, int64_t C, int, const Shape&) -> ModulePtr {
+         check_groups(o, C);
+         return std::make_shared<GroupNorm>(o.groups, C, o.eps);
+       }},
+      {"rms", "RMSNorm", "Zhang & Sennrich 2019", "rms_norm.hpp", "", true, true, true, R::shape, SB::ignored, "", false,
+       false, [](const NormOptions& o, int64_t, int, const Shape& fs) -> ModulePtr { return std::make_shared<RMSNorm>(fs, o.eps); }},
+      {"wn", "WeightNorm on Linear/Conv2d", "Salimans & Kingma 2016", "weight_norm.hpp",
+       "--wn-mean-only-bn, --wn-data-init, --stat-batch", true, true, true, R::channel, SB::grouped, "", false, false,
+       [](const NormOptions& o, int64_t C, int dims, const Shape&) -> ModulePtr {
+         if (!o.wn_mean_only_bn) return std::make_shared<Identity>();
+         return std::make_shared<MeanOnlyBatchNorm>(C, dims, bn_options(o, o.stat_batch));
+       }},
+      {"brn", "Batch Renormalization", "Ioffe 2017", "batch_renorm.hpp", "--r-max, --d-max, --renorm-warmup, --stat-batch",
+       true, true, true, R::channel, SB::grouped, "", true, false,
+       [](const NormOptions& o, int64_t C, int dims, const Shape&) -> ModulePtr {
+         BatchRenormOptions ro;
+         static_cast<BatchNormOptions&>(ro) = bn_options(o, o.stat_batch);
+         ro.r_max = o.r_max;
+         ro.d_max = o.d_max;
+         ro.warmup_steps = o.renorm_warmup_steps;
+         return std::make_shared<BatchRenorm>(C, dims, ro);
+       }},
+      {"gbn", "Ghost BatchNorm: BatchNorm with --stat-batch = the ghost batch", "Hoffer et al. 2017",
+       "batch_norm.hpp", "--ghost-batch", true, true, true, R::channel, SB::refused,
+       "is BatchNorm with stat_batch = ghost_batch; use bn with stat_batch, or gbn with ghost_batch", true, false,
+       [](const NormOptions& o, int64_t C, int dims, const Shape&) -> ModulePtr {
+         return std::make_shared<BatchNorm>(C, dims, bn_options(o, o.ghost_batch));
+       }},
+      {"ws", "Weight Standardization + GroupNorm", "Qiao et al. 2019", "weight_standardization.hpp", "--groups", true,
+       true, true, R::channel, SB::ignored, "", false, false,
+       [](const NormOptions& o, int64_t C, int, const Shape&) -> ModulePtr {
+         check_groups(o, C);
+         return std::make_shared<GroupNorm>(o.groups, C, o.eps);
+       }},
+      {"frn", "Filter Response Normalization + TLU", "Singh & Krishnan 2019", "filter_response_norm.hpp", "", true,
+       true, false, R::maps, SB::ignored, "", false, true,
+       [](const NormOptions&, int64_t C, int, const Shape&) -> ModulePtr {
+         return std::make_shared<FilterResponseNorm>(C);  // eps 1e-6 as the paper
+       }},
+      {"evonorm-s0", "EvoNorm-S0", "Liu et al. 2020", "evonorm.hpp", "--groups", true, true, false, R::maps,
+       SB::ignored, "", false, true,
+       [](const NormOptions& o, int64_t C, int, const Shape&) -> ModulePtr {
+         check_groups(o, C);
+         return std::make_shared<EvoNormS0>(C, o.groups, o.eps);
+       }},
+      {"evonorm-b0", "EvoNorm-B0", "Liu et al. 2020", "evonorm.hpp", "", true, true, false, R::maps, SB::refused,
+       "has a batch variance without statistics groups", false, true,
+       [](const NormOptions& o, int64_t C, int, const Shape&) -> ModulePtr {
+         return std::make_shared<EvoNormB0>(C, o.eps, o.momentum);
+       }},
+  };
+  return table;
+}
+
 std::vector<std::string> norm_names() {
-  return {"none", "bn", "syncbn", "mobn", "ln", "in", "gn", "rms", "wn", "brn", "gbn", "ws", "frn", "evonorm-s0", "evonorm-b0"};
+  std::vector<std::string> names;
+  for (const NormInfo& n : norm_registry()) names.push_back(n.name);
+  return names;
 }
 
 static std::string joined_names() {
@@ -55,22 +158,21 @@ static std::string joined_names() {
   return s;
 }
 
+const NormInfo& norm_info(const std::string& name) {
+  for (const NormInfo& n : norm_registry())
+    if (name == n.name) return n;
+  throw Error("unknown norm '" + name + "'; valid names: " + joined_names());
+}
+
 void validate_norm_options(const NormOptions& o) {
-  const auto names = norm_names();
-  NL_CHECK(std::find(names.begin(), names.end(), o.name) != names.end(), "unknown norm '", o.name,
-           "'; valid names: ", joined_names());
+  const NormInfo& info = norm_info(o.name);
   NL_CHECK(o.eps > 0.0f, "norm '", o.name, "': eps must be positive, got ", o.eps);
   NL_CHECK(o.groups >= 1, "norm '", o.name, "': groups must be >= 1, got ", o.groups);
   NL_CHECK(o.stat_batch == 0 || o.stat_batch >= 2, "norm '", o.name,
            "': stat_batch must be 0 (the whole batch) or >= 2 examples, got ", o.stat_batch);
   NL_CHECK(o.ghost_batch >= 2, "norm 'gbn': ghost_batch must be >= 2, got ", o.ghost_batch);
-  NL_CHECK(o.name != "gbn" || o.stat_batch == 0, "norm 'gbn' is BatchNorm with stat_batch = ghost_batch (",
-           o.ghost_batch, "); a stat_batch of ", o.stat_batch, " would be a second statistics batch: use bn with ",
-           "stat_batch, or gbn with ghost_batch");
-  NL_CHECK(o.name != "syncbn" || o.stat_batch == 0, "norm 'syncbn' normalizes over the global batch of all ",
-           "ranks; stat_batch must be 0, got ", o.stat_batch, " (per-worker statistics: bn under mpirun)");
-  NL_CHECK(o.name != "evonorm-b0" || o.stat_batch == 0, "norm 'evonorm-b0': its batch variance has no ",
-           "statistics groups; stat_batch must be 0, got ", o.stat_batch);
+  NL_CHECK(info.stat_batch != NormInfo::StatBatch::refused || o.stat_batch == 0, "norm '", o.name, "' ",
+           info.stat_batch_note, ": stat_batch must be 0, got ", o.stat_batch);
   NL_CHECK(o.r_max >= 1.0f && o.d_max >= 0.0f, "norm 'brn': need r_max >= 1 and d_max >= 0, got r_max=", o.r_max,
            " d_max=", o.d_max);
   NL_CHECK(o.renorm_warmup_steps >= 0, "norm 'brn': renorm_warmup_steps must be >= 0");
@@ -138,63 +240,26 @@ static const char* site_name(NormSite s) {
 
 std::shared_ptr<Module> make_norm(const NormOptions& o, const Shape& fs, NormSite site) {
   validate_norm_options(o);
+  const NormInfo& info = norm_info(o.name);
   const int64_t C = channels_of(fs, site);
-  const int dims = site == NormSite::conv ? 2 : 1;
-  const std::string& n = o.name;
-  BatchNormOptions bo;
-  bo.eps = o.eps;
-  bo.momentum = o.momentum;
-  bo.stat_batch = n == "gbn" ? o.ghost_batch : o.stat_batch;
-  // Per-feature layers take [B*T, D] rows at the tokens site (BN with groups: [B, D, T]).
-  auto per_feature = [&](std::shared_ptr<Module> m) -> std::shared_ptr<Module> {
-    if (site != NormSite::tokens) return m;
-    if (bo.stat_batch > 0 && dynamic_cast<BatchStatNorm*>(m.get())) return std::make_shared<SequencesAsSamples>(m);
-    return std::make_shared<TokensAsRows>(std::move(m));
-  };
-  auto check_groups = [&] {
-    NL_CHECK(C % o.groups == 0, "norm '", n, "': groups=", o.groups, " must divide the channel count ", C,
-             " (feature_shape ", fs, ")");
-  };
-
-  if (n == "none" || (n == "wn" && !o.wn_mean_only_bn)) return std::make_shared<Identity>();
-  if (n == "bn" || n == "gbn") return per_feature(std::make_shared<BatchNorm>(C, dims, bo));
-  if (n == "syncbn") return per_feature(std::make_shared<SyncBatchNorm>(C, dims, bo));
-  if (n == "mobn" || n == "wn") return per_feature(std::make_shared<MeanOnlyBatchNorm>(C, dims, bo));
-  if (n == "brn") {
-    BatchRenormOptions ro;
-    static_cast<BatchNormOptions&>(ro) = bo;
-    ro.r_max = o.r_max;
-    ro.d_max = o.d_max;
-    ro.warmup_steps = o.renorm_warmup_steps;
-    return per_feature(std::make_shared<BatchRenorm>(C, dims, ro));
-  }
-  if (n == "ln") return std::make_shared<LayerNorm>(fs, o.eps);
-  if (n == "rms") return std::make_shared<RMSNorm>(fs, o.eps);
-  if (n == "gn" || n == "ws") {
-    check_groups();
-    return per_feature(std::make_shared<GroupNorm>(o.groups, C, o.eps));
-  }
-  NL_CHECK(site == NormSite::conv || (site == NormSite::features && n != "in"), "norm '", n,
-           "' is not defined at the ", site_name(site), " site (it normalizes over the H, W positions of conv maps",
-           n == "in" ? "; use ln or gn for vectors and tokens)" : "; features work as 1x1 maps, tokens do not)");
-  auto as_maps = [&](std::shared_ptr<Module> m) -> std::shared_ptr<Module> {
-    return site == NormSite::features ? std::make_shared<FeaturesAsMaps>(std::move(m)) : m;
-  };
-  if (n == "in") return std::make_shared<InstanceNorm2d>(C, o.eps, o.momentum, /*affine=*/true);
-  if (n == "frn") return as_maps(std::make_shared<FilterResponseNorm>(C));  // eps 1e-6 as the paper
-  if (n == "evonorm-s0") {
-    check_groups();
-    return as_maps(std::make_shared<EvoNormS0>(C, o.groups, o.eps));
-  }
-  if (n == "evonorm-b0") return as_maps(std::make_shared<EvoNormB0>(C, o.eps, o.momentum));
-  throw Error("make_norm: unhandled norm '" + n + "'");  // unreachable: validated above
+  const bool defined = site == NormSite::conv ? info.conv : site == NormSite::features ? info.features : info.tokens;
+  NL_CHECK(defined, "norm '", o.name, "' is not defined at the ", site_name(site), " site (",
+           info.reads == NormInfo::Reads::maps ? "it normalizes over the H, W positions of conv maps" : "",
+           info.features ? "; features work as 1x1 maps, tokens do not)" : "; use ln or gn for vectors and tokens)");
+  std::shared_ptr<Module> m = info.make(o, C, site == NormSite::conv ? 2 : 1, fs);
+  if (info.reads == NormInfo::Reads::maps && site == NormSite::features) return std::make_shared<FeaturesAsMaps>(m);
+  if (info.reads != NormInfo::Reads::channel || site != NormSite::tokens || dynamic_cast<Identity*>(m.get())) return m;
+  // Per-feature layers take [B*T, D] rows at the tokens site; BN with groups takes [B, D, T].
+  const auto* bsn = dynamic_cast<BatchStatNorm*>(m.get());
+  if (bsn && bsn->stat_batch() > 0) return std::make_shared<SequencesAsSamples>(m);
+  return std::make_shared<TokensAsRows>(m);
 }
 
 std::shared_ptr<Module> make_norm_act(const NormOptions& o, const Shape& fs, NormSite site,
                                       const std::string& activation) {
   auto act = make_activation(activation);  // validates the name even when unused
   auto norm = make_norm(o, fs, site);
-  if (o.name == "frn" || o.name == "evonorm-s0" || o.name == "evonorm-b0") return norm;
+  if (norm_info(o.name).includes_activation) return norm;
   if (dynamic_cast<Identity*>(act.get())) return norm;
   if (dynamic_cast<Identity*>(norm.get())) return act;
   norm->set_next_activation(activation);  // diagnostics count saturated units before sigmoid / tanh

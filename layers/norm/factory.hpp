@@ -8,7 +8,9 @@
 //   auto conv = make_conv2d(opt, 32, 64, 3, {.pad_h = 1, .pad_w = 1});   // Conv2d / WN / WS conv
 //   auto act  = make_norm_act(opt, {64, 14, 14}, NormSite::conv, "relu"); // norm then ReLU, or FRN+TLU
 //
-// Names: none, bn, syncbn (BatchNorm over the global batch of a data-parallel run), mobn, ln, in, gn, rms, wn, brn, gbn, ws, frn, evonorm-s0, evonorm-b0.
+// The names and what each one is are one table, norm_registry() (factory.cpp): make_norm,
+// the command line's --norm help and check, the sweep's eval modes, the README's norm table
+// (checked by a test) and the tests' loops over every method all read it.
 #pragma once
 
 #include <memory>
@@ -41,9 +43,35 @@ struct NormOptions {
 // or token sequences [B, T, D] (normalized per token for ln/rms).
 enum class NormSite { conv, features, tokens };
 
+// One registry line per method.
+struct NormInfo {
+  // How the layer reads its input: per channel (tokens become rows [B*T, D]), the whole
+  // feature_shape (ln, rms), or conv maps only (features become [N, D, 1, 1] maps).
+  enum class Reads { channel, shape, maps };
+  // What --stat-batch does: groups the batch statistics, is ignored (no batch statistics), or
+  // is refused (gbn has its own --ghost-batch; syncbn's statistics are the global batch's;
+  // evonorm-b0's batch variance has no groups).
+  enum class StatBatch { grouped, ignored, refused };
+  const char* name;    // --norm NAME
+  const char* method;  // for help and the README
+  const char* paper;   // citation ("" for none)
+  const char* file;    // its header in layers/norm/ ("" for none)
+  const char* flags;   // options it reads besides --eps / --momentum
+  bool conv, features, tokens;  // the sites where it is defined
+  Reads reads;
+  StatBatch stat_batch;
+  const char* stat_batch_note;  // StatBatch::refused: why, for the error ("" otherwise)
+  bool batch_stat_norm;      // a BatchStatNorm: eval's batch-statistics and Precise-BN modes apply
+  bool includes_activation;  // norm and nonlinearity in one: make_norm_act ignores `activation`
+  // The layer for C channels (dims 2: conv maps, 1: vectors); feature_shape for Reads::shape.
+  std::shared_ptr<Module> (*make)(const NormOptions& options, int64_t C, int dims, const Shape& feature_shape);
+};
+const std::vector<NormInfo>& norm_registry();
+const NormInfo& norm_info(const std::string& name);  // nl::Error for an unknown name, listing the valid ones
+std::vector<std::string> norm_names();               // the registry's names, in order
+
 // Throws nl::Error for an unknown name (listing the valid ones) or invalid options.
 void validate_norm_options(const NormOptions& options);
-std::vector<std::string> norm_names();
 
 // Weight layers (plain, weight-normalized or weight-standardized, depending on the method).
 std::shared_ptr<Module> make_linear(const NormOptions& options, int64_t in, int64_t out, bool bias = true,

@@ -20,6 +20,7 @@
 #include "layers/norm/mean_only_batch_norm.hpp"
 #include "layers/norm/precise_bn.hpp"
 #include "layers/norm/recurrent_batch_norm.hpp"
+#include "layers/norm/sync_batch_norm.hpp"
 #include "tests/support/fixtures.hpp"
 
 using namespace nl;
@@ -682,5 +683,35 @@ TEST_CASE("the combine hooks make two workers' halves one BatchNorm over the who
     }
     require_close(dgamma, whole.weight.grad(), 1e-5, 1e-5, "sum of workers' dgamma");
     require_close(dbeta, whole.bias.grad(), 1e-5, 1e-5, "sum of workers' dbeta");
+  }
+}
+
+TEST_CASE("SyncBatchNorm in one process is BatchNorm to the bit: outputs, all gradients, running stats",
+          "[norm][bn][syncbn]") {
+  // Its hooks all-gather and all-reduce over a world of one: the merge takes the one rank's
+  // moments as they are and the weighted sums come back unchanged (share 1).
+  for (const Shape& shape : {Shape{6, 3, 4, 5}, Shape{10, 19}}) {
+    const int dims = shape.size() == 4 ? 2 : 1;
+    const int64_t C = shape[1];
+    BatchNorm bn(C, dims);
+    SyncBatchNorm sync(C, dims);
+    for (BatchNorm* layer : {&bn, static_cast<BatchNorm*>(&sync)}) {
+      layer->weight.copy_(randn_shape({C}, 150, 0.3f, 1.0f));
+      layer->bias.copy_(randn_shape({C}, 151));
+    }
+    for (int step = 0; step < 2; ++step) {
+      const Tensor x = randn_shape(shape, 152 + step, 2.0f, 3.0f), dy = randn_shape(shape, 160 + step);
+      Tensor xa = x.clone().set_requires_grad(), xb = x.clone().set_requires_grad();
+      const Tensor ya = bn(xa), yb = sync(xb);
+      ya.backward(dy);
+      yb.backward(dy);
+      CHECK(yb.to_vector() == ya.to_vector());
+      CHECK(xb.grad().to_vector() == xa.grad().to_vector());
+    }
+    CHECK(sync.weight.grad().to_vector() == bn.weight.grad().to_vector());
+    CHECK(sync.bias.grad().to_vector() == bn.bias.grad().to_vector());
+    CHECK(sync.running_mean.to_vector() == bn.running_mean.to_vector());
+    CHECK(sync.running_var.to_vector() == bn.running_var.to_vector());
+    CHECK(sync.num_batches_tracked.item() == 2.0f);
   }
 }

@@ -16,6 +16,10 @@ void merge_moments(GroupMoments& into, const GroupMoments& other) {
   for (size_t i = 0; i < into.count.size(); ++i) {
     const double na = into.count[i], nb = other.count[i], n = na + nb;
     if (nb == 0.0) continue;
+    if (na == 0.0) {  // nothing yet: take the other's as they are (no rounding)
+      into.count[i] = nb, into.mean[i] = other.mean[i], into.m2[i] = other.m2[i];
+      continue;
+    }
     const double delta = other.mean[i] - into.mean[i];
     into.mean[i] += delta * nb / n;
     into.m2[i] += other.m2[i] + delta * delta * na * nb / n;
@@ -63,6 +67,7 @@ void partial_moments(const Saved& sv, int64_t c0, int64_t c1, GroupMoments& m) {
   const float* x = sv.x.data();
   for (int64_t k = 0; k < sv.K; ++k) {
     const int64_t n0 = sv.groups[k], n1 = sv.groups[k + 1], i0 = k * sv.C;
+    if (n1 == n0) continue;  // no values (a SyncBN rank without samples): count, mean, m2 stay 0
     if (sv.S > 1) {
       for (int64_t c = c0; c < c1; ++c)
         kt.moments(x, sv.C, sv.S, n0, n1, c, &m.mean[i0 + c], sv.mean_only ? nullptr : &m.m2[i0 + c]);
@@ -81,7 +86,8 @@ Tensor batch_norm(const Tensor& x_in, int64_t C, const Tensor& weight, const Ten
   sv->x = x_in.detach().contiguous();
   sv->N = x_in.size(0);
   sv->C = C;
-  sv->S = x_in.numel() / (sv->N * C);
+  sv->S = 1;
+  for (int64_t d = 2; d < x_in.dim(); ++d) sv->S *= x_in.size(d);
   sv->groups = spec.groups.empty() ? std::vector<int64_t>{0, sv->N} : spec.groups;
   sv->K = static_cast<int64_t>(sv->groups.size()) - 1;
   sv->mean_only = spec.mean_only;

@@ -1,12 +1,14 @@
-// normlab layers: SyncBatchNorm (see sync_batch_norm.hpp for the math; names match).
-// Plain double-precision loops per channel: the layer is as much a statement of the
-// distributed algorithm as a kernel, and its cost next to the all-reduces is small.
+// normlab layers: SyncBatchNorm (see sync_batch_norm.hpp for the math; names match). It is
+// BatchNorm's fused op (batch_norm_op.hpp) with its two hooks filled in: combine_moments
+// all-gathers every rank's (count, mean, m2) and merges them in rank order, combine_grad_sums
+// all-reduces the share-weighted (sum_dy, sum_dy_xmu; sum_dy_xhat = rstd * sum_dy_xmu with
+// the one global rstd, so reducing either is the same). Everything else, kernels included,
+// is BatchNorm's; in one process the layer gives BatchNorm's bits.
 #include "layers/norm/sync_batch_norm.hpp"
 
-#include <cmath>
+#include <memory>
 #include <vector>
 
-#include "core/autograd.hpp"
 #include "core/distributed.hpp"
 
 namespace nl {
@@ -19,108 +21,51 @@ SyncBatchNorm::SyncBatchNorm(int64_t num_features, int dims_, BatchNormOptions o
 
 std::string SyncBatchNorm::name() const { return detail::concat("SyncBatchNorm", dims, "d(", num_features(), ")"); }
 
-Tensor SyncBatchNorm::forward(const Tensor& x_in) {
-  if (!is_training()) return BatchNorm::forward(x_in);
-  const auto layout = bn_detail::channel_layout(x_in, num_features(), dims, name());
-  const int64_t N = layout[0], C = layout[1], S = layout[2];
-  const Tensor x = x_in.contiguous();
-  const float* xd = x.data();
-  auto at = [C, S](int64_t n, int64_t c) { return (n * C + c) * S; };  // first value of plane (n, c)
-  dist::Communicator& comm = dist::world();
-  const int K = comm.size();
+Tensor SyncBatchNorm::forward(const Tensor& x) {
+  if (!is_training()) return BatchNorm::forward(x);
+  const auto layout = bn_detail::channel_layout(x, num_features(), dims, name());
+  const int64_t C = layout[1], local_M = layout[0] * layout[2];
+  // share = w_r = M_r / M, set by the forward hook, read by the backward one.
+  auto share = std::make_shared<double>(1.0);
+  int64_t M = 0;
 
-  // Local moments, [count, mean, m2] per channel.
-  std::vector<double> local(3 * C);
-  for (int64_t c = 0; c < C; ++c) {
-    double sum = 0;
-    for (int64_t n = 0; n < N; ++n)
-      for (int64_t s = 0; s < S; ++s) sum += xd[at(n, c) + s];
-    const double count = static_cast<double>(N * S), mean_r = count > 0 ? sum / count : 0.0;
-    double m2_r = 0;
-    for (int64_t n = 0; n < N; ++n)
-      for (int64_t s = 0; s < S; ++s) m2_r += (xd[at(n, c) + s] - mean_r) * (xd[at(n, c) + s] - mean_r);
-    local[3 * c] = count, local[3 * c + 1] = mean_r, local[3 * c + 2] = m2_r;
-  }
-  // Every rank's moments, merged in rank order.
-  std::vector<double> all(3 * C * K);
-  comm.allgather(local.data(), 3 * C, all.data());
-  std::vector<double> M(C, 0.0), mean(C, 0.0), m2(C, 0.0);
-  for (int r = 0; r < K; ++r)
-    for (int64_t c = 0; c < C; ++c) {
-      const double* m = &all[(r * C + c) * 3];
-      const double count = M[c] + m[0];
-      if (m[0] == 0) continue;
-      const double delta = m[1] - mean[c];
-      mean[c] += delta * m[0] / count;
-      m2[c] += m[2] + delta * delta * M[c] * m[0] / count;
-      M[c] = count;
+  bn_detail::BatchNormSpec spec{.eps = options.eps, .node_name = "sync_batch_norm"};
+  spec.combine_moments = [&](bn_detail::GroupMoments& moments) {
+    dist::Communicator& comm = dist::world();
+    std::vector<double> local(3 * C), all(3 * C * comm.size());
+    for (int64_t c = 0; c < C; ++c)
+      local[3 * c] = moments.count[c], local[3 * c + 1] = moments.mean[c], local[3 * c + 2] = moments.m2[c];
+    comm.allgather(local.data(), 3 * C, all.data());
+    bn_detail::GroupMoments merged{std::vector<double>(C, 0.0), std::vector<double>(C, 0.0),
+                                   std::vector<double>(C, 0.0)};
+    bn_detail::GroupMoments rank_r = merged;
+    for (int r = 0; r < comm.size(); ++r) {  // rank order: the same bits on every rank
+      for (int64_t c = 0; c < C; ++c) {
+        const double* m = &all[(r * C + c) * 3];
+        rank_r.count[c] = m[0], rank_r.mean[c] = m[1], rank_r.m2[c] = m[2];
+      }
+      bn_detail::merge_moments(merged, rank_r);
     }
-  NL_CHECK(M[0] > 1, name(), ": Expected more than 1 value per channel when training (the global batch has ",
-           M[0], ")");
-  std::vector<float> rstd(C), mean_f(C), var_unbiased(C);
-  for (int64_t c = 0; c < C; ++c) {
-    const double var = m2[c] / M[c];
-    rstd[c] = static_cast<float>(1.0 / std::sqrt(var + options.eps));
-    mean_f[c] = static_cast<float>(mean[c]);
-    var_unbiased[c] = static_cast<float>(m2[c] / (M[c] - 1));
-  }
-  const double share = static_cast<double>(N * S) / M[0];  // w_r
+    moments = merged;
+    M = static_cast<int64_t>(merged.count[0]);
+    // Every rank has the global count: all of them refuse together, none waits in backward.
+    bn_detail::check_more_than_one_value(M, name(), x, detail::concat(" (the global batch has ", M, " values per channel)"));
+    *share = static_cast<double>(local_M) / static_cast<double>(M);
+  };
+  spec.combine_grad_sums = [share, C](bn_detail::GradSums& sums) {
+    // total = 1/w_r * sum_s w_s * sums_s: the gradient of L = sum_r w_r L_r (header).
+    std::vector<double> total(2 * C);
+    for (int64_t c = 0; c < C; ++c) total[c] = *share * sums.sum_dy[c], total[C + c] = *share * sums.sum_dy_xmu[c];
+    dist::world().allreduce_sum(total.data(), 2 * C);
+    for (int64_t c = 0; c < C; ++c) sums.sum_dy[c] = total[c] / *share, sums.sum_dy_xmu[c] = total[C + c] / *share;
+  };
 
-  Tensor y = Tensor::empty(x.shape());
-  float* yd = y.data();
-  const float* gamma = weight.defined() ? weight.data() : nullptr;
-  const float* beta = bias.defined() ? bias.data() : nullptr;
-  for (int64_t c = 0; c < C; ++c) {
-    const float a = rstd[c] * (gamma ? gamma[c] : 1.0f), b = beta ? beta[c] : 0.0f;
-    for (int64_t n = 0; n < N; ++n)
-      for (int64_t s = 0; s < S; ++s) yd[at(n, c) + s] = (xd[at(n, c) + s] - mean_f[c]) * a + b;
-  }
-  update_running_stats(0, mean_f.data(), var_unbiased.data());
-
-  const Tensor w = weight, bi = bias;
-  return record(y, "sync_batch_norm", {x_in, weight, bias},
-                [x, x_in, w, bi, mean_f, rstd, share, N, C, S, at](const Tensor& gy_in) {
-                  const Tensor gy = gy_in.contiguous();
-                  const float* dy = gy.data();
-                  const float* xd = x.data();
-                  const double M = static_cast<double>(N * S) / share;
-                  // This rank's sums, then their weighted all-reduce.
-                  std::vector<double> sums(2 * C, 0.0);  // [sum_dy | sum_dy_xhat]
-                  for (int64_t c = 0; c < C; ++c)
-                    for (int64_t n = 0; n < N; ++n)
-                      for (int64_t s = 0; s < S; ++s) {
-                        const int64_t i = at(n, c) + s;
-                        sums[c] += dy[i];
-                        sums[C + c] += dy[i] * (xd[i] - mean_f[c]) * rstd[c];
-                      }
-                  if (w.defined() && w.requires_grad()) {
-                    Tensor dgamma = Tensor::empty({C}), dbeta = Tensor::empty({C});
-                    for (int64_t c = 0; c < C; ++c) {
-                      dgamma.data()[c] = static_cast<float>(sums[C + c]);
-                      dbeta.data()[c] = static_cast<float>(sums[c]);
-                    }
-                    accumulate_grad(w, dgamma);
-                    if (bi.defined() && bi.requires_grad()) accumulate_grad(bi, dbeta);
-                  }
-                  std::vector<double> total(2 * C);
-                  for (int64_t i = 0; i < 2 * C; ++i) total[i] = share * sums[i];
-                  dist::world().allreduce_sum(total.data(), 2 * C);
-                  if (!x_in.requires_grad()) return;
-                  Tensor dx = Tensor::empty(x.shape());
-                  float* dxd = dx.data();
-                  const float* gamma = w.defined() ? w.data() : nullptr;
-                  for (int64_t c = 0; c < C; ++c) {
-                    const double total_dy = total[c] / share, total_dy_xhat = total[C + c] / share;
-                    const double k = rstd[c] * (gamma ? gamma[c] : 1.0f) / M;
-                    for (int64_t n = 0; n < N; ++n)
-                      for (int64_t s = 0; s < S; ++s) {
-                        const int64_t i = at(n, c) + s;
-                        const double xhat = (xd[i] - mean_f[c]) * rstd[c];
-                        dxd[i] = static_cast<float>(k * (M * dy[i] - total_dy - xhat * total_dy_xhat));
-                      }
-                  }
-                  accumulate_grad(x_in, dx.view(x_in.shape()));
-                });
+  bn_detail::UsedStats used;
+  Tensor y = bn_detail::batch_norm(x, C, weight, bias, spec, &used);
+  std::vector<float> var_unbiased(C);  // Bessel's correction with the *global* count
+  for (int64_t c = 0; c < C; ++c) var_unbiased[c] = bn_detail::unbiased_var(used.var[c], M);
+  update_running_stats(0, used.mean.data(), var_unbiased.data());
+  return y;
 }
 
 }  // namespace nl

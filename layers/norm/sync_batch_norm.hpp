@@ -25,6 +25,9 @@
 // w_r * dx is dL/dx. tests/mpi/test_sync_batch_norm.cpp checks all of it against BatchNorm
 // on the whole batch in one process.
 //
+// The code (sync_batch_norm.cpp) is BatchNorm's fused op, bn_detail::batch_norm, with the
+// all-gather and the all-reduce in its two hooks (batch_norm_op.hpp).
+//
 // Eval mode uses the running statistics, as BatchNorm (no communication). Every training
 // forward and backward is a collective call: all ranks must run the layer together.
 // Statistics groups (--stat-batch) do not apply: the point is one group, the global batch.

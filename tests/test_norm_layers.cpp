@@ -12,6 +12,7 @@
 #include "core/gradcheck.hpp"
 #include "core/kernels/kernels.hpp"
 #include "core/parallel.hpp"
+#include "core/random.hpp"
 #include "layers/linear.hpp"
 #include "layers/norm/evonorm.hpp"
 #include "layers/norm/filter_response_norm.hpp"
@@ -195,6 +196,38 @@ TEST_CASE("InstanceNorm1d/2d match PyTorch, including running stats", "[norm][in
     if (affine) params = {{"weight", in.weight}, {"bias", in.bias}};
     check_against_fixture(in, f, c, params, 1e-5, 1e-4);
   }
+}
+
+// A layer restored from another's buffers, as --resume restores model.safetensors, must go
+// on exactly as the original. With a cumulative average (momentum < 0: factor
+// 1 / num_batches_tracked) that needs the count: when InstanceNorm and EvoNorm-B0 kept it as
+// a plain integer, the restored layer restarted at 1 and its first update replaced
+// running_var with one batch's variance.
+template <typename Layer>
+void check_restored_layer_continues(Layer& trained, Layer& restored, const std::string& what) {
+  INFO(what);
+  Generator gen(7);
+  for (int step = 0; step < 3; ++step) trained.forward(randn({3, 4, 5, 5}, gen) * 2.0f + 1.0f);
+  const auto saved = trained.named_buffers();
+  const auto into = restored.named_buffers();
+  REQUIRE(saved.size() == into.size());
+  for (size_t i = 0; i < saved.size(); ++i) {
+    CHECK(saved[i].first == into[i].first);
+    Tensor t = into[i].second;
+    t.copy_(saved[i].second);
+  }
+  const Tensor x = randn({3, 4, 5, 5}, gen) * 2.0f + 1.0f;
+  trained.forward(x);
+  restored.forward(x);
+  CHECK(restored.running_var.to_vector() == trained.running_var.to_vector());  // exact
+}
+
+TEST_CASE("InstanceNorm and EvoNorm-B0 save num_batches_tracked: a restored layer continues a cumulative average",
+          "[norm][instance_norm][evonorm][resume]") {
+  InstanceNorm2d in_a(4, 1e-5f, -1.0f, true, true), in_b(4, 1e-5f, -1.0f, true, true);
+  check_restored_layer_continues(in_a, in_b, "InstanceNorm2d");
+  EvoNormB0 b0_a(4, 1e-5f, -1.0f), b0_b(4, 1e-5f, -1.0f);
+  check_restored_layer_continues(b0_a, b0_b, "EvoNorm-B0");
 }
 
 TEST_CASE("RMSNorm matches the PyTorch composite", "[norm][rms_norm]") {

@@ -14,6 +14,9 @@
 //      b = beta + d * gamma                        computed as dx = dy * a + (x - mean) * dx_slope + dx_shift
 //   4. y = (x - mean) * a + b  (= (xhat*r + d)*gamma + beta)
 //
+// batch_norm_op.cpp has a function per step: forward = partial_moments (1), fold (3),
+// normalize (4); backward = grad_sums (1, 2), grad_input (4).
+//
 // r, d are BatchRenorm's constants (1, 0 otherwise). Mean-only mode: var is unused, a = 1,
 // dx = dy - sum_dy / M. Fixed mode (eval): mean, var are the running stats, constants in
 // backward (dx = dy * a).

@@ -16,8 +16,7 @@ BatchNorm::BatchNorm(int64_t num_features, int dims_, BatchNormOptions options_)
 }
 
 std::string BatchNorm::name() const {
-  return detail::concat("BatchNorm", dims, "d(", num_features(),
-                        stat_batch() > 0 ? detail::concat(", stat_batch=", stat_batch()) : std::string(), ")");
+  return family_name("BatchNorm", dims);
 }
 
 Tensor BatchNorm::forward(const Tensor& x) {
@@ -26,7 +25,8 @@ Tensor BatchNorm::forward(const Tensor& x) {
   if (!is_training() && tracks_running_stats())
     return report_norm_output(
         running_stats_forward(x, 0, weight, bias, {.eps = options.eps, .node_name = "batch_norm_eval"}));
-  return report_norm_output(batch_stats_forward(x, 0, l[2], weight, bias, {.eps = options.eps, .node_name = "batch_norm"}));
+  return report_norm_output(
+      batch_stats_forward(x, 0, l[2], weight, bias, {.eps = options.eps, .node_name = "batch_norm"}));
 }
 
 Tensor BatchNorm::reference_forward(const Tensor& x) {

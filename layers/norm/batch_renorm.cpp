@@ -22,8 +22,7 @@ BatchRenorm::BatchRenorm(int64_t num_features, int dims_, BatchRenormOptions opt
 }
 
 std::string BatchRenorm::name() const {
-  return detail::concat("BatchRenorm", dims, "d(", num_features(),
-                        stat_batch() > 0 ? detail::concat(", stat_batch=", stat_batch()) : std::string(), ")");
+  return family_name("BatchRenorm", dims);
 }
 
 static float warmup_fraction(float step, int64_t warmup_steps) {

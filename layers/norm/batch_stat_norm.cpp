@@ -54,6 +54,11 @@ void BatchStatNorm::update_running_stats_per_group(int64_t slot, const std::vect
   }
 }
 
+std::string BatchStatNorm::family_name(const char* kind, int dims) const {
+  return detail::concat(kind, dims, "d(", num_features_,
+                        stat_batch_ > 0 ? detail::concat(", stat_batch=", stat_batch_) : std::string(), ")");
+}
+
 const float* BatchStatNorm::slot_mean(int64_t slot) const { return running_mean.data() + slot * num_features_; }
 const float* BatchStatNorm::slot_var(int64_t slot) const { return running_var.data() + slot * num_features_; }
 

@@ -93,6 +93,8 @@ class BatchStatNorm : public Module {
                                bn_detail::BatchNormSpec spec) const;
   Tensor batch_stats_forward(const Tensor& x, int64_t slot, int64_t S, const Tensor& weight, const Tensor& bias,
                              bn_detail::BatchNormSpec spec);
+  // "{kind}{dims}d(C)", or "{kind}{dims}d(C, stat_batch=b)": the family's name().
+  std::string family_name(const char* kind, int dims) const;
   // Running stats of a slot as float pointers ([C] each).
   const float* slot_mean(int64_t slot) const;
   const float* slot_var(int64_t slot) const;

@@ -11,8 +11,7 @@ MeanOnlyBatchNorm::MeanOnlyBatchNorm(int64_t num_features, int dims_, BatchNormO
 }
 
 std::string MeanOnlyBatchNorm::name() const {
-  return detail::concat("MeanOnlyBatchNorm", dims, "d(", num_features(),
-                        stat_batch() > 0 ? detail::concat(", stat_batch=", stat_batch()) : std::string(), ")");
+  return family_name("MeanOnlyBatchNorm", dims);
 }
 
 Tensor MeanOnlyBatchNorm::forward(const Tensor& x) {

@@ -19,7 +19,7 @@ SyncBatchNorm::SyncBatchNorm(int64_t num_features, int dims_, BatchNormOptions o
            ") do not apply; SyncBatchNorm normalizes over the global batch");
 }
 
-std::string SyncBatchNorm::name() const { return detail::concat("SyncBatchNorm", dims, "d(", num_features(), ")"); }
+std::string SyncBatchNorm::name() const { return family_name("SyncBatchNorm", dims); }
 
 Tensor SyncBatchNorm::forward(const Tensor& x) {
   if (!is_training()) return BatchNorm::forward(x);

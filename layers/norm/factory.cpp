@@ -72,7 +72,7 @@ const std::vector<NormInfo>& norm_registry() {
        [](const NormOptions& o, int64_t C, int dims, const Shape&) -> ModulePtr {
          return std::make_shared<BatchNorm>(C, dims, bn_options(o, o.stat_batch));
        }},
-      {"syncbn", "SyncBatchNorm: BatchNorm over the global batch of all ranks, as PyTorch's; `--sync-bn` turns bn "
+      {"syncbn", "SyncBatchNorm: BatchNorm over the global batch of all ranks, as PyTorch's; --sync-bn turns bn "
        "into it", "", "sync_batch_norm.hpp", "", true, true, true, R::channel, SB::refused,
        "normalizes over the global batch of all ranks (per-worker statistics: bn under mpirun)", true, false,
        [](const NormOptions& o, int64_t C, int dims, const Shape&) -> ModulePtr {

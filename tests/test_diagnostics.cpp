@@ -192,3 +192,25 @@ TEST_CASE("saturated fraction before a sigmoid, weight-gradient norms, no effect
   block->forward(x);
   CHECK(diag.take_rows().empty());
 }
+
+TEST_CASE("norm none: the activation's input is still observed (the BN paper's figure without BN)") {
+  Generator gen(6);
+  NormOptions o;
+  o.name = "none";
+  auto block = make_norm_act(o, {6}, NormSite::features, "sigmoid");
+  CHECK(block->named_parameters().empty());  // nothing to save: checkpoints are unchanged
+  const Tensor x = randn({16, 6}, gen);
+  const Tensor y_plain = block->forward(x);
+  NormDiagnostics diag;
+  attach_norm_observer(*block, &diag, "block");
+  const Tensor y = block->forward(x);
+  CHECK(y.to_vector() == y_plain.to_vector());
+  std::vector<float> xs = x.to_vector();
+  std::sort(xs.begin(), xs.end());
+  const auto r = rows_of(diag.take_rows(), "0");
+  CHECK(r.at("input_p50") == Approx(0.5 * (xs[47] + xs[48])));  // 96 values: numpy's median
+  CHECK(r.at("output_p50") == Approx(r.at("input_p50")));
+  CHECK(r.count("saturated_fraction") == 1);  // a sigmoid follows
+  CHECK(r.count("bn_mean_shift") == 0);       // no batch statistics
+}
+

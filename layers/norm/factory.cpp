@@ -30,6 +30,7 @@
 #include <algorithm>
 
 #include "layers/activation.hpp"
+#include "layers/norm/no_norm.hpp"
 #include "layers/linear.hpp"
 #include "layers/norm/batch_norm.hpp"
 #include "layers/norm/sync_batch_norm.hpp"
@@ -66,7 +67,7 @@ const std::vector<NormInfo>& norm_registry() {
       // name, method, paper, file, flags, conv/features/tokens, reads, stat batch (why refused), BN family,
       // activation, maker
       {"none", "no normalization", "", "", "", true, true, true, R::shape, SB::ignored, "", false, false,
-       [](const NormOptions&, int64_t, int, const Shape&) -> ModulePtr { return std::make_shared<Identity>(); }},
+       [](const NormOptions&, int64_t, int, const Shape&) -> ModulePtr { return std::make_shared<NoNorm>(); }},
       {"bn", "BatchNorm1d/2d", "Ioffe & Szegedy 2015", "batch_norm.hpp", "--stat-batch", true, true, true,
        R::channel, SB::grouped, "", true, false,
        [](const NormOptions& o, int64_t C, int dims, const Shape&) -> ModulePtr {
@@ -101,7 +102,7 @@ const std::vector<NormInfo>& norm_registry() {
       {"wn", "WeightNorm on Linear/Conv2d", "Salimans & Kingma 2016", "weight_norm.hpp",
        "--wn-mean-only-bn, --wn-data-init, --stat-batch", true, true, true, R::channel, SB::grouped, "", false, false,
        [](const NormOptions& o, int64_t C, int dims, const Shape&) -> ModulePtr {
-         if (!o.wn_mean_only_bn) return std::make_shared<Identity>();
+         if (!o.wn_mean_only_bn) return std::make_shared<NoNorm>();
          return std::make_shared<MeanOnlyBatchNorm>(C, dims, bn_options(o, o.stat_batch));
        }},
       {"brn", "Batch Renormalization", "Ioffe 2017", "batch_renorm.hpp", "--r-max, --d-max, --renorm-warmup, --stat-batch",
@@ -261,7 +262,9 @@ std::shared_ptr<Module> make_norm_act(const NormOptions& o, const Shape& fs, Nor
   auto norm = make_norm(o, fs, site);
   if (norm_info(o.name).includes_activation) return norm;
   if (dynamic_cast<Identity*>(act.get())) return norm;
-  if (dynamic_cast<Identity*>(norm.get())) return act;
+  // A NoNorm stays in front of its activation only for the diagnostics (it has no parameters or
+  // buffers, so checkpoints do not change); any other identity is dropped.
+  if (dynamic_cast<Identity*>(norm.get()) && !dynamic_cast<NoNorm*>(norm.get())) return act;
   norm->set_next_activation(activation);  // diagnostics count saturated units before sigmoid / tanh
   return std::make_shared<Sequential>(std::vector<std::shared_ptr<Module>>{norm, act});
 }

@@ -195,9 +195,11 @@ void Trainer::set_up() {
   // Enough rows for a learning curve, few enough that logging costs nothing.
   if (cfg_.log_every <= 0) cfg_.log_every = std::clamp<int64_t>(total_steps_ / 250, 1, 50);
   if (cfg_.diagnostics && cfg_.diagnostics_every <= 0) cfg_.diagnostics_every = cfg_.log_every;
-  diagnostics_ = DiagnosticsLog(cfg_.diagnostics ? cfg_.diagnostics_every : 0, comm_.rank() == 0);
+  diagnostics_ = DiagnosticsLog(cfg_.diagnostics ? cfg_.diagnostics_every : 0, comm_.rank() == 0,
+                                split_layer_list(cfg_.diagnostics_layers));
   cfg_.model.seed = cfg_.seed;  // --seed decides the initialization too (and config.json says so)
   model_ = build_model(cfg_.model, cfg_.norm);
+  diagnostics_.check_layers(*model_);
   opt_ = make_optimizer(cfg_, *model_);
   schedule_ = make_schedule(cfg_, total_steps_);
   progress_ = std::make_unique<Progress>(total_steps_, data_->unit(), cfg_.log_every, 0, comm_.rank() != 0);
@@ -254,7 +256,8 @@ Outcome Trainer::train() {
       progress_->message(why);
       return {fmt::format("diverged at step {}", totals_.step + 1), 3};
     }
-    diagnostics_.after_step(*model_, totals_.step + 1);
+    if (const std::string warning = diagnostics_.after_step(*model_, totals_.step + 1); !warning.empty())
+      progress_->message(warning);
     totals_.train_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     count_step(out, lr);
     comm_seconds_ += out.comm_seconds;

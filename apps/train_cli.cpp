@@ -143,10 +143,15 @@ Command add_train_command(CLI::App& app) {
       ->check(kNonNegative)->group(r);
   auto* diagnostics = t->add_flag("--diagnostics", cfg->diagnostics,
                                   "write DIR/diagnostics.csv: percentiles of each norm layer's input and output, "
-                                  "BN statistics noise, saturation, weight-gradient norms (off: no cost)")
+                                  "BN statistics noise, Batch Renorm clipping, saturation, gradient norms (weights, and "
+                                  "the activations at each norm's input and output) (off: no cost)")
                           ->group(r);
   t->add_option("--diagnostics-every", cfg->diagnostics_every, "steps between diagnostics rows (0 = --log-every)")
       ->check(kNonNegative)->needs(diagnostics)->group(r);
+  t->add_option("--diagnostics-layers", cfg->diagnostics_layers,
+                "only these norm layers: a comma list of module paths (as in model.safetensors) or indices "
+                "(0-based, in the order the norm layers run); default all")
+      ->needs(diagnostics)->group(r);
   auto* resume_opt = t->add_option("--resume", *resume,
                                    "continue the run in DIR from its last checkpoint (its saved options are "
                                    "used; only --threads and --data-dir may be given with it)")

@@ -23,7 +23,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(TrainConfig, dataset, data_dir, subset, input
                                    model, norm, batch_size, epochs, steps, optimizer, lr, momentum_sgd, nesterov, weight_decay,
                                    no_decay_norm_bias, schedule, clip_grad_norm, check_grads, seed, threads, out,
                                    eval_every_epoch, eval_every, val_batches, checkpoint_every, log_every,
-                                   diagnostics, diagnostics_every)
+                                   diagnostics, diagnostics_every, diagnostics_layers)
 }  // namespace app
 }  // namespace nl
 
@@ -50,6 +50,7 @@ TrainConfig config_from_json(const nlohmann::json& saved) {
     if (!j.contains("classes_per_batch")) j["classes_per_batch"] = 0;
     if (!j.contains("diagnostics")) j["diagnostics"] = false;
     if (!j.contains("diagnostics_every")) j["diagnostics_every"] = 0;
+    if (!j.contains("diagnostics_layers")) j["diagnostics_layers"] = "";
     if (j.contains("norm") && j["norm"].is_object() && !j["norm"].contains("stat_batch")) j["norm"]["stat_batch"] = 0;
     return j.get<TrainConfig>();
   } catch (const nlohmann::json::exception& e) {

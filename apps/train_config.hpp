@@ -67,6 +67,7 @@ struct TrainConfig {
   int64_t log_every = 0;                  // steps per metrics.csv row / log line (0 = auto: ~250 rows, <= 50 apart)
   bool diagnostics = false;               // norm-layer diagnostics.csv (train_diagnostics.hpp)
   int64_t diagnostics_every = 0;          // steps between diagnostics rows (0 = log_every)
+  std::string diagnostics_layers;         // comma list of norm layer paths or indices ("" = all)
 
   // Testing only: after this many steps, exit the process at once (like `kill -9`).
   int64_t simulate_kill_at_step = 0;

@@ -51,6 +51,14 @@ void accumulate_grad(const Tensor& t, const Tensor& g) {
   kernels().axpy(1.0f, gc.data(), acc.data(), acc.numel());
 }
 
+Tensor grad_tap(const Tensor& x, std::function<void(const Tensor& grad)> on_grad) {
+  if (!g_grad_enabled || !x.defined() || !x.requires_grad()) return x;
+  return record(x.detach(), "grad_tap", {x}, [x, on_grad = std::move(on_grad)](const Tensor& g) {
+    on_grad(g);
+    accumulate_grad(x, g);
+  });
+}
+
 void Tensor::backward(const Tensor& grad_output) const {
   NL_CHECK(requires_grad(), "backward: tensor does not require grad (no parameter or input needs a gradient)");
   Tensor seed = grad_output;

@@ -40,6 +40,12 @@ Tensor record(Tensor out, const char* name, std::vector<Tensor> inputs,
 // Add g into t's gradient (allocating it on first use). g must have t's shape.
 void accumulate_grad(const Tensor& t, const Tensor& g);
 
+// Seeing a gradient the tape would free: an identity op. Returns a tensor with x's values (its
+// storage) whose backward calls on_grad(gradient arriving at it) and then hands that gradient
+// to x unchanged. Use the returned tensor where x would have been used: on_grad then sees the
+// sum over exactly those uses. Returns x itself when no graph is being built through x.
+Tensor grad_tap(const Tensor& x, std::function<void(const Tensor& grad)> on_grad);
+
 // Grad mode: on by default, thread-local.
 bool grad_enabled();
 class NoGradGuard {

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "layers/norm/batch_norm.hpp"
+#include "layers/norm/batch_renorm.hpp"
 
 namespace nl {
 
@@ -100,8 +101,20 @@ void NormDiagnostics::add_percentiles(const std::string& layer, const std::strin
     rows_.push_back({layer, what + "_p" + std::to_string(static_cast<int>(ps[i])), values[i]});
 }
 
+void NormDiagnostics::select_layers(std::vector<std::string> names_or_indices) {
+  select_ = std::set<std::string>(names_or_indices.begin(), names_or_indices.end());
+}
+
+bool NormDiagnostics::selected(const std::string& layer, size_t index) const {
+  if (select_none_) return false;
+  return select_.empty() || select_.count(layer) > 0 || select_.count(std::to_string(index)) > 0;
+}
+
 void NormDiagnostics::norm_input(const std::string& layer, const Module& norm, const Tensor& x) {
   if (!inputs_seen_.insert(layer).second) return;
+  order_.push_back(layer);
+  if (!selected(layer, order_.size() - 1)) return;
+  observed_.insert(layer);
   layers_.emplace_back(layer, &norm);
   add_percentiles(layer, "input", sample_elements(x, kMaxSamples, kSampleSeed));
   const auto* bn = dynamic_cast<const BatchStatNorm*>(&norm);
@@ -115,31 +128,71 @@ void NormDiagnostics::norm_input(const std::string& layer, const Module& norm, c
 }
 
 void NormDiagnostics::norm_output(const std::string& layer, const Module& norm, const Tensor& y) {
-  if (!outputs_seen_.insert(layer).second) return;
+  if (!observed_.count(layer) || !outputs_seen_.insert(layer).second) return;
   const std::vector<float> sample = sample_elements(y, kMaxSamples, kSampleSeed);
   add_percentiles(layer, "output", sample);
+  if (const auto* brn = dynamic_cast<const BatchRenorm*>(&norm); brn && norm.is_training()) {
+    const RenormClipStats& c = brn->last_clip_stats();
+    if (c.pairs > 0) {
+      const double pairs = static_cast<double>(c.pairs);
+      rows_.push_back({layer, "brn_clip_fraction", static_cast<double>(c.either) / pairs});
+      rows_.push_back({layer, "brn_r_clip_fraction", static_cast<double>(c.r) / pairs});
+      rows_.push_back({layer, "brn_d_clip_fraction", static_cast<double>(c.d) / pairs});
+    }
+  }
   if (norm.next_activation() == "sigmoid" || norm.next_activation() == "tanh") {
     const auto saturated = std::count_if(sample.begin(), sample.end(), [](float v) { return std::abs(v) > 3.0f; });
     rows_.push_back({layer, "saturated_fraction", static_cast<double>(saturated) / static_cast<double>(sample.size())});
   }
 }
 
+// One tap per layer and step: the first call's (as the other quantities).
+bool NormDiagnostics::wants_input_gradient(const std::string& layer) {
+  return observed_.count(layer) && input_tapped_.insert(layer).second;
+}
+bool NormDiagnostics::wants_output_gradient(const std::string& layer) {
+  return observed_.count(layer) && output_tapped_.insert(layer).second;
+}
+
+static double sum_of_squares(const Tensor& g) {
+  const Tensor c = g.contiguous();
+  const float* d = c.data();
+  double s = 0.0;
+  for (int64_t i = 0, n = c.numel(); i < n; ++i) s += static_cast<double>(d[i]) * d[i];
+  return s;
+}
+void NormDiagnostics::norm_input_gradient(const std::string& layer, const Tensor& g) {
+  grad_input_sq_[layer] += sum_of_squares(g);
+}
+void NormDiagnostics::norm_output_gradient(const std::string& layer, const Tensor& g) {
+  grad_output_sq_[layer] += sum_of_squares(g);
+}
+
 void NormDiagnostics::record_gradients() {
-  for (const auto& [layer, norm] : layers_)
+  for (const auto& [layer, norm] : layers_) {
     for (const auto& [name, p] : norm->named_parameters()) {
       if (name != "weight") continue;
       const Tensor g = p.grad();
       if (!g.defined()) continue;
-      double sum_sq = 0.0;
-      for (float v : g.to_vector()) sum_sq += static_cast<double>(v) * v;
-      rows_.push_back({layer, "grad_norm_weight", std::sqrt(sum_sq)});
+      rows_.push_back({layer, "grad_norm_weight", std::sqrt(sum_of_squares(g))});
     }
+    if (auto it = grad_output_sq_.find(layer); it != grad_output_sq_.end())
+      rows_.push_back({layer, "grad_norm_output", std::sqrt(it->second)});
+    if (auto it = grad_input_sq_.find(layer); it != grad_input_sq_.end())
+      rows_.push_back({layer, "grad_norm_input", std::sqrt(it->second)});
+  }
 }
 
 std::vector<DiagnosticRow> NormDiagnostics::take_rows() {
   layers_.clear();
+  order_.clear();
   inputs_seen_.clear();
   outputs_seen_.clear();
+  observed_.clear();
+  input_tapped_.clear();
+  output_tapped_.clear();
+  grad_input_sq_.clear();
+  grad_output_sq_.clear();
   return std::exchange(rows_, {});
 }
 

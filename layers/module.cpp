@@ -30,8 +30,19 @@ void Module::set_norm_observer(NormObserver* observer, std::string layer_name) {
   layer_name_ = std::move(layer_name);
 }
 
-void Module::notify_norm_input(const Tensor& x) const { observer_->norm_input(layer_name_, *this, x); }
-void Module::notify_norm_output(const Tensor& y) const { observer_->norm_output(layer_name_, *this, y); }
+Tensor Module::notify_norm_input(const Tensor& x) const {
+  NormObserver* observer = observer_;
+  observer->norm_input(layer_name_, *this, x);
+  if (!observer->wants_input_gradient(layer_name_)) return x;
+  return grad_tap(x, [observer, layer = layer_name_](const Tensor& g) { observer->norm_input_gradient(layer, g); });
+}
+
+Tensor Module::notify_norm_output(const Tensor& y) const {
+  NormObserver* observer = observer_;
+  observer->norm_output(layer_name_, *this, y);
+  if (!observer->wants_output_gradient(layer_name_)) return y;
+  return grad_tap(y, [observer, layer = layer_name_](const Tensor& g) { observer->norm_output_gradient(layer, g); });
+}
 
 void Module::train(bool on) {
   training_ = on;

@@ -45,14 +45,12 @@ class Module {
   Tensor register_parameter(const std::string& name, Tensor t);  // sets requires_grad
   Tensor register_buffer(const std::string& name, Tensor t);
   // Norm layers call these at the start of forward (before any buffer changes) and on the
-  // output they return; one pointer test when no observer is attached.
-  void report_norm_input(const Tensor& x) const {
-    if (observer_) notify_norm_input(x);
-  }
-  const Tensor& report_norm_output(const Tensor& y) const {
-    if (observer_) notify_norm_output(y);
-    return y;
-  }
+  // output they return, and use what they return in place of x and y: x and y themselves, or,
+  // when the observer asks for gradients, the same values behind a grad_tap (core/autograd.hpp)
+  // that shows it the gradient the layer passes to its input and the one reaching its output.
+  // One pointer test when no observer is attached.
+  [[nodiscard]] Tensor report_norm_input(const Tensor& x) const { return observer_ ? notify_norm_input(x) : x; }
+  [[nodiscard]] Tensor report_norm_output(const Tensor& y) const { return observer_ ? notify_norm_output(y) : y; }
   template <typename M>
   std::shared_ptr<M> register_module(const std::string& name, std::shared_ptr<M> m) {
     children_.emplace_back(name, m);
@@ -66,8 +64,8 @@ class Module {
   bool training_ = true;
   NormObserver* observer_ = nullptr;
   std::string layer_name_, next_activation_;
-  void notify_norm_input(const Tensor& x) const;
-  void notify_norm_output(const Tensor& y) const;
+  Tensor notify_norm_input(const Tensor& x) const;
+  Tensor notify_norm_output(const Tensor& y) const;
 };
 
 }  // namespace nl

@@ -1,6 +1,8 @@
 // Tests of the tensor and the autograd engine itself (views, accumulation, graph freeing).
 #include <catch2/catch.hpp>
 
+#include <cmath>
+
 #include "core/autograd.hpp"
 #include "core/gradcheck.hpp"
 #include "core/ops.hpp"
@@ -78,4 +80,40 @@ TEST_CASE("seeded generators repeat", "[random]") {
   Generator g1(42), g2(42), g3(43);
   REQUIRE(randn({8}, g1).to_vector() == randn({8}, g2).to_vector());
   REQUIRE(randn({8}, g1).to_vector() != randn({8}, g3).to_vector());
+}
+
+TEST_CASE("grad_tap sees the gradient summed over the tapped uses and hands it on unchanged", "[autograd]") {
+  Generator gen(3);
+  const Tensor x0 = randn({4, 5}, gen), w = randn({4, 5}, gen);
+  // Two uses of x, one tapped: x's gradient is the same bits with and without the tap.
+  auto loss = [&](const Tensor& x, const Tensor& used) { return sum(exp(used) * w) + sum(x * 3.0f); };
+  Tensor a = x0.clone().set_requires_grad(true);
+  loss(a, a).backward();
+  Tensor b = x0.clone().set_requires_grad(true);
+  Tensor seen;
+  int calls = 0;
+  const Tensor tapped = grad_tap(b, [&](const Tensor& g) {
+    seen = g.clone();
+    ++calls;
+  });
+  CHECK(tapped.to_vector() == b.to_vector());
+  loss(b, tapped).backward();  // the second use of x (sum(x * 3)) is not tapped
+  CHECK(calls == 1);
+  CHECK(b.grad().to_vector() == a.grad().to_vector());  // the same bits
+  const std::vector<float> g = seen.to_vector(), xv = x0.to_vector(), wv = w.to_vector();
+  for (size_t i = 0; i < g.size(); ++i) CHECK(g[i] == Approx(std::exp(xv[i]) * wv[i]));  // without the 3
+
+  // Several tapped uses: the tap sees their sum. x's gradient is then summed in another order
+  // (tapped uses first, then the others), equal up to rounding, not necessarily in every bit.
+  Tensor c = x0.clone().set_requires_grad(true), d = x0.clone().set_requires_grad(true);
+  (sum(c * w) + sum(c * c) + sum(c * 3.0f)).backward();
+  const Tensor td = grad_tap(d, [&](const Tensor& gd) { seen = gd.clone(); });
+  (sum(td * w) + sum(td * td) + sum(d * 3.0f)).backward();
+  const std::vector<float> gc = c.grad().to_vector(), gd = d.grad().to_vector(), s = seen.to_vector();
+  for (size_t i = 0; i < gc.size(); ++i) {
+    CHECK(gd[i] == Approx(gc[i]).epsilon(1e-6));
+    CHECK(s[i] == Approx(wv[i] + 2.0f * xv[i]).epsilon(1e-6));
+  }
+  NoGradGuard ng;
+  CHECK(grad_tap(b, [](const Tensor&) {}).impl() == b.impl());  // no graph: x itself
 }

@@ -7,13 +7,16 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <set>
 
 #include "core/random.hpp"
 #include "layers/activation.hpp"
 #include "layers/diagnostics.hpp"
 #include "layers/norm/batch_norm.hpp"
+#include "layers/norm/batch_renorm.hpp"
 #include "layers/norm/factory.hpp"
 #include "layers/norm/layer_norm.hpp"
+#include "layers/sequential.hpp"
 
 using namespace nl;
 
@@ -214,3 +217,96 @@ TEST_CASE("norm none: the activation's input is still observed (the BN paper's f
   CHECK(r.count("bn_mean_shift") == 0);       // no batch statistics
 }
 
+
+TEST_CASE("gradient norms at a norm's output and input: dL/dy and the norm's own dL/dx, not other uses of x") {
+  Generator gen(6);
+  LayerNorm ln({8});
+  const Tensor x0 = randn({5, 8}, gen), w = randn({5, 8}, gen);
+  // out = ln(x) + x: the residual use of x gives x a second gradient the norm did not pass.
+  auto run = [&](NormObserver* obs, Tensor* x_grad, Tensor* y_grad) {
+    attach_norm_observer(ln, obs, "ln");
+    ln.zero_grad();
+    Tensor x = x0.clone().set_requires_grad(true);
+    Tensor y = ln.forward(x);
+    Tensor out = y + x;
+    sum(out * out * w).backward();
+    *x_grad = x.grad();
+    *y_grad = (out * w * 2.0f).detach();  // dL/dy = dL/dout
+  };
+  Tensor gx_plain, gy, gx, gy2;
+  run(nullptr, &gx_plain, &gy);
+  const std::vector<float> gw_plain = ln.weight.grad().to_vector();
+  NormDiagnostics diag;
+  run(&diag, &gx, &gy2);
+  CHECK(gx.to_vector() == gx_plain.to_vector());  // the taps change no gradient
+  CHECK(ln.weight.grad().to_vector() == gw_plain);
+  diag.record_gradients();
+  const auto r = rows_of(diag.take_rows(), "ln");
+  auto norm2 = [](const Tensor& t) {
+    double s = 0;
+    for (float v : t.to_vector()) s += static_cast<double>(v) * v;
+    return std::sqrt(s);
+  };
+  CHECK(r.at("grad_norm_output") == Approx(norm2(gy)).epsilon(1e-5));
+  CHECK(r.at("grad_norm_input") == Approx(norm2(gx - gy)).epsilon(1e-4));  // x's gradient minus the residual's
+  CHECK(r.at("grad_norm_input") != Approx(norm2(gx)).epsilon(1e-2));
+  CHECK(r.at("grad_norm_weight") == Approx(norm2(ln.weight.grad())));
+}
+
+TEST_CASE("a layer subset by path or index; layer_names lists every norm layer in the order they ran") {
+  Generator gen(7);
+  NormOptions o;
+  o.name = "ln";
+  Sequential net({make_norm(o, {4}, NormSite::features), make_norm(o, {4}, NormSite::features),
+                  make_norm(o, {4}, NormSite::features)});
+  const Tensor x = randn({3, 4}, gen);
+  auto layers_with_rows = [&](const std::vector<std::string>& select) {
+    NormDiagnostics d;
+    d.select_layers(select);
+    attach_norm_observer(net, &d);
+    sum(net.forward(x.clone().set_requires_grad(true))).backward();
+    attach_norm_observer(net, nullptr);
+    d.record_gradients();
+    CHECK(d.layer_names() == std::vector<std::string>{"0", "1", "2"});
+    std::set<std::string> out;
+    for (const auto& r : d.take_rows()) out.insert(r.layer);
+    return out;
+  };
+  CHECK(layers_with_rows({}) == std::set<std::string>{"0", "1", "2"});
+  CHECK(layers_with_rows({"2"}) == std::set<std::string>{"2"});  // "2" is both path and index here
+  NormDiagnostics none;
+  none.select_none();
+  attach_norm_observer(net, &none);
+  net.forward(x);
+  attach_norm_observer(net, nullptr);
+  CHECK(none.layer_names().size() == 3);
+  none.record_gradients();
+  CHECK(none.take_rows().empty());
+}
+
+TEST_CASE("Batch Renorm's clipping fractions: channels whose r or d hit the clip") {
+  BatchRenormOptions ro;
+  ro.r_max = 2.0f;
+  ro.d_max = 1.0f;
+  BatchRenorm brn(4, 1, ro);
+  // One batch, 4 channels: a channel with values {m - s, m + s} has mean m and biased std s.
+  const std::vector<float> mean{0.0f, 0.0f, 3.0f, 3.0f}, sd{1.0f, 5.0f, 1.0f, 5.0f};
+  std::vector<float> v;
+  for (float sign : {-1.0f, 1.0f})
+    for (int c = 0; c < 4; ++c) v.push_back(mean[c] + sign * sd[c]);
+  const Tensor x = Tensor::from_vector({2, 4}, v);
+  // Running stats 0 / 1: r = sd (clipped when 5 > 2), d = mean (clipped when 3 > 1).
+  NormDiagnostics diag;
+  attach_norm_observer(brn, &diag, "brn");
+  brn.forward(x);
+  const RenormClipStats& c = brn.last_clip_stats();
+  CHECK(c.pairs == 4);
+  CHECK(c.r == 2);       // channels 1, 3
+  CHECK(c.d == 2);       // channels 2, 3
+  CHECK(c.either == 3);  // channels 1, 2, 3
+  const auto r = rows_of(diag.take_rows(), "brn");
+  CHECK(r.at("brn_clip_fraction") == Approx(0.75));
+  CHECK(r.at("brn_r_clip_fraction") == Approx(0.5));
+  CHECK(r.at("brn_d_clip_fraction") == Approx(0.5));
+  CHECK(rows_of(diag.take_rows(), "brn").empty());
+}

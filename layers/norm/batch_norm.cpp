@@ -19,8 +19,8 @@ std::string BatchNorm::name() const {
   return family_name("BatchNorm", dims);
 }
 
-Tensor BatchNorm::forward(const Tensor& x) {
-  report_norm_input(x);
+Tensor BatchNorm::forward(const Tensor& x_in) {
+  const Tensor x = report_norm_input(x_in);
   const auto l = bn_detail::channel_layout(x, num_features(), dims, name());
   if (!is_training() && tracks_running_stats())
     return report_norm_output(

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <vector>
 
 namespace nl {
 
@@ -36,15 +38,17 @@ float BatchRenorm::d_max_at(float step) const { return options.d_max * warmup_fr
 float BatchRenorm::current_r_max() const { return r_max_at(num_batches_tracked.item()); }
 float BatchRenorm::current_d_max() const { return d_max_at(num_batches_tracked.item()); }
 
-void BatchRenorm::renorm_constants(float mean, float var, float running_mean, float running_var, float r_max,
-                                   float d_max, float& r, float& d) const {
+int BatchRenorm::renorm_constants(float mean, float var, float running_mean, float running_var, float r_max,
+                                  float d_max, float& r, float& d) const {
   const float sigma = std::sqrt(var + options.eps), sigma_run = std::sqrt(running_var + options.eps);
-  r = std::clamp(sigma / sigma_run, 1.0f / r_max, r_max);
-  d = std::clamp((mean - running_mean) / sigma_run, -d_max, d_max);
+  const float r_raw = sigma / sigma_run, d_raw = (mean - running_mean) / sigma_run;
+  r = std::clamp(r_raw, 1.0f / r_max, r_max);
+  d = std::clamp(d_raw, -d_max, d_max);
+  return (r != r_raw ? 1 : 0) | (d != d_raw ? 2 : 0);
 }
 
-Tensor BatchRenorm::forward(const Tensor& x) {
-  report_norm_input(x);
+Tensor BatchRenorm::forward(const Tensor& x_in) {
+  const Tensor x = report_norm_input(x_in);
   const auto l = bn_detail::channel_layout(x, num_features(), dims, name());
   const int64_t N = l[0], C = l[1], S = l[2];
   if (!is_training())
@@ -58,17 +62,26 @@ Tensor BatchRenorm::forward(const Tensor& x) {
   std::vector<float> seen_mean(slot_mean(0), slot_mean(0) + C), seen_var(slot_var(0), slot_var(0) + C);
   const float count = num_batches_tracked.item();
   const bool advance = !precise_stats_active();  // Precise BN leaves the running stats alone
+  std::vector<uint8_t> clipped((groups.size() - 1) * C);  // per (group, channel); threads write their own
   auto renorm = [&](int64_t k, int64_t c, float mean, float var, float& r, float& d) {
     const float step = advance ? count + static_cast<float>(k) : count;
-    renorm_constants(mean, var, seen_mean[c], seen_var[c], r_max_at(step), d_max_at(step), r, d);
+    clipped[k * C + c] =
+        static_cast<uint8_t>(renorm_constants(mean, var, seen_mean[c], seen_var[c], r_max_at(step), d_max_at(step), r, d));
     if (!advance) return;
     const float f = bn_detail::momentum_factor(momentum(), step + 1.0f);
     const int64_t M = (groups[k + 1] - groups[k]) * S;
     seen_mean[c] = bn_detail::blend(seen_mean[c], mean, f);
     seen_var[c] = bn_detail::blend(seen_var[c], bn_detail::unbiased_var(var, M), f);
   };
-  return report_norm_output(
-      batch_stats_forward(x, 0, S, weight, bias, {.eps = options.eps, .renorm = renorm, .node_name = "batch_renorm"}));
+  Tensor y = batch_stats_forward(x, 0, S, weight, bias, {.eps = options.eps, .renorm = renorm, .node_name = "batch_renorm"});
+  clip_stats_ = {};
+  for (uint8_t f : clipped) {
+    clip_stats_.r += f & 1;
+    clip_stats_.d += (f >> 1) & 1;
+    clip_stats_.either += f != 0;
+  }
+  clip_stats_.pairs = static_cast<int64_t>(clipped.size());
+  return report_norm_output(y);
 }
 
 Tensor BatchRenorm::reference_forward(const Tensor& x) {

@@ -18,11 +18,21 @@
 //   r_max(t) = 1 + (r_max - 1) * min(1, t / W)      d_max(t) = d_max * min(1, t / W)
 // so the first step is plain BatchNorm (the running stats are still 0/1 then). W = 0: no ramp.
 // Eval = BatchNorm eval. Requires track_running_stats.
+//
+// last_clip_stats(): of the last training forward, how many (group, channel) pairs had r or d
+// clipped (the value before the clip outside [1/r_max, r_max] or [-d_max, d_max]): the Batch
+// Renorm paper's account of how often the correction is active (`train --diagnostics` writes
+// the fractions). During a warm-up's first step every pair whose r != 1 or d != 0 counts.
 #pragma once
 
 #include "layers/norm/batch_norm.hpp"
 
 namespace nl {
+
+// (group, channel) pairs of one training forward: r clipped, d clipped, either, of `pairs`.
+struct RenormClipStats {
+  int64_t r = 0, d = 0, either = 0, pairs = 0;
+};
 
 struct BatchRenormOptions : BatchNormOptions {
   float r_max = 3.0f;
@@ -40,15 +50,18 @@ class BatchRenorm : public BatchStatNorm {
   float current_d_max() const;
   float r_max_at(float step) const;  // the clips at training step `step` (num_batches_tracked)
   float d_max_at(float step) const;
+  const RenormClipStats& last_clip_stats() const { return clip_stats_; }
 
   Tensor weight, bias;
   int dims;
   BatchRenormOptions options;
 
  private:
-  // r, d of one channel from its batch mean/var and the running statistics (formulas above).
-  void renorm_constants(float mean, float var, float running_mean, float running_var, float r_max, float d_max,
-                        float& r, float& d) const;
+  // r, d of one channel from its batch mean/var and the running statistics (formulas above);
+  // returns bit 1 if r was clipped, bit 2 if d was.
+  int renorm_constants(float mean, float var, float running_mean, float running_var, float r_max, float d_max,
+                       float& r, float& d) const;
+  RenormClipStats clip_stats_;
 };
 
 }  // namespace nl

@@ -173,11 +173,11 @@ void EvoNormB0::update_running_var(const float* batch_var, int64_t M) {
                              var_unbiased.data(), running_var.data());
 }
 
-Tensor EvoNormB0::forward(const Tensor& x) {
-  evonorm_detail::check_input(x, num_features, name());
-  const int64_t M = x.numel() / num_features;
-  if (is_training()) bn_detail::check_more_than_one_value(M, name(), x);
-  report_norm_input(x);
+Tensor EvoNormB0::forward(const Tensor& x_in) {
+  evonorm_detail::check_input(x_in, num_features, name());
+  const int64_t M = x_in.numel() / num_features;
+  if (is_training()) bn_detail::check_more_than_one_value(M, name(), x_in);
+  const Tensor x = report_norm_input(x_in);
   Tensor batch_var;
   Tensor y = evonorm_b0(x, weight, bias, v, running_var, is_training(), eps, &batch_var);
   if (is_training()) update_running_var(batch_var.data(), M);

@@ -139,9 +139,9 @@ EvoNormS0::EvoNormS0(int64_t C, int64_t G, float eps_) : num_features(C), groups
   v = register_parameter("v", Tensor::ones({C}));
 }
 
-Tensor EvoNormS0::forward(const Tensor& x) {
-  evonorm_detail::check_input(x, num_features, name());
-  report_norm_input(x);
+Tensor EvoNormS0::forward(const Tensor& x_in) {
+  evonorm_detail::check_input(x_in, num_features, name());
+  const Tensor x = report_norm_input(x_in);
   return report_norm_output(evonorm_s0(x, groups, weight, bias, v, eps));
 }
 

@@ -83,9 +83,9 @@ FilterResponseNorm::FilterResponseNorm(int64_t C, float eps_) : num_features(C),
   tau = register_parameter("tau", Tensor::zeros({C}));
 }
 
-Tensor FilterResponseNorm::forward(const Tensor& x) {
-  check_frn(x, num_features, "FilterResponseNorm");
-  report_norm_input(x);
+Tensor FilterResponseNorm::forward(const Tensor& x_in) {
+  check_frn(x_in, num_features, "FilterResponseNorm");
+  const Tensor x = report_norm_input(x_in);
   return report_norm_output(filter_response_norm(x, weight, bias, tau, eps));
 }
 

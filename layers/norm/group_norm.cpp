@@ -116,10 +116,10 @@ GroupNorm::GroupNorm(int64_t G, int64_t C, float eps_, bool affine) : num_groups
   }
 }
 
-Tensor GroupNorm::forward(const Tensor& x) {
-  NL_CHECK(x.dim() >= 2 && x.size(1) == num_channels, name(), ": expected input [N, ", num_channels,
-           ", *], got shape ", x.shape());
-  report_norm_input(x);
+Tensor GroupNorm::forward(const Tensor& x_in) {
+  NL_CHECK(x_in.dim() >= 2 && x_in.size(1) == num_channels, name(), ": expected input [N, ", num_channels,
+           ", *], got shape ", x_in.shape());
+  const Tensor x = report_norm_input(x_in);
   return report_norm_output(group_norm(x, num_groups, weight, bias, eps, nullptr, nullptr, "GroupNorm"));
 }
 

@@ -102,9 +102,9 @@ static Tensor instance_norm_eval(const Tensor& x_in, const Tensor& weight, const
   });
 }
 
-Tensor InstanceNorm::forward(const Tensor& x) {
-  check_input(x);
-  report_norm_input(x);
+Tensor InstanceNorm::forward(const Tensor& x_in) {
+  check_input(x_in);
+  const Tensor x = report_norm_input(x_in);
   if (track_running_stats && !is_training())
     return report_norm_output(instance_norm_eval(x, weight, bias, running_mean, running_var, eps));
   const bool update = track_running_stats && is_training();

@@ -98,8 +98,8 @@ LayerNorm::LayerNorm(Shape ns, float eps_, bool affine) : normalized_shape(std::
   }
 }
 
-Tensor LayerNorm::forward(const Tensor& x) {
-  report_norm_input(x);
+Tensor LayerNorm::forward(const Tensor& x_in) {
+  const Tensor x = report_norm_input(x_in);
   return report_norm_output(layer_norm(x, normalized_shape, weight, bias, eps));
 }
 

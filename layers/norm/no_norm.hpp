@@ -16,8 +16,8 @@ namespace nl {
 
 class NoNorm : public Identity {
  public:
-  Tensor forward(const Tensor& x) override {
-    report_norm_input(x);
+  Tensor forward(const Tensor& x_in) override {
+    const Tensor x = report_norm_input(x_in);
     return report_norm_output(x);
   }
   std::string name() const override { return "NoNorm"; }

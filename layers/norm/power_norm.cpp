@@ -186,9 +186,9 @@ void PowerNorm::update_running_phi(const std::vector<float>& qm_batch, float t) 
   }
 }
 
-Tensor PowerNorm::forward(const Tensor& x) {
-  check_features(x, num_features_, name());
-  report_norm_input(x);
+Tensor PowerNorm::forward(const Tensor& x_in) {
+  check_features(x_in, num_features_, name());
+  const Tensor x = report_norm_input(x_in);
   const Tensor s = group_scaling(x.reshape({-1, num_features_}));
   PowerSpec spec;
   spec.eps = options.eps;

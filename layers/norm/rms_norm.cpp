@@ -75,8 +75,8 @@ RMSNorm::RMSNorm(Shape ns, float eps_, bool affine) : normalized_shape(std::move
   if (affine) weight = register_parameter("weight", Tensor::ones(normalized_shape));
 }
 
-Tensor RMSNorm::forward(const Tensor& x) {
-  report_norm_input(x);
+Tensor RMSNorm::forward(const Tensor& x_in) {
+  const Tensor x = report_norm_input(x_in);
   return report_norm_output(rms_norm(x, normalized_shape, weight, eps));
 }
 

@@ -14,6 +14,12 @@
 //                               median with the 15-85 percentile band, over training (BN paper Fig. 1b,c)
 //   bn_stat_noise.svg           BN family with --diagnostics: |mu_B - mu| / sigma and sigma_B^2 / sigma^2
 //                               against the statistics batch (mean over the second half of training)
+//   brn_clipping.svg            Batch Renorm runs with --diagnostics (first seed): the fraction of channels
+//                               whose r or d was clipped, over training (mean over the layers)
+//   grad_norm_layers_<run>.svg  runs with --diagnostics (first seed): per norm layer, the gradient norms
+//                               at its output and input and of its weight, at the first and last logged step
+//   grad_norm_pre_post_ln.svg   Transformer runs of both kinds (first seed): the same per layer at the
+//                               first logged step, Pre-LN against Post-LN (Xiong et al. 2020, Fig. 3)
 // Tables give mean +/- std (n = seeds that finished) per norm and batch size, and per
 // statistics batch when that is an axis.
 #include <algorithm>
@@ -98,6 +104,7 @@ struct Run : PlannedRun {
   json summary, eval_modes;
   Table metrics, evals;
   std::vector<DiagnosticRow> diagnostics;
+  json config;
   bool ok() const { return summary.is_object() && summary.value("status", "") == "ok"; }
   bool diverged() const { return summary.is_object() && summary.value("status", "").rfind("diverged", 0) == 0; }
   double number(const char* key) const {
@@ -229,6 +236,7 @@ Sweep load_sweep(const fs::path& dir, const std::string& results_dir) {
     r.metrics = read_csv(r.dir / "metrics.csv");
     r.evals = read_csv(r.dir / "eval.csv");
     r.diagnostics = read_diagnostics(r.dir / "diagnostics.csv");
+    if (!r.diagnostics.empty()) r.config = read_json_or_null(r.dir / "config.json");
     s.language_model = s.language_model || (r.summary.is_object() && r.summary.contains("tokens_per_second"));
     s.runs.push_back(std::move(r));
   }
@@ -496,6 +504,121 @@ std::vector<Figure> bn_stat_noise(const Sweep& s) {
                        spread_words(s))}};
 }
 
+// Batch Renorm: the fraction of (statistics group, channel) pairs whose r or d was clipped.
+std::vector<Figure> brn_clipping(const Sweep& s) {
+  LinePlot p;
+  p.title = "Batch Renorm: channels with r or d clipped";
+  p.x_label = "step";
+  p.y_label = "fraction clipped (mean over the layers)";
+  p.markers = false;
+  for (const auto& r : s.runs) {
+    if (r.diagnostics.empty() || r.seed != s.plan.seeds.front()) continue;
+    for (const auto& [quantity, words] : {std::pair<const char*, const char*>{"brn_clip_fraction", "r or d"},
+                                          {"brn_r_clip_fraction", "r"},
+                                          {"brn_d_clip_fraction", "d"}}) {
+      std::map<double, std::vector<double>> at;  // step -> per layer
+      for (const auto& d : r.diagnostics)
+        if (d.quantity == quantity) at[d.step].push_back(d.value);
+      if (at.empty()) continue;
+      PlotSeries series{fmt::format("{}: {}", r.short_label(), words), {}, {}};
+      series.dashed = std::string(words) != "r or d";
+      for (const auto& [step, values] : at) series.points.emplace_back(step, summarize(values).mean);
+      p.series.push_back(std::move(series));
+    }
+  }
+  if (p.series.empty()) return {};
+  return {{"brn_clipping.svg", p.to_svg(),
+           "Batch Renorm (`train --diagnostics`, first seed): the fraction of channels (per statistics group) whose "
+           "correction r = sigma_B / sigma or d = (mu_B - mu) / sigma hit its clip r_max or d_max, averaged over the "
+           "layers; dashed: r and d on their own. With a warm-up the clips open from r_max = 1, d_max = 0 (all "
+           "clipped: plain BN); a fraction near 0 means Batch Renorm acts as BN with running statistics in the loop."}};
+}
+
+// Per norm layer, in the order the layers run: (index, value) of a quantity at one logged step.
+std::vector<std::pair<double, double>> per_layer(const Run& r, double step, const std::string& quantity) {
+  std::vector<std::string> order;
+  std::map<std::string, double> value;
+  for (const auto& d : r.diagnostics) {
+    if (d.step != step) continue;
+    if (std::find(order.begin(), order.end(), d.layer) == order.end()) order.push_back(d.layer);
+    if (d.quantity == quantity) value[d.layer] = d.value;
+  }
+  std::vector<std::pair<double, double>> out;
+  for (size_t i = 0; i < order.size(); ++i)
+    if (value.count(order[i])) out.emplace_back(static_cast<double>(i), value[order[i]]);
+  return out;
+}
+
+std::pair<double, double> logged_step_range(const Run& r, const std::string& quantity) {
+  double first = INFINITY, last = -INFINITY;
+  for (const auto& d : r.diagnostics)
+    if (d.quantity == quantity) first = std::min(first, d.step), last = std::max(last, d.step);
+  return {first, last};
+}
+
+const std::pair<const char*, const char*> kGradQuantities[] = {
+    {"grad_norm_output", "dL/dy at its output"}, {"grad_norm_input", "dL/dx it passes to its input"},
+    {"grad_norm_weight", "dL/dgamma"}};
+
+// Gradient norm per layer for each run: first logged step solid, last dashed.
+std::vector<Figure> grad_norm_layers(const Sweep& s) {
+  std::vector<Figure> out;
+  for (const auto& r : s.runs) {
+    if (r.diagnostics.empty() || r.seed != s.plan.seeds.front()) continue;
+    const auto [first, last] = logged_step_range(r, "grad_norm_output");
+    if (!std::isfinite(first)) continue;
+    LinePlot p;
+    p.title = fmt::format("{}: gradient norm per norm layer", r.name);
+    p.x_label = "norm layer (index, in the order they run: input side first)";
+    p.y_label = "L2 norm (log10)";
+    p.log_y = true;
+    for (const auto& [quantity, words] : kGradQuantities)
+      for (double step : {first, last}) {
+        if (step == last && last == first) continue;
+        PlotSeries series{fmt::format("{} (step {})", words, step), per_layer(r, step, quantity), {}};
+        series.dashed = step != first;
+        if (!series.points.empty()) p.series.push_back(std::move(series));
+      }
+    out.push_back({fmt::format("grad_norm_layers_{}.svg", r.name), p.to_svg(),
+                   fmt::format("{}: per norm layer, the L2 norm of the gradient reaching its output, of the one it "
+                               "passes back to its input (its own contribution) and of its gain's gradient, at the "
+                               "first logged step (solid: near initialization) and the last (dashed).",
+                               r.name)});
+  }
+  return out;
+}
+
+// Xiong et al. 2020, Fig. 3: per-layer gradient norms at initialization, Pre-LN against Post-LN.
+std::vector<Figure> grad_norm_pre_post_ln(const Sweep& s) {
+  std::vector<const Run*> pre, post;
+  for (const auto& r : s.runs) {
+    if (r.diagnostics.empty() || r.seed != s.plan.seeds.front() || !r.config.is_object()) continue;
+    const json& m = r.config.value("model", json::object());
+    if (m.value("name", "") != "transformer" || !std::isfinite(logged_step_range(r, "grad_norm_output").first)) continue;
+    (m.value("pre_ln", true) ? pre : post).push_back(&r);
+  }
+  if (pre.empty() || post.empty()) return {};
+  LinePlot p;
+  p.title = "Gradient norm per norm layer at the first logged step: Pre-LN vs Post-LN";
+  p.x_label = "norm layer (index, in the order they run: input side first)";
+  p.y_label = "L2 norm (log10)";
+  p.log_y = true;
+  for (const auto* group : {&pre, &post})
+    for (const Run* r : *group)
+      for (const auto& [quantity, words] : {kGradQuantities[0], kGradQuantities[1]}) {
+        PlotSeries series{fmt::format("{}: {}", r->short_label(), words),
+                          per_layer(*r, logged_step_range(*r, quantity).first, quantity), {}};
+        series.dashed = std::string(quantity) == "grad_norm_input";
+        if (!series.points.empty()) p.series.push_back(std::move(series));
+      }
+  return {{"grad_norm_pre_post_ln.svg", p.to_svg(),
+           "Per norm layer of the Transformer runs (first seed), at the first logged step (log with "
+           "`--diagnostics-every 1` for step 1, the initialization): the gradient norm reaching each norm's output "
+           "(solid) and the one it passes to its input (dashed). Xiong et al. 2020 (Fig. 3): with Post-LN the "
+           "gradient grows toward the output layers, so a large learning rate needs a warm-up; with Pre-LN it is "
+           "about the same in every layer."}};
+}
+
 // ---------------------------------------------------------------- tables (markdown)
 
 std::string cell(const Summary& m, const std::vector<const Run*>& rs) {
@@ -627,7 +750,7 @@ int report_main(const std::string& dir_arg, const std::string& results_dir) {
 
   std::vector<Figure> figures;
   for (auto job : {error_vs_batch, error_vs_stat_batch, curves_per_batch, curves_per_norm, bn_eval_modes, step_time,
-                   norm_inputs, bn_stat_noise})
+                   norm_inputs, bn_stat_noise, brn_clipping, grad_norm_layers, grad_norm_pre_post_ln})
     for (auto& f : job(sweep)) figures.push_back(std::move(f));
   for (const auto& f : figures) app::write_file_atomic((dir / f.file).string(), f.svg);
   if (!results_dir.empty()) write_results_csv(sweep.plan, planned_runs(sweep.plan));  // the union of both directories

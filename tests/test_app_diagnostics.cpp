@@ -1,7 +1,9 @@
 // Tests of `normlab train --diagnostics` (apps/train_diagnostics): diagnostics.csv has every
 // promised row for every norm layer at every logged step; off, there is no file and the run
 // is bit-identical (metrics.csv apart from seconds, the weights); a resumed run's file
-// matches an uninterrupted one's; --diagnostics-every alone is a usage error.
+// matches an uninterrupted one's; --diagnostics-every alone is a usage error; Batch Renorm's
+// clipping rows; --diagnostics-layers by path and index, its errors and warnings; the report's
+// BRN clipping figure, gradient norm per layer and Pre-LN vs Post-LN figures.
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -68,7 +70,8 @@ TEST_CASE("diagnostics: --diagnostics writes every quantity for every norm layer
   CHECK(seen.rbegin()->first == 12);
   const std::set<std::string> expected{"input_p1",  "input_p15",  "input_p50",  "input_p85",  "input_p99",
                                        "output_p1", "output_p15", "output_p50", "output_p85", "output_p99",
-                                       "bn_mean_shift", "bn_var_ratio", "saturated_fraction", "grad_norm_weight"};
+                                       "bn_mean_shift", "bn_var_ratio", "saturated_fraction", "grad_norm_weight",
+                                       "grad_norm_output", "grad_norm_input"};
   for (const auto& [step, layers] : seen) {
     INFO("step " << step);
     CHECK(layers.size() == 2);  // the MLP's two hidden BatchNorm1d layers
@@ -143,4 +146,94 @@ TEST_CASE("report draws the norm inputs and the BN statistics noise of a sweep r
   const std::string noise((std::istreambuf_iterator<char>(svg)), std::istreambuf_iterator<char>());
   CHECK(noise.find("bn: |mu_B - mu| / sigma") != std::string::npos);
   CHECK(noise.find("gn:") == std::string::npos);  // GroupNorm keeps no batch statistics
+}
+
+TEST_CASE("diagnostics: Batch Renorm's clipping fractions, every logged step, report figure", "[app][diagnostics][report]") {
+  const fs::path out = temp_root() / "diag-brn";
+  const Run sweep = run_normlab("sweep --model mlp --dataset mnist --data-dir " + data_dir() +
+                                " --norms brn --batch-sizes 16 --steps 8 --jobs 1 --threads 1 --no-eval-modes "
+                                "--renorm-warmup 4 --diagnostics --diagnostics-every 1 --out " + out.string());
+  INFO(sweep.err);
+  REQUIRE(sweep.exit_code == 0);
+  const auto rows = read_diagnostics(out / "brn-b16-s0" / "diagnostics.csv");
+  std::map<long, std::vector<double>> clip;  // step -> per layer
+  for (const auto& r : rows)
+    if (r.quantity == "brn_clip_fraction") clip[r.step].push_back(r.value);
+  REQUIRE(clip.size() == 8);
+  for (const auto& [step, values] : clip) {
+    INFO("step " << step);
+    CHECK(values.size() == 3);  // the MLP's three hidden Batch Renorm layers
+    for (double v : values) CHECK((v >= 0.0 && v <= 1.0));
+  }
+  // Step 1 of the warm-up: r_max = 1, d_max = 0, so every channel's r and d are clipped (plain BN).
+  for (double v : clip[1]) CHECK(v == 1.0);
+  const Run report = run_normlab("report " + out.string());
+  INFO(report.err);
+  REQUIRE(report.exit_code == 0);
+  CHECK(fs::exists(out / "brn_clipping.svg"));
+  CHECK(fs::exists(out / "grad_norm_layers_brn-b16-s0.svg"));
+}
+
+TEST_CASE("diagnostics: --diagnostics-layers keeps the named or numbered norm layers", "[app][diagnostics]") {
+  const std::string common = "--model mlp --depth 3 --width 16 --norm bn --steps 4 --batch-size 16 --log-every 2 "
+                             "--diagnostics";
+  const Run by_index = run_normlab(train_args("diag-idx", common + " --diagnostics-layers 0,2"));
+  INFO(by_index.err);
+  REQUIRE(by_index.exit_code == 0);
+  std::set<std::string> layers;
+  for (const auto& r : read_diagnostics(temp_root() / "diag-idx" / "diagnostics.csv")) layers.insert(r.layer);
+  REQUIRE(layers.size() == 2);
+  const std::string first = *layers.begin();
+  const Run by_path = run_normlab(train_args("diag-path", common + " --diagnostics-layers " + first));
+  INFO(by_path.err);
+  REQUIRE(by_path.exit_code == 0);
+  std::set<std::string> one;
+  for (const auto& r : read_diagnostics(temp_root() / "diag-path" / "diagnostics.csv")) one.insert(r.layer);
+  CHECK(one == std::set<std::string>{first});
+
+  const Run not_a_layer = run_normlab(train_args("diag-bad-layer", common + " --diagnostics-layers nosuch.layer"));
+  CHECK(not_a_layer.exit_code == 2);
+  CHECK(not_a_layer.err.find("--diagnostics-layers") != std::string::npos);
+  CHECK(not_a_layer.err.find("nosuch.layer") != std::string::npos);
+  // An index past the last norm layer: known only once the layers ran, a warning listing them.
+  const Run too_far = run_normlab(train_args("diag-far", common + " --diagnostics-layers 7"));
+  INFO(too_far.err);
+  CHECK(too_far.exit_code == 0);
+  CHECK(too_far.err.find("--diagnostics-layers 7 matched no norm layer") != std::string::npos);
+  CHECK(too_far.err.find("2 = ") != std::string::npos);
+  const Run alone = run_normlab(train_args("diag-alone", "--model mlp --steps 2 --diagnostics-layers 0"));
+  CHECK(alone.exit_code == 2);
+}
+
+TEST_CASE("diagnostics: report draws gradient norms per layer, Pre-LN against Post-LN", "[app][diagnostics][report]") {
+  // The preset reads tinyshakespeare from --data-dir: a small stand-in corpus.
+  const fs::path data = temp_root() / "diag-text-data";
+  fs::create_directories(data / "tinyshakespeare");
+  {
+    std::ofstream f(data / "tinyshakespeare" / "input.txt");
+    for (int i = 0; i < 200; ++i) f << "the norm of the gradient at layer " << i % 7 << ".\n";
+  }
+  const fs::path out = temp_root() / "diag-ln";
+  const Run sweep = run_normlab("sweep --preset transformer-norms --data-dir " + data.string() +
+                                " --steps 3 --d-model 16 --heads 2 --layers 2 --context 16 --val-batches 1 --jobs 1 "
+                                "--threads 1 --diagnostics --diagnostics-every 1 --out " + out.string());
+  INFO(sweep.err);
+  REQUIRE(sweep.exit_code == 0);
+  const auto rows = read_diagnostics(out / "post-ln-b16-s0" / "diagnostics.csv");
+  std::set<std::string> layers;
+  for (const auto& r : rows)
+    if (r.step == 1 && r.quantity == "grad_norm_input") {
+      layers.insert(r.layer);
+      CHECK(r.value > 0.0);
+    }
+  CHECK(layers.size() >= 4);  // 2 blocks x 2 norms (+ the final norm)
+  const Run report = run_normlab("report " + out.string());
+  INFO(report.err);
+  REQUIRE(report.exit_code == 0);
+  REQUIRE(fs::exists(out / "grad_norm_pre_post_ln.svg"));
+  std::ifstream svg(out / "grad_norm_pre_post_ln.svg");
+  const std::string text_svg((std::istreambuf_iterator<char>(svg)), std::istreambuf_iterator<char>());
+  CHECK(text_svg.find("pre-ln") != std::string::npos);
+  CHECK(text_svg.find("post-ln") != std::string::npos);
+  CHECK(fs::exists(out / "grad_norm_layers_pre-ln-b16-s0.svg"));
 }

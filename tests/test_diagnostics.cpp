@@ -62,6 +62,20 @@ TEST_CASE("percentiles interpolate between order statistics like numpy.percentil
   CHECK(p == std::vector<double>{1, 15, 50, 85, 99});
   // numpy.percentile([1, 2, 3, 4], [0, 25, 50, 100]) = [1, 1.75, 2.5, 4]
   CHECK(percentiles({4, 1, 3, 2}, {0, 25, 50, 100}) == std::vector<double>{1, 1.75, 2.5, 4});
+  // Any order of p, ties, odd sizes: the same numbers as sorting everything.
+  Generator gen(2);
+  std::vector<float> r = randn({1001}, gen).to_vector();
+  for (int i = 0; i < 100; ++i) r[i] = 0.5f;
+  const std::vector<double> ps{99, 1, 50, 15, 85, 0, 100, 33.3, 50};
+  std::vector<float> sorted = r;
+  std::sort(sorted.begin(), sorted.end());
+  const auto got = percentiles(r, ps);
+  for (size_t i = 0; i < ps.size(); ++i) {
+    const double rank = ps[i] / 100.0 * 1000.0;
+    const size_t lo = static_cast<size_t>(std::floor(rank)), hi = std::min<size_t>(lo + 1, 1000);
+    const double w = rank - static_cast<double>(lo);
+    CHECK(got[i] == (1.0 - w) * sorted[lo] + w * sorted[hi]);
+  }
   CHECK_THROWS_WITH(percentiles({}, {50}), Catch::Contains("no values"));
   CHECK_THROWS_WITH(percentiles({1}, {101}), Catch::Contains("[0, 100]"));
 }

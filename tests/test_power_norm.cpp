@@ -321,4 +321,7 @@ TEST_CASE("PowerNorm: bad shapes and options throw nl::Error naming the layer", 
   o.alpha_fwd = 1.5f;
   CHECK_THROWS_WITH(PowerNorm(6, o), Catch::Contains("alpha_fwd"));
   CHECK_THROWS_WITH(parse_power_norm_backward("approx"), Catch::Contains("approximate or exact"));
+  CHECK_THROWS_WITH(m.forward(Tensor::ones({1, 1, 6})), Catch::Contains("more than 1 value per channel"));
+  m.eval();
+  CHECK(m.forward(Tensor::ones({1, 6})).numel() == 6);  // eval: one row is fine
 }

@@ -59,11 +59,11 @@
 //   ds = dy * (gamma * rstd)                                                        (exact after, eval)
 // Each feature's numbers depend only on its own column: results do not depend on the threads.
 //
-// Choices: R = 1 (one token) is allowed in training: nothing is subtracted, so nothing
-// collapses to 0, but z = s / sqrt(s^2 + eps) is then +-1 and its exact gradient ~0 (BN's
-// collapse at two values, tests/test_bn_two_values.cpp, in its one-value form). Statistics span
-// every row of the batch, so at the tokens site a token's output depends on other tokens and
-// on later positions (as BN's: a lesson for a causal LM, not a bug).
+// Choices: training with one row (R = 1) throws nl::Error, as BatchNorm does (the official
+// code does not check): nothing is subtracted, but z = s / sqrt(s^2 + eps) would be +-1 and
+// its exact gradient ~0 (BN's collapse, tests/test_bn_two_values.cpp, in its one-value form).
+// Statistics span every row of the batch, so at the tokens site a token's output depends on
+// other tokens and on later positions (as BN's: a lesson for a causal LM, not a bug).
 #pragma once
 
 #include <cstdint>

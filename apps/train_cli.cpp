@@ -94,6 +94,16 @@ Command add_train_command(CLI::App& app) {
   t->add_option("--renorm-warmup", cfg->norm.renorm_warmup_steps, "brn: steps to ramp r_max/d_max (0 = none)")
       ->check(kNonNegative)->group(n);
   t->add_flag("--wn-mean-only-bn", cfg->norm.wn_mean_only_bn, "wn: mean-only BatchNorm after each layer")->group(n);
+  t->add_option("--pn-warmup", cfg->norm.pn_warmup_steps,
+                "pn: steps normalized by the batch's quadratic mean before the running one (official 10000)")
+      ->check(kNonNegative)->group(n);
+  t->add_option("--pn-backward", cfg->norm.pn_backward,
+                "pn: approximate (the official backward, with its own running statistic) | exact (the gradient)")
+      ->check(CLI::IsMember({"approximate", "exact"}))->group(n);
+  t->add_option("--pn-groups", cfg->norm.pn_groups, "pn: GroupScaling1D groups per token (must divide the width)")
+      ->check(kAtLeastOne)->group(n);
+  t->add_option("--pn-alpha-bkw", cfg->norm.pn_alpha_bkw, "pn: average of the backward's running statistic (0.9)")
+      ->check(CLI::Range(0.0f, 1.0f))->group(n);
   t->add_flag("--wn-data-init", cfg->norm.wn_data_init, "wn: data-dependent initialization")->group(n);
 
   const std::string o = "Optimization";

@@ -16,7 +16,8 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ModelOptions, name, input_shape, num_classes,
                                    context, embed_dim, hidden_size, max_steps, d_model, heads, layers, pre_ln, dropout,
                                    seed)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(NormOptions, name, groups, eps, momentum, stat_batch, ghost_batch, r_max, d_max,
-                                   renorm_warmup_steps, wn_mean_only_bn, wn_data_init)
+                                   renorm_warmup_steps, wn_mean_only_bn, wn_data_init, pn_warmup_steps, pn_backward,
+                                   pn_groups, pn_alpha_bkw)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ScheduleOptions, name, warmup_steps, step_size, gamma, min_lr)
 namespace app {
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(TrainConfig, dataset, data_dir, subset, input_norm, augment, classes_per_batch,
@@ -51,7 +52,15 @@ TrainConfig config_from_json(const nlohmann::json& saved) {
     if (!j.contains("diagnostics")) j["diagnostics"] = false;
     if (!j.contains("diagnostics_every")) j["diagnostics_every"] = 0;
     if (!j.contains("diagnostics_layers")) j["diagnostics_layers"] = "";
-    if (j.contains("norm") && j["norm"].is_object() && !j["norm"].contains("stat_batch")) j["norm"]["stat_batch"] = 0;
+    if (j.contains("norm") && j["norm"].is_object()) {
+      nlohmann::json& n = j["norm"];
+      if (!n.contains("stat_batch")) n["stat_batch"] = 0;
+      const NormOptions defaults;  // pn's options (runs from before pn have the defaults)
+      if (!n.contains("pn_warmup_steps")) n["pn_warmup_steps"] = defaults.pn_warmup_steps;
+      if (!n.contains("pn_backward")) n["pn_backward"] = defaults.pn_backward;
+      if (!n.contains("pn_groups")) n["pn_groups"] = defaults.pn_groups;
+      if (!n.contains("pn_alpha_bkw")) n["pn_alpha_bkw"] = defaults.pn_alpha_bkw;
+    }
     return j.get<TrainConfig>();
   } catch (const nlohmann::json::exception& e) {
     throw Error(fmt::format("config.json is incomplete or malformed: {}", e.what()));

@@ -181,6 +181,40 @@ TEST_CASE("resume with a cumulative-average momentum continues the count (EvoNor
   CHECK(counts >= 1);
 }
 
+TEST_CASE("PowerNorm: a run killed after warm-up's end resumes bit-identical (its buffers are checkpointed)",
+          "[app][resume]") {
+  // Warm-up 12: the checkpoint at 10 is in it, the resumed steps cross into running_phi.
+  const std::string common = "--model mlp --width 32 --norm pn --pn-warmup 12 --steps 20 --batch-size 16 "
+                             "--checkpoint-every 5 --log-every 4 --optimizer adam --lr 0.003";
+  REQUIRE(run_normlab(train_args("pn-whole", common)).exit_code == 0);
+  CHECK(run_normlab(train_args("pn-killed", common + " --simulate-kill-at-step 13")).exit_code == 137);
+  const Run resumed = run_normlab("train --resume " + (temp_root() / "pn-killed").string());
+  INFO(resumed.err);
+  REQUIRE(resumed.exit_code == 0);
+  const nl::TensorFile a = nl::load_safetensors((temp_root() / "pn-whole" / "model.safetensors").string());
+  const nl::TensorFile b = nl::load_safetensors((temp_root() / "pn-killed" / "model.safetensors").string());
+  REQUIRE(a.tensors.size() == b.tensors.size());
+  int pn_buffers = 0;
+  for (size_t i = 0; i < a.tensors.size(); ++i) {
+    INFO(a.tensors[i].first);
+    CHECK(a.tensors[i].first == b.tensors[i].first);
+    CHECK(a.tensors[i].second.to_vector() == b.tensors[i].second.to_vector());  // exact, not close
+    const std::string& name = a.tensors[i].first;
+    pn_buffers += name.find("running_phi") != std::string::npos || name.find("ema_gz") != std::string::npos ||
+                  name.find("iters") != std::string::npos;
+  }
+  CHECK(pn_buffers == 9);  // 3 hidden PowerNorm layers x (running_phi, ema_gz, iters)
+  const json c = read_json_file(temp_root() / "pn-whole" / "config.json");
+  CHECK(c["norm"]["pn_warmup_steps"] == 12);
+  CHECK(c["norm"]["pn_backward"] == "approximate");
+  const Run bad = run_normlab(train_args("pn-bad", "--model mlp --norm pn --steps 2 --pn-backward approx"));
+  CHECK(bad.exit_code == 2);
+  CHECK(bad.err.find("--pn-backward") != std::string::npos);
+  const Run conv = run_normlab(train_args("pn-conv", "--model cnn --norm pn --steps 2"));
+  CHECK(conv.exit_code == 2);
+  CHECK(conv.err.find("not defined at the conv site") != std::string::npos);
+}
+
 TEST_CASE("eval reports running, batch and precise BN statistics", "[app]") {
   const fs::path out = temp_root() / "evalrun";
   REQUIRE(run_normlab(train_args("evalrun", "--model mlp --norm bn --steps 10 --batch-size 16")).exit_code == 0);

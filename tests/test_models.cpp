@@ -110,7 +110,10 @@ TEST_CASE("make_model rejects unknown names and norms a model cannot use", "[mod
 }
 
 TEST_CASE("image models: every norm builds, trains a step and gives finite gradients", "[models]") {
-  const std::vector<std::string> mlp_norms = {"none", "bn", "mobn", "ln", "rms", "wn", "brn", "gbn"};
+  const std::vector<std::string> mlp_norms = {"none", "bn", "mobn", "ln", "rms", "wn", "brn", "gbn", "pn"};
+  std::vector<std::string> conv_norms;  // the registry's norms defined for conv maps (not pn)
+  for (const NormInfo& info : norm_registry())
+    if (info.conv) conv_norms.push_back(info.name);
   struct Case {
     std::string model;
     Shape input;
@@ -118,9 +121,9 @@ TEST_CASE("image models: every norm builds, trains a step and gives finite gradi
   };
   const std::vector<Case> cases = {
       {"mlp", {1, 28, 28}, mlp_norms},
-      {"cnn", {1, 28, 28}, norm_names()},
+      {"cnn", {1, 28, 28}, conv_norms},
       {"cnn", {3, 32, 32}, {"none", "bn", "gn", "ln"}},
-      {"resnet20", {3, 16, 16}, norm_names()},
+      {"resnet20", {3, 16, 16}, conv_norms},
   };
   Generator gen(1);
   for (const auto& c : cases) {
@@ -145,9 +148,9 @@ TEST_CASE("image models: every norm builds, trains a step and gives finite gradi
 TEST_CASE("language models: every cell/block norm builds, trains a step and gives finite gradients", "[models]") {
   Generator gen(2);
   for (const std::string name : {"lstm", "gru", "transformer"}) {
-    for (const std::string norm : {"none", "ln", "rms", "bn"}) {
+    for (const std::string norm : {"none", "ln", "rms", "bn", "pn"}) {
       for (bool pre_ln : {true, false}) {
-        if (name != "transformer" && !pre_ln) continue;
+        if (name != "transformer" && (!pre_ln || norm == "pn")) continue;  // pn: a block norm, not a cell's
         INFO(name << " norm " << norm << (pre_ln ? " pre-LN" : " post-LN"));
         ModelOptions o = lm_model(name);
         o.vocab_size = 11, o.context = 8, o.embed_dim = 6, o.hidden_size = 5, o.d_model = 8, o.heads = 2;

@@ -57,12 +57,16 @@ TEST_CASE("every norm name builds and runs forward+backward at each site where i
     o.wn_mean_only_bn = name == "wn";
     SECTION("conv " + name) {
       auto conv = make_conv2d(o, 3, 8, 3, {.pad_h = 1, .pad_w = 1}, true, gen);
-      auto na = make_norm_act(o, {8, 6, 6}, NormSite::conv, "relu");
-      run_block(*conv, *na, randn({4, 3, 6, 6}, gen), "conv");
-      if (name == "wn") CHECK(conv->name().find("WeightNorm") != std::string::npos);
-      if (name == "ws") CHECK(conv->name().find("WSConv2d") != std::string::npos);
-      na->eval();  // eval mode runs too (running statistics where there are any)
-      CHECK(finite(na->forward(conv->forward(randn({2, 3, 6, 6}, gen)))));
+      if (!norm_info(name).conv) {  // pn: vectors and tokens only
+        CHECK_THROWS_WITH(make_norm_act(o, {8, 6, 6}, NormSite::conv, "relu"), Catch::Contains("conv site"));
+      } else {
+        auto na = make_norm_act(o, {8, 6, 6}, NormSite::conv, "relu");
+        run_block(*conv, *na, randn({4, 3, 6, 6}, gen), "conv");
+        if (name == "wn") CHECK(conv->name().find("WeightNorm") != std::string::npos);
+        if (name == "ws") CHECK(conv->name().find("WSConv2d") != std::string::npos);
+        na->eval();  // eval mode runs too (running statistics where there are any)
+        CHECK(finite(na->forward(conv->forward(randn({2, 3, 6, 6}, gen)))));
+      }
     }
     SECTION("features " + name) {
       auto lin = make_linear(o, 5, 8, true, gen);

@@ -23,6 +23,7 @@
 //   frn         FilterResponseNorm+TLU, conv and features ([N, D] as 1x1 maps); not tokens
 //   evonorm-s0  EvoNormS0(C, groups), conv and features; not tokens
 //   evonorm-b0  EvoNormB0(C), conv and features; not tokens
+//   pn          PowerNorm(D) on [N, D] | on [B, T, D] (statistics per feature over all B*T tokens); not conv
 // frn / evonorm-* include their own nonlinearity: make_norm_act ignores `activation` for them
 // (make_norm returns the same module).
 #include "layers/norm/factory.hpp"
@@ -41,6 +42,7 @@
 #include "layers/norm/instance_norm.hpp"
 #include "layers/norm/layer_norm.hpp"
 #include "layers/norm/mean_only_batch_norm.hpp"
+#include "layers/norm/power_norm.hpp"
 #include "layers/norm/rms_norm.hpp"
 #include "layers/norm/weight_norm.hpp"
 #include "layers/norm/weight_standardization.hpp"
@@ -143,6 +145,19 @@ const std::vector<NormInfo>& norm_registry() {
        [](const NormOptions& o, int64_t C, int, const Shape&) -> ModulePtr {
          return std::make_shared<EvoNormB0>(C, o.eps, o.momentum);
        }},
+      {"pn", "PowerNorm: no mean subtracted, a running quadratic mean after a warm-up, approximate backward",
+       "Shen et al. 2020", "power_norm.hpp", "--pn-warmup, --pn-backward, --pn-groups, --pn-alpha-bkw", false, true,
+       true, R::shape, SB::refused, "has a batch quadratic mean without statistics groups", false, false,
+       [](const NormOptions& o, int64_t, int, const Shape& fs) -> ModulePtr {
+         PowerNormOptions po;
+         po.eps = o.eps;
+         po.alpha_fwd = 1.0f - o.momentum;  // running = (1 - momentum) running + momentum batch
+         po.alpha_bkw = o.pn_alpha_bkw;
+         po.warmup_steps = o.pn_warmup_steps;
+         po.groups = o.pn_groups;
+         po.backward = parse_power_norm_backward(o.pn_backward);
+         return std::make_shared<PowerNorm>(fs[0], po);
+       }},
   };
   return table;
 }
@@ -177,6 +192,14 @@ void validate_norm_options(const NormOptions& o) {
   NL_CHECK(o.r_max >= 1.0f && o.d_max >= 0.0f, "norm 'brn': need r_max >= 1 and d_max >= 0, got r_max=", o.r_max,
            " d_max=", o.d_max);
   NL_CHECK(o.renorm_warmup_steps >= 0, "norm 'brn': renorm_warmup_steps must be >= 0");
+  NL_CHECK(o.pn_warmup_steps >= 0 && o.pn_groups >= 1, "norm 'pn': need pn_warmup_steps >= 0 and pn_groups >= 1, got ",
+           o.pn_warmup_steps, " and ", o.pn_groups);
+  NL_CHECK(o.pn_alpha_bkw >= 0.0f && o.pn_alpha_bkw <= 1.0f, "norm 'pn': pn_alpha_bkw must be in [0, 1], got ",
+           o.pn_alpha_bkw);
+  NL_CHECK(o.pn_backward == "approximate" || o.pn_backward == "exact", "norm 'pn': pn_backward must be approximate ",
+           "or exact, got '", o.pn_backward, "'");
+  NL_CHECK(o.name != "pn" || (o.momentum >= 0.0f && o.momentum <= 1.0f), "norm 'pn': its running quadratic mean ",
+           "needs a momentum in [0, 1] (1 - alpha_fwd; no cumulative average), got ", o.momentum);
 }
 
 // Applies `inner` to x reshaped [B, T, D] -> [B*T, D] and reshapes the result back: a
@@ -245,8 +268,9 @@ std::shared_ptr<Module> make_norm(const NormOptions& o, const Shape& fs, NormSit
   const int64_t C = channels_of(fs, site);
   const bool defined = site == NormSite::conv ? info.conv : site == NormSite::features ? info.features : info.tokens;
   NL_CHECK(defined, "norm '", o.name, "' is not defined at the ", site_name(site), " site (",
-           info.reads == NormInfo::Reads::maps ? "it normalizes over the H, W positions of conv maps" : "",
-           info.features ? "; features work as 1x1 maps, tokens do not)" : "; use ln or gn for vectors and tokens)");
+           !info.conv ? "it normalizes feature vectors and tokens, the features last; not conv maps)"
+           : info.reads == NormInfo::Reads::maps ? "it normalizes over the H, W positions of conv maps" : "",
+           !info.conv ? "" : info.features ? "; features work as 1x1 maps, tokens do not)" : "; use ln or gn for vectors and tokens)");
   std::shared_ptr<Module> m = info.make(o, C, site == NormSite::conv ? 2 : 1, fs);
   if (info.reads == NormInfo::Reads::maps && site == NormSite::features) return std::make_shared<FeaturesAsMaps>(m);
   if (info.reads != NormInfo::Reads::channel || site != NormSite::tokens || dynamic_cast<Identity*>(m.get())) return m;

@@ -37,6 +37,11 @@ struct NormOptions {
   int64_t renorm_warmup_steps = 0;  // brn: steps to ramp r_max 1->r_max and d_max 0->d_max (0 = none)
   bool wn_mean_only_bn = false;     // wn: add mean-only BatchNorm after each weight-normalized layer
   bool wn_data_init = false;        // wn: the paper's data-dependent initialization
+  int64_t pn_warmup_steps = 10000;  // pn: steps normalized by the batch's quadratic mean before running_phi
+                                    // (the official default); its running average uses momentum
+  std::string pn_backward = "approximate";  // pn: approximate (the official backward) | exact
+  int64_t pn_groups = 1;            // pn: GroupScaling1D groups (1: the whole token); must divide the channels
+  float pn_alpha_bkw = 0.9f;        // pn: the backward's running statistic (official default)
 };
 
 // The layout a norm sees: conv feature maps [N, C, H, W], feature vectors [N, D],

@@ -9,6 +9,7 @@
 
 #include "core/autograd.hpp"
 #include "core/parallel.hpp"
+#include "layers/norm/batch_stat_norm.hpp"  // bn_detail::check_more_than_one_value
 #include "layers/norm/kernels/channel_norm_kernels.hpp"
 #include "layers/norm/rms_norm.hpp"
 
@@ -195,8 +196,7 @@ Tensor PowerNorm::forward(const Tensor& x_in) {
   spec.alpha_bkw = options.alpha_bkw;
   spec.running_phi = running_phi.data();
   if (!is_training()) return report_norm_output(power_function(s, weight, bias, spec, nullptr).reshape(x.shape()));
-  NL_CHECK(x.numel() > num_features_, name(), ": Expected more than 1 value per channel when training, got input size ",
-           shape_str(x.shape()));
+  bn_detail::check_more_than_one_value(x.numel() / num_features_, name(), x);
   spec.batch_stats = in_warmup();
   spec.need_batch_qm = true;
   if (options.backward == PowerNormBackward::approximate) spec.ema_gz = ema_gz;

@@ -557,8 +557,7 @@ std::pair<double, double> logged_step_range(const Run& r, const std::string& qua
 }
 
 const std::pair<const char*, const char*> kGradQuantities[] = {
-    {"grad_norm_output", "dL/dy at its output"}, {"grad_norm_input", "dL/dx it passes to its input"},
-    {"grad_norm_weight", "dL/dgamma"}};
+    {"grad_norm_output", "output"}, {"grad_norm_input", "input"}, {"grad_norm_weight", "weight"}};
 
 // Gradient norm per layer for each run: first logged step solid, last dashed.
 std::vector<Figure> grad_norm_layers(const Sweep& s) {
@@ -569,13 +568,13 @@ std::vector<Figure> grad_norm_layers(const Sweep& s) {
     if (!std::isfinite(first)) continue;
     LinePlot p;
     p.title = fmt::format("{}: gradient norm per norm layer", r.name);
-    p.x_label = "norm layer (index, in the order they run: input side first)";
+    p.x_label = "norm layer (index in the order they run)";
     p.y_label = "L2 norm (log10)";
     p.log_y = true;
     for (const auto& [quantity, words] : kGradQuantities)
       for (double step : {first, last}) {
         if (step == last && last == first) continue;
-        PlotSeries series{fmt::format("{} (step {})", words, step), per_layer(r, step, quantity), {}};
+        PlotSeries series{fmt::format("{}, step {}", words, step), per_layer(r, step, quantity), {}};
         series.dashed = step != first;
         if (!series.points.empty()) p.series.push_back(std::move(series));
       }
@@ -599,8 +598,8 @@ std::vector<Figure> grad_norm_pre_post_ln(const Sweep& s) {
   }
   if (pre.empty() || post.empty()) return {};
   LinePlot p;
-  p.title = "Gradient norm per norm layer at the first logged step: Pre-LN vs Post-LN";
-  p.x_label = "norm layer (index, in the order they run: input side first)";
+  p.title = "Pre-LN vs Post-LN: gradient norm per norm layer";
+  p.x_label = "norm layer (index in the order they run; first logged step)";
   p.y_label = "L2 norm (log10)";
   p.log_y = true;
   for (const auto* group : {&pre, &post})

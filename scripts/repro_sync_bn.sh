@@ -30,7 +30,10 @@ for seed in $seeds; do
       ${flags[$variant]} --batch-size 2 --epochs 3 --lr 0.0025 --seed "$seed" --threads 1 --eval-every-epoch \
       --out "$run" > "$out/$variant-s$seed.log" 2>&1
     mkdir -p "$results/$variant-s$seed"
-    cp "$run/config.json" "$run/summary.json" "$run/eval.csv" "$results/$variant-s$seed/"
+    cp "$run/summary.json" "$run/eval.csv" "$results/$variant-s$seed/"
+    # config.json without this machine's paths: "out" becomes the run's name (as export-results does)
+    /usr/bin/python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); c["out"]=sys.argv[3]; open(sys.argv[2],"w").write(json.dumps(c, indent=2)+"\n")' \
+      "$run/config.json" "$results/$variant-s$seed/config.json" "$variant-s$seed"
   done
 done
 /usr/bin/python3 - "$results" <<'EOF'

@@ -71,6 +71,16 @@ std::vector<std::string> sweep_preset_names() {
           "ghost-large-batch", "transformer-deep", "wn", "rnn-norms", "transformer-norms"};
 }
 
+// gn-statbatch's recipe, shared by the presets whose runs are compared with (or copied from)
+// it: CIFAR-10 CNN at batch 32, SGD lr 0.02 without scaling, 4 epochs, crop + flip, cosine.
+static void use_cifar_statbatch_recipe(SweepPlan& p) {
+  p.batch_sizes = {32};
+  p.lr_scaling = "none";
+  p.base_lr = 0.02;
+  p.common_args = {"--dataset", "cifar10", "--model", "cnn", "--epochs", "4", "--augment", "--schedule", "cosine",
+                   "--eval-every-epoch"};
+}
+
 // The papers at CPU scale. Each preset is sized to finish well under an hour on 2 cores;
 // where that needs a subset of the data or fewer epochs than the paper, the description says so.
 SweepPlan sweep_preset(const std::string& name, const std::string& out_dir) {
@@ -158,14 +168,10 @@ SweepPlan sweep_preset(const std::string& name, const std::string& out_dir) {
     // Cost: 18 runs of ~400 s on one quiet thread: ~2 core-hours.
     p.description = "GN paper's per-GPU batch: CIFAR-10 CNN at batch 32, BN statistics over 2, 4, 8, 16, 32 examples, "
                     "GN as reference; lr 0.02, 4 epochs, crop + flip, cosine decay, 3 seeds.";
+    use_cifar_statbatch_recipe(p);
     p.variants = norm_variants({"bn", "gn"});
-    p.batch_sizes = {32};
     p.stat_batches = {2, 4, 8, 16, 32};
     p.seeds = {0, 1, 2};
-    p.lr_scaling = "none";
-    p.base_lr = 0.02;
-    p.common_args = {"--dataset", "cifar10", "--model", "cnn", "--epochs", "4", "--augment", "--schedule", "cosine",
-                     "--eval-every-epoch"};
   } else if (name == "small-batch-fixes" || name == "bn-noniid") {
     // Where BatchNorm breaks (gn-statbatch: statistics over 2 examples inside a batch of 32 on
     // the CIFAR-10 CNN), the fixes, on exactly gn-statbatch's recipe, so its bn (sb2) and gn runs
@@ -174,12 +180,8 @@ SweepPlan sweep_preset(const std::string& name, const std::string& out_dir) {
     // paper starts from plain BN. bn-m0.01: running statistics averaging ~100 groups instead of
     // ~10 (one update per group of 2: PyTorch's 0.1 remembers about 20 images). evonorm-b0 is not
     // here: its variance is over the whole batch (it refuses --stat-batch), so it does not see 2.
-    p.batch_sizes = {32};
+    use_cifar_statbatch_recipe(p);
     p.seeds = {0, 1, 2};
-    p.lr_scaling = "none";
-    p.base_lr = 0.02;
-    p.common_args = {"--dataset", "cifar10", "--model", "cnn", "--epochs", "4", "--augment", "--schedule", "cosine",
-                     "--eval-every-epoch"};
     const std::vector<std::string> brn = {"--norm", "brn", "--renorm-warmup", "1000"};
     if (name == "small-batch-fixes") {
       p.description = "Small-batch fixes where BN breaks: CIFAR-10 CNN at batch 32 with statistics over 2 examples "
@@ -212,25 +214,19 @@ SweepPlan sweep_preset(const std::string& name, const std::string& out_dir) {
                   {"gn-g4", {"--norm", "gn", "--groups", "4"}},   {"gn", {"--norm", "gn", "--groups", "8"}},
                   {"gn-g16", {"--norm", "gn", "--groups", "16"}}, {"gn-g32", {"--norm", "gn", "--groups", "32"}},
                   {"in", {"--norm", "in"}}};
-    p.batch_sizes = {32};
+    use_cifar_statbatch_recipe(p);
     p.seeds = {0};
-    p.lr_scaling = "none";
-    p.base_lr = 0.02;
-    p.common_args = {"--dataset", "cifar10", "--model", "cnn", "--epochs", "4", "--augment", "--schedule", "cosine",
-                     "--eval-every-epoch"};
   } else if (name == "ws-batch2") {
     // The WS paper's claim at micro-batch: WS + GN at a true batch of 2 (lr = 0.02 x 2/32, the
     // same 4 epochs: 100k steps) against GN alone there and BN at 32 (gn-statbatch's bn sb32).
     p.description = "WS paper: CIFAR-10 CNN at a true batch of 2 with GN and WS + GN (lr 0.02 x 2/32, 4 epochs, crop + "
                     "flip, cosine), against BN at batch 32 from gn-statbatch; 1 seed.";
+    use_cifar_statbatch_recipe(p);
     p.variants = norm_variants({"gn", "ws"});
     p.batch_sizes = {2};
     p.seeds = {0};
     p.lr_scaling = "linear";
-    p.base_lr = 0.02;
     p.base_batch = 32;
-    p.common_args = {"--dataset", "cifar10", "--model", "cnn", "--epochs", "4", "--augment", "--schedule", "cosine",
-                     "--eval-every-epoch"};
   } else if (name == "ghost-large-batch") {
     // Hoffer et al. 2017 ("Train longer, generalize better"): a large batch generalizes worse at
     // the same epochs; Ghost BN with 128-example statistics recovers part of the gap. Their MNIST

@@ -701,6 +701,20 @@ SweepPlan plan_from_args(const SweepArgs& a, const CLI::App& sub) {
   if (given("--seeds") || a.preset.empty()) plan.seeds = parse_int_list(a.seeds, "--seeds");
   if (given("--stat-batch-sizes")) plan.stat_batches = parse_int_list(a.stat_batch_sizes, "--stat-batch-sizes");
   plan.results_dir = a.results_dir;
+  if (!a.preset.empty()) {
+    // A flag given with a preset overrides it, as --norms or --seeds do; where the preset sets it
+    // per variant (quick's --model), an override would be silently lost, so it is refused.
+    auto override_train_flag = [&](const char* flag, const std::string& value) {
+      for (const auto& v : plan.variants)
+        if (std::find(v.train_args.begin(), v.train_args.end(), flag) != v.train_args.end())
+          throw app::UsageError(fmt::format("sweep: preset '{}' sets {} per variant (variant '{}'); it cannot be "
+                                            "overridden", a.preset, flag, v.label));
+      set_train_arg(plan.common_args, flag, value);
+    };
+    if (given("--model")) override_train_flag("--model", a.model);
+    if (given("--dataset")) override_train_flag("--dataset", a.dataset);
+    if (given("--base-batch")) plan.base_batch = a.base_batch;
+  }
   if (given("--batch-sizes")) plan.batch_sizes = parse_int_list(a.batch_sizes, "--batch-sizes");
   if (given("--norms")) plan.variants = norm_variants(parse_list(a.norms));
   if (given("--base-lr")) plan.base_lr = a.base_lr;

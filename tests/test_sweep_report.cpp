@@ -298,6 +298,20 @@ TEST_CASE("export-results writes compact finished runs; sweep --results skips th
   CHECK(bad.err.find("sweep.json") != std::string::npos);
 }
 
+TEST_CASE("a flag given with a preset overrides it, or is refused where the preset sets it per variant", "[sweep]") {
+  // ln-batch is an MLP on MNIST; --model cnn must reach the runs (it used to be dropped silently).
+  const fs::path out = temp_root() / "preset-override";
+  const Run r = run_normlab("sweep --preset ln-batch --model cnn --data-dir " + data_dir() +
+                            " --norms bn --batch-sizes 4 --steps 3 --jobs 1 --no-eval-modes --out " + out.string());
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(read_json_file(out / "bn-b4-s0" / "config.json")["model"]["name"] == "cnn");
+  // quick sets --model per variant (mlp-*, cnn-*): an override cannot apply, so it is an error.
+  const Run refused = run_normlab("sweep --preset quick --model cnn --out " + (temp_root() / "x").string());
+  CHECK(refused.exit_code == 2);
+  CHECK(refused.err.find("--model") != std::string::npos);
+}
+
 TEST_CASE("sweep and report reject bad input with exit code 2 or a clear error", "[sweep][report]") {
   const Run preset = run_normlab("sweep --preset no-such-preset --out " + (temp_root() / "x").string());
   CHECK(preset.exit_code == 2);

@@ -13,6 +13,9 @@ namespace nl {
 
 // Set by tune_runtime_and_reexec for the re-executed process: the core OpenBLAS had chosen.
 static constexpr const char* kDetectedCoreVar = "NORMLAB_BLAS_CORE_DETECTED";
+// Set with OMP_WAIT_POLICY, so the re-executed process (and the runs a sweep starts) can tell
+// normlab's choice from the user's.
+static constexpr const char* kWaitPolicySetVar = "NORMLAB_OMP_WAIT_POLICY_SET";
 
 static std::string lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
@@ -51,10 +54,19 @@ std::string blas_core_description() {
   return core + " (detected by OpenBLAS)";
 }
 
+std::string omp_wait_policy_description() {
+  if (const char* spin = std::getenv("GOMP_SPINCOUNT")) return std::string("GOMP_SPINCOUNT=") + spin + " (set by the user)";
+  const char* policy = std::getenv("OMP_WAIT_POLICY");
+  if (!policy) return "libgomp default (spin, then sleep)";
+  if (std::getenv(kWaitPolicySetVar)) return std::string(policy) + " (set by normlab)";
+  return std::string(policy) + " (OMP_WAIT_POLICY set by the user)";
+}
+
 void tune_runtime_and_reexec(char** argv, RuntimeTuning tuning) {
   bool changed = false;
   if (tuning.passive_omp_wait && !std::getenv("OMP_WAIT_POLICY") && !std::getenv("GOMP_SPINCOUNT")) {
     setenv("OMP_WAIT_POLICY", "passive", 1);
+    setenv(kWaitPolicySetVar, "1", 1);
     changed = true;
   }
   if (tuning.blas_core && !std::getenv("OPENBLAS_CORETYPE")) {

@@ -39,5 +39,8 @@ bool blas_core_matches_cpu(const std::string& core);
 // For logs and config.json: "SkylakeX (chosen by normlab: OpenBLAS detected Prescott)",
 // "SkylakeX (OPENBLAS_CORETYPE set by the user)", or "SkylakeX (detected by OpenBLAS)".
 std::string blas_core_description();
+// For logs and config.json: "passive (set by normlab)", "active (OMP_WAIT_POLICY set by the
+// user)", "GOMP_SPINCOUNT=10000 (set by the user)" or "libgomp default (spin, then sleep)".
+std::string omp_wait_policy_description();
 
 }  // namespace nl

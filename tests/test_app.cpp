@@ -72,6 +72,22 @@ TEST_CASE("a tiny run writes every file with the right columns and fields", "[ap
   CHECK(c["resolved"].contains("simd"));
 }
 
+TEST_CASE("config.json records the OpenMP wait policy and who chose it", "[app]") {
+  // normlab sets passive unless the user chose (core/runtime_env.hpp); a user's value wins and is recorded as theirs.
+  const Run mine = run_shell("env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT -u NORMLAB_OMP_WAIT_POLICY_SET " +
+                             normlab_binary() + " " + train_args("wait-normlab", "--model mlp --steps 2"));
+  INFO(mine.err);
+  REQUIRE(mine.exit_code == 0);
+  CHECK(read_json_file(temp_root() / "wait-normlab" / "config.json")["resolved"]["omp_wait_policy"] ==
+        "passive (set by normlab)");
+  const Run users = run_shell("env -u GOMP_SPINCOUNT -u NORMLAB_OMP_WAIT_POLICY_SET OMP_WAIT_POLICY=active " +
+                              normlab_binary() + " " + train_args("wait-user", "--model mlp --steps 2"));
+  INFO(users.err);
+  REQUIRE(users.exit_code == 0);
+  CHECK(read_json_file(temp_root() / "wait-user" / "config.json")["resolved"]["omp_wait_policy"] ==
+        "active (OMP_WAIT_POLICY set by the user)");
+}
+
 TEST_CASE("model.safetensors holds parameters and BN running statistics and round-trips", "[app]") {
   const fs::path out = temp_root() / "roundtrip";
   REQUIRE(run_normlab(train_args("roundtrip", "--model mlp --norm bn --steps 5 --batch-size 16")).exit_code == 0);

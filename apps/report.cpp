@@ -10,8 +10,8 @@
 //   loss_vs_time_b<B>.svg       train loss vs wall-clock seconds (speed claims, e.g. RMSNorm)
 //   bn_eval_modes.svg           BN-family accuracy with running vs batch vs Precise-BN statistics
 //   step_time.svg               milliseconds per step per norm and batch size
-//   norm_inputs_<run>.svg       runs with --diagnostics (first seed): each norm layer's input,
-//                               median with the 15-85 percentile band, over training (BN paper Fig. 1b,c)
+//   norm_outputs_<run>.svg      runs with --diagnostics (first seed): each norm layer's output (the
+//                               input of the activation after it), median with the 15-85 band (BN paper Fig. 1b,c)
 //   bn_stat_noise.svg           BN family with --diagnostics: |mu_B - mu| / sigma and sigma_B^2 / sigma^2
 //                               against the statistics batch (mean over the second half of training)
 //   brn_clipping.svg            Batch Renorm runs with --diagnostics (first seed): the fraction of channels
@@ -429,37 +429,41 @@ std::vector<Figure> step_time(const Sweep& s) {
            "runs of a sweep share the machine)."}};
 }
 
-// Each norm layer's input over training: median and the 15-85 percentile band (BN paper, Fig. 1b,c).
-std::vector<Figure> norm_inputs(const Sweep& s) {
+// Each norm layer's output over training: median and the 15-85 percentile band (BN paper, Fig. 1b,c).
+// The output, because that is what the activation after the layer sees: with BN it is y = gamma x_hat
+// + beta, whose distribution BN holds in place; BN's own input keeps drifting (that is what it undoes).
+// With --norm none the layer is NoNorm (the identity), so the same figure shows the pre-activation.
+std::vector<Figure> norm_outputs(const Sweep& s) {
   std::vector<Figure> out;
   for (const auto& r : s.runs) {
     if (r.diagnostics.empty() || r.seed != s.plan.seeds.front()) continue;
     std::vector<std::string> layers;  // in the order they ran
     std::map<std::string, std::map<double, std::map<std::string, double>>> at;  // layer -> step -> quantity
     for (const auto& d : r.diagnostics) {
-      if (d.quantity.rfind("input_p", 0) != 0) continue;
+      if (d.quantity.rfind("output_p", 0) != 0) continue;
       if (!at.count(d.layer)) layers.push_back(d.layer);
       at[d.layer][d.step][d.quantity] = d.value;
     }
     if (layers.empty()) continue;
     LinePlot p;
-    p.title = fmt::format("{}: norm layer inputs over training", r.name);
+    p.title = fmt::format("{}: what the activation after each norm layer sees", r.name);
     p.x_label = "step";
-    p.y_label = "input value (median, 15-85 percentile band)";
+    p.y_label = "norm output (median, 15-85 percentile band)";
     p.markers = false;
     for (const auto& layer : layers) {
       PlotSeries series{"layer " + layer, {}, {}};
       for (const auto& [step, q] : at[layer]) {
-        if (!q.count("input_p50") || !q.count("input_p15") || !q.count("input_p85")) continue;
-        series.points.emplace_back(step, q.at("input_p50"));
-        series.band.emplace_back(q.at("input_p15"), q.at("input_p85"));
+        if (!q.count("output_p50") || !q.count("output_p15") || !q.count("output_p85")) continue;
+        series.points.emplace_back(step, q.at("output_p50"));
+        series.band.emplace_back(q.at("output_p15"), q.at("output_p85"));
       }
       p.series.push_back(std::move(series));
     }
-    out.push_back({fmt::format("norm_inputs_{}.svg", r.name), p.to_svg(),
-                   fmt::format("{}: the input of each norm layer (layer = its module path) during training: median "
-                               "and 15th-85th percentiles of at most 4096 sampled elements (`train --diagnostics`). "
-                               "The BN paper's Fig. 1b,c draws these for one sigmoid's input.",
+    out.push_back({fmt::format("norm_outputs_{}.svg", r.name), p.to_svg(),
+                   fmt::format("{}: the output of each norm layer (layer = its module path), i.e. the input of the "
+                               "activation after it, during training: median and 15th-85th percentiles of at most "
+                               "4096 sampled elements (`train --diagnostics`). With `--norm none` it is the "
+                               "pre-activation itself. The BN paper's Fig. 1b,c draws these for one sigmoid's input.",
                                r.name)});
   }
   return out;
@@ -749,7 +753,7 @@ int report_main(const std::string& dir_arg, const std::string& results_dir) {
 
   std::vector<Figure> figures;
   for (auto job : {error_vs_batch, error_vs_stat_batch, curves_per_batch, curves_per_norm, bn_eval_modes, step_time,
-                   norm_inputs, bn_stat_noise, brn_clipping, grad_norm_layers, grad_norm_pre_post_ln})
+                   norm_outputs, bn_stat_noise, brn_clipping, grad_norm_layers, grad_norm_pre_post_ln})
     for (auto& f : job(sweep)) figures.push_back(std::move(f));
   for (const auto& f : figures) app::write_file_atomic((dir / f.file).string(), f.svg);
   if (!results_dir.empty()) write_results_csv(sweep.plan, planned_runs(sweep.plan));  // the union of both directories

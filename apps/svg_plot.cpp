@@ -147,11 +147,12 @@ std::string LinePlot::to_svg() const {
     }
     if (!s.band.empty() && !pts.empty()) {
       // the band as one polygon: along the highs, back along the lows; error bars mark each point
+      // where points are marked (sparse series: on a learning curve of hundreds they would be stripes)
       std::string outline;
       for (size_t i = 0; i < pts.size(); ++i) outline += fmt::format("{:.1f},{:.1f} ", px(pts[i].first), py(band[i].second));
       for (size_t i = pts.size(); i-- > 0;) outline += fmt::format("{:.1f},{:.1f} ", px(pts[i].first), py(band[i].first));
       svg += fmt::format("<polygon points=\"{}\" fill=\"{}\" fill-opacity=\"0.15\" stroke=\"none\"/>\n", outline, color);
-      for (size_t i = 0; i < pts.size(); ++i)
+      for (size_t i = 0; markers && i < pts.size(); ++i)
         if (band[i].first < band[i].second)
           svg += fmt::format("<line class=\"band\" x1=\"{0:.1f}\" y1=\"{1:.1f}\" x2=\"{0:.1f}\" y2=\"{2:.1f}\" stroke=\"{3}\"/>\n",
                              px(pts[i].first), py(band[i].first), py(band[i].second), color);

@@ -134,10 +134,17 @@ TEST_CASE("report draws the norm inputs and the BN statistics noise of a sweep r
   const Run report = run_normlab("report " + out.string());
   INFO(report.err);
   REQUIRE(report.exit_code == 0);
-  for (const char* f : {"norm_inputs_bn-b16-sb4-s0.svg", "norm_inputs_bn-b16-sb16-s0.svg", "norm_inputs_gn-b16-s0.svg",
+  for (const char* f : {"norm_outputs_bn-b16-sb4-s0.svg", "norm_outputs_bn-b16-sb16-s0.svg", "norm_outputs_gn-b16-s0.svg",
                         "bn_stat_noise.svg"}) {
     INFO(f);
     CHECK(fs::exists(out / f));
+  }
+  {
+    // A learning curve's band is one shaded polygon, without an error bar per logged step (stripes).
+    std::ifstream curve(out / "norm_outputs_bn-b16-sb4-s0.svg");
+    const std::string svg_text((std::istreambuf_iterator<char>(curve)), std::istreambuf_iterator<char>());
+    CHECK(svg_text.find("<polygon") != std::string::npos);
+    CHECK(svg_text.find("class=\"band\"") == std::string::npos);
   }
   std::ifstream md(out / "report.md");
   const std::string text((std::istreambuf_iterator<char>(md)), std::istreambuf_iterator<char>());

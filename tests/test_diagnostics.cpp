@@ -16,6 +16,7 @@
 #include "layers/norm/batch_renorm.hpp"
 #include "layers/norm/factory.hpp"
 #include "layers/norm/layer_norm.hpp"
+#include "layers/norm/recurrent_batch_norm.hpp"
 #include "layers/sequential.hpp"
 
 using namespace nl;
@@ -323,4 +324,25 @@ TEST_CASE("Batch Renorm's clipping fractions: channels whose r or d hit the clip
   CHECK(r.at("brn_r_clip_fraction") == Approx(0.5));
   CHECK(r.at("brn_d_clip_fraction") == Approx(0.5));
   CHECK(rows_of(diag.take_rows(), "brn").empty());
+}
+
+TEST_CASE("RecurrentBatchNorm: the observer sees time step 1 (t = 0's hidden-state input is all zeros)") {
+  Generator gen(5);
+  auto rbn = std::make_shared<RecurrentBatchNorm>(4, 8);
+  Sequential model({rbn});
+  const Tensor x0 = Tensor::zeros({6, 4}), x1 = randn({6, 4}, gen) * 3.0f + 2.0f, x2 = randn({6, 4}, gen);
+  NormDiagnostics diag;
+  attach_norm_observer(model, &diag);
+  rbn->forward(x0, 0);
+  const Tensor y1 = rbn->forward(x1, 1);
+  rbn->forward(x2, 2);
+  const auto rows = rows_of(diag.take_rows(), "0");
+  attach_norm_observer(model, nullptr);
+  const std::vector<double> ps{1, 15, 50, 85, 99};
+  const auto in_p = percentiles(x1.to_vector(), ps), out_p = percentiles(y1.to_vector(), ps);
+  for (size_t i = 0; i < ps.size(); ++i) {
+    const std::string s = "_p" + std::to_string(static_cast<int>(ps[i]));
+    CHECK(rows.at("input" + s) == Approx(in_p[i]));
+    CHECK(rows.at("output" + s) == Approx(out_p[i]).margin(1e-5));
+  }
 }

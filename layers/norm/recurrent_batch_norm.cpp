@@ -30,11 +30,16 @@ static int64_t check_step(const RecurrentBatchNorm& m, const Tensor& x, int64_t 
   return std::min(t, m.max_steps - 1);
 }
 
-Tensor RecurrentBatchNorm::forward(const Tensor& x, int64_t t) {
-  const int64_t slot = check_step(*this, x, t);
-  if (!is_training() && tracks_running_stats())
-    return running_stats_forward(x, slot, weight, bias, {.eps = options.eps, .node_name = "recurrent_batch_norm_eval"});
-  return batch_stats_forward(x, slot, 1, weight, bias, {.eps = options.eps, .node_name = "recurrent_batch_norm"});
+Tensor RecurrentBatchNorm::forward(const Tensor& x_in, int64_t t) {
+  const int64_t slot = check_step(*this, x_in, t);
+  // Diagnostics see one time step per training step: t = 1, the first where the hidden-state
+  // path's input W_h h_{t-1} is not all zeros (h_{-1} = 0).
+  const bool observed = t == kObservedStep;
+  const Tensor x = observed ? report_norm_input(x_in) : x_in;
+  Tensor y = !is_training() && tracks_running_stats()
+                 ? running_stats_forward(x, slot, weight, bias, {.eps = options.eps, .node_name = "recurrent_batch_norm_eval"})
+                 : batch_stats_forward(x, slot, 1, weight, bias, {.eps = options.eps, .node_name = "recurrent_batch_norm"});
+  return observed ? report_norm_output(y) : y;
 }
 
 Tensor RecurrentBatchNorm::reference_forward(const Tensor& x, int64_t t) {

@@ -22,6 +22,7 @@ class RecurrentBatchNorm : public BatchStatNorm {
  public:
   RecurrentBatchNorm(int64_t num_features, int64_t max_steps, RecurrentBatchNormOptions options = {});
   Tensor forward(const Tensor& x, int64_t t);  // x: [N, D], t >= 0
+  static constexpr int64_t kObservedStep = 1;  // the time step a NormObserver sees (forward's comment)
   Tensor reference_forward(const Tensor& x, int64_t t);
   // Module::forward without a time step is an error (it would silently use step 0).
   Tensor forward(const Tensor& x) override;

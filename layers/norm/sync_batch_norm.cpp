@@ -21,8 +21,9 @@ SyncBatchNorm::SyncBatchNorm(int64_t num_features, int dims_, BatchNormOptions o
 
 std::string SyncBatchNorm::name() const { return family_name("SyncBatchNorm", dims); }
 
-Tensor SyncBatchNorm::forward(const Tensor& x) {
-  if (!is_training()) return BatchNorm::forward(x);
+Tensor SyncBatchNorm::forward(const Tensor& x_in) {
+  if (!is_training()) return BatchNorm::forward(x_in);
+  const Tensor x = report_norm_input(x_in);
   const auto layout = bn_detail::channel_layout(x, num_features(), dims, name());
   const int64_t C = layout[1], local_M = layout[0] * layout[2];
   // share = w_r = M_r / M, set by the forward hook, read by the backward one.
@@ -65,7 +66,7 @@ Tensor SyncBatchNorm::forward(const Tensor& x) {
   std::vector<float> var_unbiased(C);  // Bessel's correction with the *global* count
   for (int64_t c = 0; c < C; ++c) var_unbiased[c] = bn_detail::unbiased_var(used.var[c], M);
   update_running_stats(0, used.mean.data(), var_unbiased.data());
-  return y;
+  return report_norm_output(y);
 }
 
 }  // namespace nl

@@ -251,13 +251,19 @@ SweepPlan sweep_preset(const std::string& name, const std::string& out_dir) {
     // learning rate (2e-3), Post-LN without warm-up should diverge or lag and Pre-LN should not
     // need warm-up; then LN vs RMSNorm vs BN (per feature over the batch's tokens) at Pre-LN.
     p.description = "Transformer norms, 6 blocks (d_model 64, context 128, batch 32, 2000 steps, AdamW lr 2e-3): Post-LN "
-                    "with and without warm-up, Pre-LN with and without, Pre-RMSNorm, Pre-BN.";
+                    "with and without warm-up, Pre-LN with and without, Pre-RMSNorm, Pre-BN, Pre-PowerNorm.";
     p.variants = {{"post-ln", {"--norm", "ln", "--post-ln", "--warmup-steps", "300"}},
                   {"post-ln-nowarmup", {"--norm", "ln", "--post-ln", "--warmup-steps", "0"}},
                   {"pre-ln", {"--norm", "ln", "--pre-ln", "--warmup-steps", "300"}},
                   {"pre-ln-nowarmup", {"--norm", "ln", "--pre-ln", "--warmup-steps", "0"}},
                   {"pre-rms-nowarmup", {"--norm", "rms", "--pre-ln", "--warmup-steps", "0"}},
-                  {"pre-bn-nowarmup", {"--norm", "bn", "--pre-ln", "--warmup-steps", "0"}}};
+                  {"pre-bn-nowarmup", {"--norm", "bn", "--pre-ln", "--warmup-steps", "0"}},
+                  // PowerNorm (Shen et al. 2020), proposed for where BN fails in Transformers. Its own
+                  // warm-up (steps normalized by the batch's quadratic mean before the running one)
+                  // defaults to the official 10000, longer than these 2000 steps, so the running
+                  // statistic would never be used: 500 (a quarter of the run) makes it the PN of the
+                  // paper for the last 1500 steps. No learning-rate warm-up, as the other Pre- runs.
+                  {"pre-pn-nowarmup", {"--norm", "pn", "--pn-warmup", "500", "--pre-ln", "--warmup-steps", "0"}}};
     p.batch_sizes = {32};
     p.seeds = {0};
     p.lr_scaling = "none";

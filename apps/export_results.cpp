@@ -3,7 +3,8 @@
 // says "ok" or "diverged", DEST/<run>/ gets summary.json, config.json, eval.csv,
 // eval_modes.json (when the run has one) and metrics.csv thinned to at most --max-rows rows;
 // never a checkpoint or model. DEST also gets sweep.json and a results.csv over every run
-// found in DEST (runs exported earlier, e.g. from another machine, are kept).
+// found in DEST (runs exported earlier, e.g. from another machine, are kept, and sweep.json is
+// the union of both plans: merge_plans).
 //
 // Thinning is deterministic: of n data rows, rows round(i (n-1) / (m-1)) for i = 0..m-1, so
 // the first and the last row are always kept. Paths of the machine that ran the sweep mean
@@ -58,10 +59,11 @@ std::string thin_csv(const std::string& text, size_t max_rows) {
   return out;
 }
 
-// Every absolute path inside the strings of `j` (a word starting with '/' after the start, a
-// space, ':' or '=', with at least two '/': "/a/b/data", "text:/a/b/x.txt", a description
-// naming one) cut to its last component. "B / 32" is no path and stays.
-std::string cut_paths(const std::string& s) {
+}  // namespace
+
+// An absolute path is a word starting with '/' after the start, a space, ':' or '=', with at
+// least two '/': "/a/b/data", "text:/a/b/x.txt", a description naming one. "B / 32" stays.
+std::string cut_machine_paths(const std::string& s) {
   std::string out;
   for (size_t i = 0; i < s.size();) {
     const bool word_start = i == 0 || s[i - 1] == ' ' || s[i - 1] == ':' || s[i - 1] == '=';
@@ -75,11 +77,15 @@ std::string cut_paths(const std::string& s) {
   }
   return out;
 }
+
+namespace {
+
+// Every absolute path inside the strings of `j` cut to its last component.
 json without_machine_paths(json j) {
   if (j.is_object() || j.is_array())
     for (auto& v : j) v = without_machine_paths(v);
   else if (j.is_string())
-    return cut_paths(j.get<std::string>());
+    return cut_machine_paths(j.get<std::string>());
   return j;
 }
 
@@ -121,9 +127,12 @@ static int export_results(const std::string& sweep_dir, const std::string& dest,
     export_run(from, fs::path(dest) / r.name, r.name, max_rows);
     ++exported;
   }
-  app::write_json_atomic((fs::path(dest) / "sweep.json").string(), without_machine_paths(plan_to_json(plan)));
+  // DEST may hold runs exported earlier from other parts of the sweep: its plan is the union.
   SweepPlan in_dest = plan;
   in_dest.out_dir = dest;
+  const json dest_plan = read_json_or_null(fs::path(dest) / "sweep.json");
+  if (dest_plan.is_object()) in_dest = merge_plans(plan_from_json(dest_plan, dest), in_dest);
+  app::write_json_atomic((fs::path(dest) / "sweep.json").string(), without_machine_paths(plan_to_json(in_dest)));
   write_results_csv(in_dest, planned_runs(in_dest));
   fmt::print(stderr, "export-results: {} finished runs of {} written to {}{}\n", exported, sweep_dir, dest,
              unfinished ? fmt::format(" ({} not finished, left out)", unfinished) : "");

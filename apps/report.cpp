@@ -224,6 +224,10 @@ Sweep load_sweep(const fs::path& dir, const std::string& results_dir) {
   Sweep s;
   s.dir = dir;
   s.plan = plan_from_json(plan_json, dir.string());
+  // Committed results may hold parts of the sweep that DIR does not (other seeds, norms, batches).
+  const json results_plan = results_dir.empty() ? json() : read_json_or_null(fs::path(results_dir) / "sweep.json");
+  if (results_plan.is_object() && plan_file != fs::path(results_dir) / "sweep.json")
+    s.plan = merge_plans(s.plan, plan_from_json(results_plan, results_dir));
   s.plan.results_dir = results_dir;
   for (const auto& v : s.plan.variants) s.variants.push_back(v.label);
   for (const PlannedRun& p : planned_runs(s.plan)) {

@@ -405,6 +405,65 @@ SweepPlan plan_from_json(const nlohmann::json& j, const std::string& out_dir) {
   return plan;
 }
 
+// Train flags as "--flag value" pairs (a flag without a value pairs with ""), sorted, without
+// --data-dir and with machine paths cut: what makes two argument lists train the same.
+static std::vector<std::pair<std::string, std::string>> recipe_of(const std::vector<std::string>& args) {
+  std::vector<std::pair<std::string, std::string>> pairs;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const bool has_value = i + 1 < args.size() && args[i + 1].rfind("--", 0) != 0;
+    std::string value = has_value ? cut_machine_paths(args[i + 1]) : "";
+    if (args[i] != "--data-dir") pairs.emplace_back(args[i], std::move(value));
+    i += has_value;
+  }
+  std::sort(pairs.begin(), pairs.end());
+  return pairs;
+}
+
+static std::vector<int> sorted_union(std::vector<int> a, const std::vector<int>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  std::sort(a.begin(), a.end());
+  a.erase(std::unique(a.begin(), a.end()), a.end());
+  return a;
+}
+
+SweepPlan merge_plans(const SweepPlan& existing, const SweepPlan& added) {
+  auto refuse_unless = [&](bool same, const std::string& what) {
+    if (!same)
+      throw app::UsageError(fmt::format("sweep: {} already holds a sweep that trains differently ({}); use another "
+                                        "--out, or the flags of the sweep already there",
+                                        existing.out_dir, what));
+  };
+  refuse_unless(recipe_of(existing.common_args) == recipe_of(added.common_args),
+                fmt::format("its train flags are '{}', these are '{}'", fmt::join(existing.common_args, " "),
+                            fmt::join(added.common_args, " ")));
+  refuse_unless(existing.lr_scaling == added.lr_scaling && existing.base_lr == added.base_lr &&
+                    existing.base_batch == added.base_batch,
+                fmt::format("its lr is {:g} x B/{} ({} scaling), this one {:g} x B/{} ({})", existing.base_lr,
+                            existing.base_batch, existing.lr_scaling, added.base_lr, added.base_batch, added.lr_scaling));
+  refuse_unless(existing.stat_batches.empty() == added.stat_batches.empty(),
+                existing.stat_batches.empty() ? "it has no statistics-batch axis, this one has --stat-batch-sizes"
+                                              : "it has a statistics-batch axis, this one has no --stat-batch-sizes");
+  SweepPlan merged = existing;
+  for (const SweepVariant& v : added.variants) {
+    auto same_label = std::find_if(merged.variants.begin(), merged.variants.end(),
+                                   [&](const SweepVariant& m) { return m.label == v.label; });
+    if (same_label == merged.variants.end()) {
+      merged.variants.push_back(v);
+      continue;
+    }
+    refuse_unless(recipe_of(same_label->train_args) == recipe_of(v.train_args),
+                  fmt::format("its variant '{}' is '{}', this one '{}'", v.label, fmt::join(same_label->train_args, " "),
+                              fmt::join(v.train_args, " ")));
+  }
+  merged.batch_sizes = sorted_union(existing.batch_sizes, added.batch_sizes);
+  merged.seeds = sorted_union(existing.seeds, added.seeds);
+  merged.stat_batches = sorted_union(existing.stat_batches, added.stat_batches);
+  merged.jobs = added.jobs, merged.threads = added.threads;
+  merged.results_dir = added.results_dir;
+  merged.eval_modes = added.eval_modes;
+  return merged;
+}
+
 json read_json_or_null(const fs::path& path) {
   std::ifstream in(path);
   if (!in) return nullptr;
@@ -513,7 +572,13 @@ static int run_sweep(const SweepPlan& plan, const app::Shard& shard, double clai
               fmt::format("sweep: --results {} is not a directory", plan.results_dir));
   fs::create_directories(fs::path(plan.out_dir) / "logs");
   const std::vector<PlannedRun> runs = planned_runs(plan);
-  app::write_json_atomic((fs::path(plan.out_dir) / "sweep.json").string(), plan_to_json(plan));
+  // OUT may hold earlier parts of the same sweep (other norms, seeds, batch sizes): sweep.json
+  // and results.csv cover them all, so that export-results and report see every part.
+  SweepPlan whole = plan;
+  const json on_disk = read_json_or_null(fs::path(plan.out_dir) / "sweep.json");
+  if (on_disk.is_object()) whole = merge_plans(plan_from_json(on_disk, plan.out_dir), plan);
+  const std::vector<PlannedRun> all_runs = planned_runs(whole);
+  app::write_json_atomic((fs::path(plan.out_dir) / "sweep.json").string(), plan_to_json(whole));
   app::ClaimBoard claims(plan.out_dir, claim_lease);
   const std::string shard_label = shard.count > 1 ? fmt::format("shard {}/{}", shard.index, shard.count) : "";
   claims.set_shard_label(shard_label);
@@ -625,9 +690,9 @@ static int run_sweep(const SweepPlan& plan, const app::Shard& shard, double clai
       progress(fmt::format("[sweep] {}: {} {}", job.run->name, status.empty() ? "done" : status, acc));
     }
     claims.release(job.run->name);  // finished or failed: a later sweep may retry a failed run
-    write_results_csv(plan, runs);
+    write_results_csv(whole, all_runs);
   }
-  write_results_csv(plan, runs);
+  write_results_csv(whole, all_runs);
   fmt::print(stderr, "[sweep] results: {}/results.csv  (then: normlab report {})\n", plan.out_dir, plan.out_dir);
   return failed == 0 ? 0 : 1;
 }

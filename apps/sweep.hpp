@@ -64,6 +64,16 @@ std::vector<PlannedRun> planned_runs(const SweepPlan& plan);
 // sweep.json, the plan as written into the sweep directory (older files: no stat axis).
 nlohmann::json plan_to_json(const SweepPlan& plan);
 SweepPlan plan_from_json(const nlohmann::json& j, const std::string& out_dir);
+// A sweep directory filled in parts (--norms bn today, --norms gn or --seeds 1 tomorrow, or on
+// another machine) holds the union of the parts' plans: their variants, batch sizes, seeds and
+// statistics batches. The parts must otherwise train alike (the same common and per-variant train
+// flags, whatever their order and --data-dir; the same lr rule; both with or both without the
+// statistics-batch axis): a part that does not is refused (app::UsageError) rather than mixed in.
+// Keeps `existing`'s out_dir and description, `added`'s jobs, threads, results_dir and eval_modes.
+SweepPlan merge_plans(const SweepPlan& existing, const SweepPlan& added);
+// `s` with every absolute path in it cut to its last component ("/a/b/data" -> "data",
+// "text:/a/b/x.txt" -> "text:x.txt"): what export-results writes instead of this machine's paths.
+std::string cut_machine_paths(const std::string& s);
 // The parsed file, or null if it is missing or not (yet) valid JSON (a half-written file).
 nlohmann::json read_json_or_null(const std::filesystem::path& path);
 // A run directory whose summary.json says "ok" or "diverged ...".

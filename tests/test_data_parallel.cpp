@@ -108,7 +108,7 @@ TEST_CASE("a rank that cannot read its data ends the job naming the rank, writin
   CHECK_FALSE(fs::exists(temp_root() / "no-data"));  // not even config.json
 }
 
-TEST_CASE("a rank killed mid-run ends the job; the run resumes under mpirun to the same weights", "[mpi][data-parallel]") {
+TEST_CASE("a rank killed mid-run ends the job, and the run resumes under mpirun to the same weights", "[mpi][data-parallel]") {
   const std::string common = "--norm gn --groups 4 --batch-size 16 --steps 12 --checkpoint-every 4 ";
   const Run full = run_shell(mpirun(2) + normlab_binary() + " " + train_args("kill-full", "--model cnn " + common));
   INFO(full.err);

@@ -268,7 +268,7 @@ TEST_CASE("gradient norms at a norm's output and input: dL/dy and the norm's own
   CHECK(r.at("grad_norm_weight") == Approx(norm2(ln.weight.grad())));
 }
 
-TEST_CASE("a layer subset by path or index; layer_names lists every norm layer in the order they ran") {
+TEST_CASE("a layer subset by path or index, and layer_names lists every norm layer in the order they ran") {
   Generator gen(7);
   NormOptions o;
   o.name = "ln";

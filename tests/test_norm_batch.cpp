@@ -222,7 +222,7 @@ TEST_CASE("gradcheck with a Linear in front", "[norm][bn][gradcheck]") {
   CHECK(r.ok);
 }
 
-TEST_CASE("training with one value per channel throws; batch 1 with H*W > 1 is legal", "[norm][bn][edge]") {
+TEST_CASE("training with one value per channel throws, batch 1 with H*W > 1 is legal", "[norm][bn][edge]") {
   BatchNorm bn1(3, 1), bn2(3, 2);
   REQUIRE_THROWS_WITH(bn1(Tensor::ones({1, 3})), Catch::Contains("BatchNorm1d(3)") &&
                                                      Catch::Contains("Expected more than 1 value per channel"));

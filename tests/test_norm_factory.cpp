@@ -107,7 +107,7 @@ TEST_CASE("tokens: ln/rms normalize each token over D, bn over (B, T) per featur
   for (float v : mean(d * d, {0, 1}).to_vector()) CHECK(v == Approx(1.0f).epsilon(1e-3));
 }
 
-TEST_CASE("make_norm: identity where the method only changes weights; frn/evonorm ignore the activation",
+TEST_CASE("make_norm: identity where the method only changes weights, frn/evonorm ignore the activation",
           "[factory]") {
   NormOptions o;
   o.name = "none";
@@ -118,8 +118,14 @@ TEST_CASE("make_norm: identity where the method only changes weights; frn/evonor
   CHECK(make_norm(o, {4, 3, 3}, NormSite::conv)->name().find("MeanOnly") != std::string::npos);
   o.name = "frn";
   CHECK(make_norm_act(o, {4, 3, 3}, NormSite::conv, "relu")->name().find("FilterResponseNorm") == 0);
-  o.name = "none";
-  CHECK(make_norm_act(o, {4, 3, 3}, NormSite::conv, "relu")->name() == "ReLU");
+  // none and wn keep their NoNorm in front of the activation: a norm layer without parameters
+  // that the diagnostics observe (what the activation sees, with or without a norm).
+  for (const char* name : {"none", "wn"}) {
+    o.name = name;
+    o.wn_mean_only_bn = false;
+    CHECK(make_norm_act(o, {4, 3, 3}, NormSite::conv, "relu")->name() == "Sequential(NoNorm, ReLU)");
+    CHECK(make_norm_act(o, {4, 3, 3}, NormSite::conv, "identity")->name() == "NoNorm");
+  }
 }
 
 TEST_CASE("unknown names, bad groups and bad shapes fail clearly", "[factory][errors]") {

@@ -391,7 +391,7 @@ TEST_CASE("parameter gradients accumulate into sentinel-filled grads", "[norm][s
   check_sentinel(s0, randn({2, 4, 3, 3}, gen));
 }
 
-TEST_CASE("GroupNorm(G=1) equals LayerNorm(C,H,W); GroupNorm(G=C) equals InstanceNorm", "[norm][group_norm]") {
+TEST_CASE("GroupNorm(G=1) equals LayerNorm(C,H,W) and GroupNorm(G=C) equals InstanceNorm", "[norm][group_norm]") {
   Generator gen(51);
   Tensor x0 = randn({3, 4, 5, 5}, gen) * 2.0f + 1.0f;
   Tensor dy = randn({3, 4, 5, 5}, gen);
@@ -476,7 +476,7 @@ TEST_CASE("non-contiguous input gives the contiguous result", "[norm][edge]") {
   }
 }
 
-TEST_CASE("every SIMD level gives the same results within rounding; runs are deterministic", "[norm][simd]") {
+TEST_CASE("every SIMD level gives the same results within rounding, and runs are deterministic", "[norm][simd]") {
   Generator gen(81);
   Tensor x0 = randn({8, 16, 7, 9}, gen) * 3.0f + 2.0f;  // odd sizes: vector tails
   Tensor dy = randn(x0.shape(), gen);
@@ -632,7 +632,7 @@ TEST_CASE("EvoNorm parameter grads accumulate into sentinel-filled grads", "[nor
   check_sentinel(b0, randn({3, 4, 3, 3}, gen));
 }
 
-TEST_CASE("EvoNorm: every SIMD level agrees with scalar; same bits on rerun and at any thread count",
+TEST_CASE("EvoNorm: every SIMD level agrees with scalar, same bits on rerun and at any thread count",
           "[norm][evonorm][simd]") {
   Generator gen(141);
   Tensor x0 = randn({8, 16, 7, 9}, gen) * 3.0f + 2.0f;  // odd sizes: vector tails
@@ -678,7 +678,7 @@ TEST_CASE("EvoNorm: every SIMD level agrees with scalar; same bits on rerun and 
   set_num_threads(saved_threads);
 }
 
-TEST_CASE("EvoNorm at mean 1e4: fused output matches float64 truth; composite agrees within its own error",
+TEST_CASE("EvoNorm at mean 1e4: fused output matches float64 truth, the composite agrees within its own error",
           "[norm][evonorm][edge]") {
   // std 0.1 around 1e4: E[x^2] - E[x]^2 in float would be pure noise (ulp(1e8) = 8). The
   // fused kernels keep statistics and centers in double: measured against a float64 PyTorch

@@ -127,7 +127,7 @@ TEST_CASE("PowerNorm running_phi follows the official rule: cumulative average t
   }
 }
 
-TEST_CASE("PowerNorm gradcheck of the exact mode: warm-up, after warm-up, eval; with a layer in front",
+TEST_CASE("PowerNorm gradcheck of the exact mode: warm-up, after warm-up, eval, with a layer in front",
           "[norm][power_norm][gradcheck]") {
   Generator gen(7);
   struct Case {
@@ -263,7 +263,7 @@ TEST_CASE("PowerNorm parameter grads accumulate into sentinel-filled grads", "[n
   }
 }
 
-TEST_CASE("PowerNorm: every SIMD level agrees with scalar; same bits on rerun and at 1 or 2 threads",
+TEST_CASE("PowerNorm: every SIMD level agrees with scalar, same bits on rerun and at 1 or 2 threads",
           "[norm][power_norm][simd]") {
   Generator gen(11);
   const Tensor x0 = randn({7, 9, 40}, gen) * 3.0f + 1.0f, dy = randn({7, 9, 40}, gen);  // 40: vector tails

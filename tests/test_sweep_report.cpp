@@ -228,7 +228,7 @@ TEST_CASE("results.csv gives gbn its ghost batch as the statistics batch", "[swe
   CHECK(std::isdigit(static_cast<unsigned char>(md[row + std::string("| gbn | ").size()])));
 }
 
-TEST_CASE("export-results writes compact finished runs; sweep --results skips them; report plots the union",
+TEST_CASE("export-results writes compact finished runs, sweep --results skips them, report plots the union",
           "[sweep][report][results]") {
   const fs::path dir = finished_sweep();
   const fs::path committed = temp_root() / "results" / "sweep";
@@ -296,6 +296,63 @@ TEST_CASE("export-results writes compact finished runs; sweep --results skips th
   const Run bad = run_normlab("export-results " + (temp_root() / "no-sweep").string() + " " + committed.string());
   CHECK(bad.exit_code == 2);
   CHECK(bad.err.find("sweep.json") != std::string::npos);
+}
+
+TEST_CASE("one sweep directory filled in parts holds every part's runs, and refuses a part that trains differently",
+          "[sweep][report][results]") {
+  const fs::path out = temp_root() / "sweep-in-parts";
+  auto part = [&](const std::string& flags, const fs::path& dir) {
+    return run_normlab("sweep --model mlp --dataset mnist --data-dir " + data_dir() + " --groups 4 --batch-sizes 4 --steps 6 " +
+                       "--jobs 1 --threads 1 --no-eval-modes --out " + dir.string() + " " + flags);
+  };
+  REQUIRE(part("--norms bn --seeds 0", out).exit_code == 0);
+  const Run second = part("--norms gn --seeds 1", out);
+  INFO(second.err);
+  REQUIRE(second.exit_code == 0);
+  // sweep.json is the union of both parts (it used to be the last part only, so export-results
+  // and report lost the first); results.csv lists all four runs, the two never run as missing.
+  const auto plan = read_json_file(out / "sweep.json");
+  REQUIRE(plan["variants"].size() == 2);
+  CHECK(plan["variants"][0]["label"] == "bn");
+  CHECK(plan["variants"][1]["label"] == "gn");
+  CHECK(plan["seeds"].get<std::vector<int>>() == std::vector<int>{0, 1});
+  const auto rows = read_lines(out / "results.csv");
+  REQUIRE(rows.size() == 5);
+  int ok = 0, missing = 0;
+  for (size_t i = 1; i < rows.size(); ++i) {
+    ok += rows[i].find(",\"ok\",") != std::string::npos;
+    missing += rows[i].find(",\"missing\",") != std::string::npos;
+  }
+  CHECK(ok == 2);
+  CHECK(missing == 2);
+
+  // export-results takes both parts, and a later export of another directory adds to DEST.
+  const fs::path dest = temp_root() / "results" / "sweep-in-parts";
+  REQUIRE(run_normlab("export-results " + out.string() + " " + dest.string()).exit_code == 0);
+  CHECK(fs::exists(dest / "bn-b4-s0" / "summary.json"));
+  CHECK(fs::exists(dest / "gn-b4-s1" / "summary.json"));
+  const fs::path other = temp_root() / "sweep-in-parts-elsewhere";
+  REQUIRE(part("--norms ln --seeds 0", other).exit_code == 0);
+  REQUIRE(run_normlab("export-results " + other.string() + " " + dest.string()).exit_code == 0);
+  CHECK(read_json_file(dest / "sweep.json")["variants"].size() == 3);
+  CHECK(read_lines(dest / "results.csv").size() == 1 + 3 * 2);
+  const Run rep = run_normlab("report " + other.string() + " --results " + dest.string());
+  INFO(rep.err);
+  REQUIRE(rep.exit_code == 0);
+  const std::string md = slurp(other / "report.md");
+  for (const char* row : {"| bn |", "| gn |", "| ln |"}) CHECK(md.find(row) != std::string::npos);
+
+  // Another recipe in the same directory would mix incomparable runs: refused, nothing changed.
+  const std::string before = slurp(out / "sweep.json");
+  const Run refused = part("--norms bn --seeds 0 --lr-scaling none", out);
+  CHECK(refused.exit_code == 2);
+  CHECK(refused.err.find("trains differently") != std::string::npos);
+  const Run refused_steps =
+      run_normlab("sweep --model mlp --dataset mnist --data-dir " + data_dir() + " --groups 4 --batch-sizes 4 --steps 7 " +
+                  "--norms bn --jobs 1 --no-eval-modes --out " + out.string());
+  CHECK(refused_steps.exit_code == 2);
+  CHECK(refused_steps.err.find("--steps 7") != std::string::npos);
+  CHECK(slurp(out / "sweep.json") == before);
 }
 
 TEST_CASE("a flag given with a preset overrides it, or is refused where the preset sets it per variant", "[sweep]") {

@@ -1,8 +1,9 @@
 // normlab apps: `normlab export-results SWEEP_DIR DEST` writes the compact copy of a sweep's
 // finished runs that can be committed (results/<sweep-name>/): for each run whose summary.json
 // says "ok" or "diverged", DEST/<run>/ gets summary.json, config.json, eval.csv,
-// eval_modes.json (when the run has one) and metrics.csv thinned to at most --max-rows rows;
-// never a checkpoint or model. DEST also gets sweep.json and a results.csv over every run
+// eval_modes.json (when the run has one), metrics.csv thinned to at most --max-rows rows and
+// diagnostics.csv (with --diagnostics) to at most --max-diagnostic-steps logged steps; never a
+// checkpoint or model. DEST also gets sweep.json and a results.csv over every run
 // found in DEST (runs exported earlier, e.g. from another machine, are kept, and sweep.json is
 // the union of both plans: merge_plans).
 //
@@ -42,20 +43,46 @@ std::string slurp(const fs::path& path) {
   return ss.str();
 }
 
-// The header and at most max_rows data rows, first and last included.
-std::string thin_csv(const std::string& text, size_t max_rows) {
+std::vector<std::string> nonempty_lines(const std::string& text) {
   std::vector<std::string> lines;
   std::stringstream ss(text);
   std::string line;
   while (std::getline(ss, line))
     if (!line.empty()) lines.push_back(line);
+  return lines;
+}
+
+// Which m of n items to keep: round(i (n-1) / (m-1)) for i = 0..m-1 (first and last included).
+std::vector<size_t> evenly_spread(size_t n, size_t m) {
+  m = std::min(n, m);
+  std::vector<size_t> kept;
+  for (size_t i = 0; i < m; ++i) kept.push_back(m == 1 ? n - 1 : (i * (n - 1) + (m - 1) / 2) / (m - 1));
+  return kept;
+}
+
+// The header and at most max_rows data rows, first and last included.
+std::string thin_csv(const std::string& text, size_t max_rows) {
+  const std::vector<std::string> lines = nonempty_lines(text);
   if (lines.empty()) return "";
-  const size_t n = lines.size() - 1, m = std::min(n, max_rows);
   std::string out = lines[0] + "\n";
-  for (size_t i = 0; i < m; ++i) {
-    const size_t row = m == 1 ? n - 1 : (i * (n - 1) + (m - 1) / 2) / (m - 1);  // round(i (n-1) / (m-1))
-    out += lines[1 + row] + "\n";
-  }
+  for (size_t row : evenly_spread(lines.size() - 1, max_rows)) out += lines[1 + row] + "\n";
+  return out;
+}
+
+// diagnostics.csv is long (step, layer, quantity, value: many rows per logged step): the
+// header and every row of at most max_steps of its steps, first and last included.
+std::string thin_csv_by_step(const std::string& text, size_t max_steps) {
+  const std::vector<std::string> lines = nonempty_lines(text);
+  if (lines.empty()) return "";
+  auto step_of = [](const std::string& line) { return line.substr(0, line.find(',')); };
+  std::vector<std::string> steps;  // in file order, each once
+  for (size_t i = 1; i < lines.size(); ++i)
+    if (steps.empty() || steps.back() != step_of(lines[i])) steps.push_back(step_of(lines[i]));
+  std::vector<std::string> kept;
+  for (size_t i : evenly_spread(steps.size(), max_steps)) kept.push_back(steps[i]);
+  std::string out = lines[0] + "\n";
+  for (size_t i = 1; i < lines.size(); ++i)
+    if (std::find(kept.begin(), kept.end(), step_of(lines[i])) != kept.end()) out += lines[i] + "\n";
   return out;
 }
 
@@ -89,7 +116,8 @@ json without_machine_paths(json j) {
   return j;
 }
 
-void export_run(const fs::path& from, const fs::path& to, const std::string& name, size_t max_rows) {
+void export_run(const fs::path& from, const fs::path& to, const std::string& name, size_t max_rows,
+                size_t max_diagnostic_steps) {
   app::ensure_directory(to.string());
   app::write_json_atomic((to / "summary.json").string(),
                          without_machine_paths(app::read_json((from / "summary.json").string())));
@@ -105,11 +133,15 @@ void export_run(const fs::path& from, const fs::path& to, const std::string& nam
     if (fs::exists(from / csv))
       app::write_file_atomic((to / csv).string(),
                              std::string(csv) == "metrics.csv" ? thin_csv(slurp(from / csv), max_rows) : slurp(from / csv));
+  if (fs::exists(from / "diagnostics.csv"))
+    app::write_file_atomic((to / "diagnostics.csv").string(),
+                           thin_csv_by_step(slurp(from / "diagnostics.csv"), max_diagnostic_steps));
 }
 
 }  // namespace
 
-static int export_results(const std::string& sweep_dir, const std::string& dest, size_t max_rows) {
+static int export_results(const std::string& sweep_dir, const std::string& dest, size_t max_rows,
+                          size_t max_diagnostic_steps) {
   const fs::path plan_file = fs::path(sweep_dir) / "sweep.json";
   if (!fs::exists(plan_file))
     throw app::UsageError(fmt::format("export-results: {} has no sweep.json (is it a sweep directory?)", sweep_dir));
@@ -124,7 +156,7 @@ static int export_results(const std::string& sweep_dir, const std::string& dest,
       ++unfinished;
       continue;
     }
-    export_run(from, fs::path(dest) / r.name, r.name, max_rows);
+    export_run(from, fs::path(dest) / r.name, r.name, max_rows, max_diagnostic_steps);
     ++exported;
   }
   // DEST may hold runs exported earlier from other parts of the sweep: its plan is the union.
@@ -143,6 +175,7 @@ app::Command app::add_export_results_command(CLI::App& parent) {
   struct Args {
     std::string sweep_dir, dest;
     size_t max_rows = 200;
+    size_t max_diagnostic_steps = 40;
   };
   auto a = std::make_shared<Args>();
   CLI::App* x = parent.add_subcommand("export-results", "A sweep's finished runs, compact (no checkpoints, "
@@ -151,7 +184,10 @@ app::Command app::add_export_results_command(CLI::App& parent) {
   x->add_option("dest", a->dest, "Destination, e.g. results/<sweep-name>")->required();
   x->add_option("--max-rows", a->max_rows, "At most this many metrics.csv rows per run (first and last kept)")
       ->check(CLI::Range(size_t{2}, size_t{1} << 40));
-  return {x, [a]() { return export_results(a->sweep_dir, a->dest, a->max_rows); }};
+  x->add_option("--max-diagnostic-steps", a->max_diagnostic_steps,
+                "At most this many logged steps of diagnostics.csv per run, every row of each (first and last kept)")
+      ->check(CLI::Range(size_t{2}, size_t{1} << 40));
+  return {x, [a]() { return export_results(a->sweep_dir, a->dest, a->max_rows, a->max_diagnostic_steps); }};
 }
 
 }  // namespace nl

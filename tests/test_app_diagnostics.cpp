@@ -153,6 +153,33 @@ TEST_CASE("report draws the norm inputs and the BN statistics noise of a sweep r
   const std::string noise((std::istreambuf_iterator<char>(svg)), std::istreambuf_iterator<char>());
   CHECK(noise.find("bn: |mu_B - mu| / sigma") != std::string::npos);
   CHECK(noise.find("gn:") == std::string::npos);  // GroupNorm keeps no batch statistics
+
+  // Committed results keep diagnostics.csv, thinned to whole logged steps (first and last
+  // kept), so the report draws the same figures from them on another machine.
+  const fs::path committed = temp_root() / "diag-results";
+  const Run ex = run_normlab("export-results " + out.string() + " " + committed.string() + " --max-diagnostic-steps 2");
+  INFO(ex.err);
+  REQUIRE(ex.exit_code == 0);
+  const auto full = read_diagnostics(out / "bn-b16-sb4-s0" / "diagnostics.csv");
+  const auto thin = read_diagnostics(committed / "bn-b16-sb4-s0" / "diagnostics.csv");
+  REQUIRE(!full.empty());
+  std::set<long> full_steps, thin_steps;
+  for (const auto& r : full) full_steps.insert(r.step);
+  for (const auto& r : thin) thin_steps.insert(r.step);
+  REQUIRE(full_steps.size() > 2);
+  const std::set<long> first_and_last = {full.front().step, full.back().step};
+  CHECK(thin_steps == first_and_last);
+  size_t rows_of_kept = 0;
+  for (const auto& r : full) rows_of_kept += first_and_last.count(r.step);
+  CHECK(thin.size() == rows_of_kept);  // every row of a kept step
+  const fs::path elsewhere = temp_root() / "diag-report-elsewhere";
+  const Run from_results = run_normlab("report " + elsewhere.string() + " --results " + committed.string());
+  INFO(from_results.err);
+  REQUIRE(from_results.exit_code == 0);
+  for (const char* f : {"norm_outputs_bn-b16-sb4-s0.svg", "bn_stat_noise.svg"}) {
+    INFO(f);
+    CHECK(fs::exists(elsewhere / f));
+  }
 }
 
 TEST_CASE("diagnostics: Batch Renorm's clipping fractions, every logged step, report figure", "[app][diagnostics][report]") {

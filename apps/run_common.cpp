@@ -12,6 +12,10 @@
 
 namespace nl::app {
 
+data::Augmentation training_augmentation(const TrainConfig& cfg) {
+  return cfg.augment ? data::Augmentation::cifar() : data::Augmentation::none();
+}
+
 ImageData load_image_data(const TrainConfig& cfg, const nlohmann::json& saved) {
   ImageData d;
   d.split = data::load_image_dataset(cfg.dataset, cfg.data_dir);

@@ -12,6 +12,7 @@
 #include "apps/train_config.hpp"
 #include "data/dataset.hpp"
 #include "data/text_corpus.hpp"
+#include "data/transforms.hpp"
 #include "layers/models/model.hpp"
 
 namespace nl::app {
@@ -23,6 +24,10 @@ struct ImageData {
   data::Normalization normalization;
 };
 ImageData load_image_data(const TrainConfig& cfg, const nlohmann::json& saved = {});
+// The augmentation the run trained with (--augment: pad-4 random crop + flip, else none).
+// Precise BN re-estimates the statistics on these images too: they are what the running
+// statistics averaged and what the weights after each norm were trained on.
+data::Augmentation training_augmentation(const TrainConfig& cfg);
 
 // Text: the corpus (vocabulary from the whole text) and the training ids (cut to cfg.subset).
 struct TextData {

@@ -50,7 +50,7 @@ TrainingData::TrainingData(TrainConfig& cfg, const nlohmann::json& resolved, int
   loader_ = std::make_unique<data::DataLoader>(
       train, data::LoaderOptions{.batch_size = global_batch, .shuffle = true, .drop_last = true,
                                  .classes_per_batch = cfg.classes_per_batch, .seed = cfg.seed,
-                                 .augment = cfg.augment ? data::Augmentation::cifar() : data::Augmentation::none(),
+                                 .augment = training_augmentation(cfg),
                                  .normalization = images_.normalization,
                                  .part_index = part,
                                  .part_count = parts});

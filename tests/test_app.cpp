@@ -245,6 +245,30 @@ TEST_CASE("eval reports running, batch and precise BN statistics", "[app]") {
   CHECK(run_normlab("eval --run " + (temp_root() / "no_such_run").string()).exit_code == 1);
 }
 
+TEST_CASE("eval's Precise BN sees the training augmentation of an --augment run", "[app]") {
+  // Statistics re-estimated on un-augmented images are not the ones the weights were trained
+  // with (Batch Renorm on CIFAR: 69.6% with running statistics, 55.9% with such a "precise"
+  // estimate). The same weights evaluated with the run's augmentation switched off in
+  // config.json: the running statistics give the same result, the precise ones do not.
+  const fs::path out = temp_root() / "eval-augment";
+  REQUIRE(run_normlab(train_args("eval-augment", "--model cnn --norm bn --steps 10 --batch-size 8 --augment")).exit_code ==
+          0);
+  auto eval = [&]() {
+    const Run r = run_normlab("eval --run " + out.string() + " --data-dir " + data_dir() + " --precise-batches 4");
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    return read_json_file(out / "eval_modes.json")["modes"];
+  };
+  const json augmented = eval();
+  json config = read_json_file(out / "config.json");
+  REQUIRE(config["augment"] == true);
+  config["augment"] = false;
+  std::ofstream(out / "config.json") << config.dump(2);
+  const json plain = eval();
+  CHECK(plain["running"]["loss"].get<double>() == augmented["running"]["loss"].get<double>());
+  CHECK(plain["precise"]["loss"].get<double>() != augmented["precise"]["loss"].get<double>());
+}
+
 TEST_CASE("same seed and thread count: the same metrics.csv, bit for bit", "[app][determinism]") {
   // Two threads, so the parallel kernels' fixed split is what is being tested.
   const std::string args = "train --dataset mnist --data-dir " + data_dir() +

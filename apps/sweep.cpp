@@ -149,8 +149,9 @@ SweepPlan sweep_preset(const std::string& name, const std::string& out_dir) {
     // The GN paper's protocol (Wu & He 2018, Fig. 1 / Table 2): the batch per step is B, the
     // learning rate is proportional to B (0.02 at 32 for this CNN, as 0.1 at 32 for their
     // ResNet), the same epochs for every B, long enough to converge (cosine decay to 0, crop +
-    // flip). Cost: 75 runs of 10 epochs over 50k images, ~650 s each at batch 32 on one
-    // Sapphire Rapids thread, more at small batch: ~20 core-hours; commit finished runs with
+    // flip). Cost: 75 runs of 10 epochs over 50k images, measured on one AMD EPYC (Zen 4)
+    // thread: 550-580 s at batch 32, 730-830 s at batch 2: ~11 core-hours; run it in parts
+    // (--norms/--batch-sizes/--seeds fill one directory), commit finished runs with
     // export-results and continue with --results.
     p.description = "GN paper, Fig. 1: CIFAR-10 CNN with BN, GN, LN, IN and no norm at batch 2..32, lr = 0.02 x B/32, "
                     "10 epochs for every batch size (full training set, crop + flip, cosine decay), 3 seeds.";

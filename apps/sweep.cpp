@@ -406,12 +406,18 @@ SweepPlan plan_from_json(const nlohmann::json& j, const std::string& out_dir) {
   return plan;
 }
 
+// Train flags are "--flag value" pairs or lone "--flag"s: args[i] takes args[i + 1] as its
+// value unless that is the next flag.
+static bool flag_has_value(const std::vector<std::string>& args, size_t i) {
+  return i + 1 < args.size() && args[i + 1].rfind("--", 0) != 0;
+}
+
 // Train flags as "--flag value" pairs (a flag without a value pairs with ""), sorted, without
 // --data-dir and with machine paths cut: what makes two argument lists train the same.
 static std::vector<std::pair<std::string, std::string>> recipe_of(const std::vector<std::string>& args) {
   std::vector<std::pair<std::string, std::string>> pairs;
   for (size_t i = 0; i < args.size(); ++i) {
-    const bool has_value = i + 1 < args.size() && args[i + 1].rfind("--", 0) != 0;
+    const bool has_value = flag_has_value(args, i);
     std::string value = has_value ? cut_machine_paths(args[i + 1]) : "";
     if (args[i] != "--data-dir") pairs.emplace_back(args[i], std::move(value));
     i += has_value;
@@ -703,7 +709,7 @@ static int run_sweep(const SweepPlan& plan, const app::Shard& shard, double clai
 static void remove_train_arg(std::vector<std::string>& args, const std::string& flag) {
   for (size_t i = 0; i < args.size(); ++i)
     if (args[i] == flag) {
-      const bool has_value = i + 1 < args.size() && args[i + 1].rfind("--", 0) != 0;
+      const bool has_value = flag_has_value(args, i);
       args.erase(args.begin() + i, args.begin() + i + (has_value ? 2 : 1));
       return;
     }
@@ -801,7 +807,7 @@ SweepPlan plan_from_args(const SweepArgs& a, const CLI::App& sub) {
   if (!a.data_dir.empty()) set_train_arg(plan.common_args, "--data-dir", a.data_dir);
   const auto extras = sub.remaining();
   for (size_t i = 0; i < extras.size(); ++i) {
-    const bool has_value = i + 1 < extras.size() && extras[i + 1].rfind("--", 0) != 0;
+    const bool has_value = flag_has_value(extras, i);
     if (has_value) set_train_arg(plan.common_args, extras[i], extras[i + 1]), ++i;
     else if (std::find(plan.common_args.begin(), plan.common_args.end(), extras[i]) == plan.common_args.end())
       plan.common_args.push_back(extras[i]);

@@ -48,26 +48,36 @@ SGD::SGD(std::vector<ParamGroup> groups, SGDOptions options) : Optimizer(std::mo
   velocity_ = zeros_like_groups(groups_);
 }
 
+// One SGD step on elements [begin, end). Loop-invariant values arrive as parameters (locals,
+// not members read through `this` or a lambda's captures), so the compiler unswitches the
+// loop and vectorizes it: this pass showed in CNN training profiles.
+// The velocity starts at zero, so the first step sets v = d, as PyTorch's buffer does.
+static void sgd_update(float* w, const float* g, float* v, int64_t begin, int64_t end, float lr, float wd, float mu,
+                       bool nesterov) {
+  for (int64_t i = begin; i < end; ++i) {
+    float d = g[i] + wd * w[i];
+    if (mu != 0.0f) {
+      v[i] = mu * v[i] + d;
+      d = nesterov ? d + mu * v[i] : v[i];
+    }
+    w[i] -= lr * d;
+  }
+}
+
 void SGD::step() {
   ++steps_;
   for_each_param_with_grad([&](size_t gi, size_t pi, Tensor& p, const Tensor& grad) {
     float* w = p.data();
     const float* g = grad.data();
     float* v = velocity_[gi][pi].data();
-    const int64_t n = p.numel();
-    // Loop-invariant values in locals (not members read through `this`), so the compiler
-    // unswitches the loop and vectorizes it: this pass showed in CNN training profiles.
-    // The velocity starts at zero, so the first step sets v = d, as PyTorch's buffer does.
     const float wd = groups_[gi].weight_decay, mu = options_.momentum, lr = lr_;
     const bool nesterov = options_.nesterov;
-    for (int64_t i = 0; i < n; ++i) {
-      float d = g[i] + wd * w[i];
-      if (mu != 0.0f) {
-        v[i] = mu * v[i] + d;
-        d = nesterov ? d + mu * v[i] : v[i];
-      }
-      w[i] -= lr * d;
-    }
+    // Bound by moving w, g and v (5 floats per parameter: 7 MB a step for the CIFAR CNN), not
+    // by arithmetic; a second core brings its own cache bandwidth, so large tensors are split.
+    // Every element is independent: the same bits for any split.
+    parallel_for(p.numel(), 1 << 15, [=](int64_t begin, int64_t end) {
+      sgd_update(w, g, v, begin, end, lr, wd, mu, nesterov);
+    });
   });
 }
 

@@ -5,7 +5,7 @@
 // QV vectors of consecutive positions) in registers for the whole sum over input channels and
 // taps: per (channel, tap) it loads QV input vectors and CB weights (broadcast) for CB*QV FMAs.
 // The weight gradient keeps R x 9 accumulators (R output channels x 9 taps) while it slides
-// over the positions, and reduces each to a scalar at the end (lanes summed in a fixed order).
+// over the positions, and reduces each to a scalar at the end (sum_lanes: a fixed butterfly).
 //
 // Expects: NL_SIMD_NS, this level's namespace (simd_scalar | simd_avx2 | simd_avx512), defined by
 // the translation unit normlab_simd_kernel (CMakeLists.txt) generates for each level.
@@ -70,6 +70,51 @@ void forward(const float* in, int64_t cin, int64_t plane, int64_t wp, const floa
   for (; q < q_count; q += kVec) forward_block<1>(in, cin, plane, off, wpk, out, q_count, q);
 }
 
+// Lane sums of kVec vectors at once: sums[i] = the sum of a[i]'s lanes. A butterfly: each step
+// adds the two halves (width w) of every vector, packing the halves of two vectors into one,
+// so kVec vectors become one whose lanes are their sums, in log2(kVec) steps of two shuffles
+// and an add per pair -- instead of kVec - 1 scalar adds per vector, which at batch 2 on an
+// 8x8 map cost more than the FMAs. Lane l of the result holds vector bit_reverse(l).
+typedef int vi __attribute__((vector_size(kVec * sizeof(int))));
+template <int W>
+inline vf fold_halves(vf a, vf b) {  // lanes with bit W clear: a's halves summed; set: b's
+  vi lo, hi;
+  for (int l = 0; l < kVec; ++l) {
+    lo[l] = (l & W) ? kVec + l - W : l;
+    hi[l] = (l & W) ? kVec + l : l + W;
+  }
+  return __builtin_shuffle(a, b, lo) + __builtin_shuffle(a, b, hi);
+}
+
+inline void sum_lanes_block(const vf* a, float* sums) {  // exactly kVec vectors
+  vf v[kVec];
+  for (int i = 0; i < kVec; ++i) v[i] = a[i];
+  int count = kVec;
+  if constexpr (kVec >= 16) { for (int i = 0; i < count / 2; ++i) v[i] = fold_halves<8>(v[2 * i], v[2 * i + 1]); count /= 2; }
+  if constexpr (kVec >= 8) { for (int i = 0; i < count / 2; ++i) v[i] = fold_halves<4>(v[2 * i], v[2 * i + 1]); count /= 2; }
+  for (int i = 0; i < count / 2; ++i) v[i] = fold_halves<2>(v[2 * i], v[2 * i + 1]);
+  count /= 2;
+  v[0] = fold_halves<1>(v[0], v[1]);
+  for (int l = 0; l < kVec; ++l) {
+    int src = 0;  // the vector whose sum landed in lane l: l's bits reversed
+    for (int bit = 1, rev = kVec / 2; bit < kVec; bit <<= 1, rev >>= 1)
+      if (l & bit) src |= rev;
+    sums[src] = v[0][l];
+  }
+}
+
+inline void sum_lanes(const vf* a, int count, float* sums) {
+  int i = 0;
+  for (; i + kVec <= count; i += kVec) sum_lanes_block(a + i, sums + i);
+  if (i < count) {  // the rest, padded with zero vectors
+    vf pad[kVec] = {};
+    float pad_sums[kVec];
+    for (int j = i; j < count; ++j) pad[j - i] = a[j];
+    sum_lanes_block(pad, pad_sums);
+    for (int j = i; j < count; ++j) sums[j] = pad_sums[j - i];
+  }
+}
+
 template <int R>
 void weight_grad_rows(const float* dy, int64_t dy_stride, const float* in, int64_t in_stride, int64_t n, int64_t cin,
                       int64_t plane, int64_t wp, int64_t q_count, float* dw, int64_t ldw) {
@@ -96,13 +141,10 @@ void weight_grad_rows(const float* dy, int64_t dy_stride, const float* in, int64
         }
       }
     }
-    for (int r = 0; r < R; ++r) {
-      for (int t = 0; t < 9; ++t) {
-        float sum = 0.0f;
-        for (int l = 0; l < kVec; ++l) sum += acc[r][t][l];
-        dw[r * ldw + ci * 9 + t] += sum;
-      }
-    }
+    float sums[R * 9];
+    sum_lanes(&acc[0][0], R * 9, sums);
+    for (int r = 0; r < R; ++r)
+      for (int t = 0; t < 9; ++t) dw[r * ldw + ci * 9 + t] += sums[r * 9 + t];
   }
 }
 

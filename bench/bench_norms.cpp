@@ -3,11 +3,12 @@
 // counted like that script (f+b moves 5 * numel * 4 bytes: fwd reads x, writes y; bwd reads
 // x and dy, writes dx) beside a memcpy of x's bytes measured in the same run.
 //
-//   normlab_bench norms [--quick] [--threads N] [--all-norms]
+//   normlab_bench norms [--quick] [--threads N] [--all-norms] [--only TEXT]
 //
 // Rows named like the PyTorch script's layers can be joined with its output
 // (scripts/bench_norms_vs_torch.sh prints the ratios). --all-norms adds every other factory
-// method (mobn, brn, gbn, rms, frn, evonorm-*) on the conv shapes.
+// method (mobn, brn, gbn, rms, frn, evonorm-*) on the conv shapes. --only keeps the rows whose
+// layer name or shape contains TEXT (e.g. "LayerNorm(D)", "8192x256"): for profiling one row.
 #include <algorithm>
 #include <chrono>
 #include <cstring>
@@ -59,8 +60,10 @@ std::string shape_text(const Shape& s) {
 
 NL_BENCH_SUITE(norms, "norm layers fwd / fwd+bwd via the factory on torch_norm_bench.py's shapes, GB/s vs memcpy") {
   bool quick = false, all_norms = false;
+  std::string only;
   for (size_t i = 0; i < args.size(); ++i) {
     if (args[i] == "--quick") quick = true;
+    if (args[i] == "--only" && i + 1 < args.size()) only = args[++i];
     if (args[i] == "--all-norms") all_norms = true;
     if (args[i] == "--threads" && i + 1 < args.size()) nl::set_num_threads(std::stoi(args[++i]));
   }
@@ -87,6 +90,13 @@ NL_BENCH_SUITE(norms, "norm layers fwd / fwd+bwd via the factory on torch_norm_b
               nl::num_threads(), budget);
   std::printf("%-24s %-18s %-11s %10s %10s %9s %9s %7s\n", "layer", "shape", "norm", "fwd us", "f+b us", "f+b GB/s",
               "cpy GB/s", "%copy");
+  if (!only.empty())
+    rows.erase(std::remove_if(rows.begin(), rows.end(),
+                              [&](const Row& r) {
+                                return r.layer.find(only) == std::string::npos &&
+                                       shape_text(r.shape).find(only) == std::string::npos;
+                              }),
+               rows.end());
   for (const Row& r : rows) {
     nl::NormOptions o;
     o.name = r.norm;

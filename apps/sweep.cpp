@@ -12,6 +12,7 @@
 
 #include <fcntl.h>
 #include <spawn.h>
+#include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -526,9 +527,31 @@ static std::string csv_number(const json& j, const char* key) {
 
 // Rewrites OUT/results.csv from the run directories (the directories are the truth).
 // stat_batch is the last column so that readers of the older columns by position still work.
+namespace {
+// An exclusive flock on OUT/.results.lock for as long as it lives (none if the file cannot be
+// opened: then shards may race, as before). Shards of one sweep rewrite results.csv side by
+// side, each from every run's summary.json as it reads them: unserialized, a shard that read
+// before another's last run finished could rename its older table over the newer one.
+class ResultsLock {
+ public:
+  explicit ResultsLock(const fs::path& dir) : fd_(::open((dir / ".results.lock").c_str(), O_RDWR | O_CREAT, 0644)) {
+    if (fd_ >= 0) ::flock(fd_, LOCK_EX);
+  }
+  ~ResultsLock() {
+    if (fd_ >= 0) ::close(fd_);  // closing releases the lock
+  }
+  ResultsLock(const ResultsLock&) = delete;
+  ResultsLock& operator=(const ResultsLock&) = delete;
+
+ private:
+  int fd_;
+};
+}  // namespace
+
 void write_results_csv(const SweepPlan& plan, const std::vector<PlannedRun>& runs) {
   const fs::path out = fs::path(plan.out_dir) / "results.csv";
-  const fs::path tmp = fmt::format("{}.tmp.{}", out.string(), getpid());  // shards may write at once
+  const ResultsLock lock(plan.out_dir);
+  const fs::path tmp = fmt::format("{}.tmp.{}", out.string(), getpid());
   {
     std::ofstream f(tmp);
     f << "variant,batch_size,seed,lr,status,test_accuracy,test_error,test_loss,final_train_loss,steps,epochs,"

@@ -51,6 +51,7 @@ class Module {
   // One pointer test when no observer is attached.
   [[nodiscard]] Tensor report_norm_input(const Tensor& x) const { return observer_ ? notify_norm_input(x) : x; }
   [[nodiscard]] Tensor report_norm_output(const Tensor& y) const { return observer_ ? notify_norm_output(y) : y; }
+  bool has_norm_observer() const { return observer_ != nullptr; }
   template <typename M>
   std::shared_ptr<M> register_module(const std::string& name, std::shared_ptr<M> m) {
     children_.emplace_back(name, m);

@@ -14,9 +14,12 @@
 #include "core/kernels/kernels.hpp"
 #include "core/ops.hpp"
 #include "core/random.hpp"
+#include "layers/activation.hpp"
+#include "layers/diagnostics.hpp"
 #include "layers/linear.hpp"
 #include "layers/norm/batch_norm.hpp"
 #include "layers/norm/batch_renorm.hpp"
+#include "layers/norm/factory.hpp"
 #include "layers/norm/mean_only_batch_norm.hpp"
 #include "layers/norm/precise_bn.hpp"
 #include "layers/norm/recurrent_batch_norm.hpp"
@@ -210,6 +213,81 @@ TEST_CASE("gradcheck with a layer in front, input and parameters", "[norm][bn][g
   bn2.running_var.fill_(1.7f);
   bn2.eval();
   gradcheck_with_layer_in_front(bn2, {2, 3, 3, 4}, [&](const Tensor& x) { return bn2(x); });
+}
+
+TEST_CASE("BatchNorm + ReLU fused is relu(BatchNorm) to the bit: outputs, all gradients, running stats",
+          "[norm][bn][relu]") {
+  const SimdLevel saved = simd_level();
+  for (SimdLevel l : {SimdLevel::scalar, SimdLevel::avx2, SimdLevel::avx512}) {
+    if (l > best_simd_level()) continue;
+    set_simd_level(l);
+    // conv maps (channel kernels), features (column kernels), statistics groups
+    for (const auto& [shape, stat_batch] : {std::pair{Shape{6, 3, 4, 5}, int64_t{0}}, std::pair{Shape{10, 19}, int64_t{0}},
+                                            std::pair{Shape{7, 3, 2, 3}, int64_t{2}}}) {
+      const int dims = shape.size() == 4 ? 2 : 1;
+      const int64_t C = shape[1];
+      BatchNorm two_ops(C, dims, {.stat_batch = stat_batch}), fused(C, dims, {.stat_batch = stat_batch});
+      for (BatchNorm* layer : {&two_ops, &fused}) {
+        layer->weight.copy_(randn_shape({C}, 170, 0.3f, 1.0f));
+        layer->bias.copy_(randn_shape({C}, 171, 0.5f));  // about half the outputs below 0
+      }
+      for (int step = 0; step < 3; ++step) {
+        if (step == 2) two_ops.eval(), fused.eval();  // running statistics, constants in backward
+        const Tensor x = randn_shape(shape, 172 + step, 2.0f, 3.0f), dy = randn_shape(shape, 180 + step);
+        Tensor xa = x.clone().set_requires_grad(), xb = x.clone().set_requires_grad();
+        const Tensor ya = relu(two_ops(xa)), yb = fused.forward_relu(xb);
+        ya.backward(dy);
+        yb.backward(dy);
+        const std::vector<float> out = yb.to_vector();
+        REQUIRE(std::count(out.begin(), out.end(), 0.0f) > static_cast<long>(out.size() / 10));  // the mask is exercised
+        CHECK(yb.to_vector() == ya.to_vector());
+        CHECK(xb.grad().to_vector() == xa.grad().to_vector());
+      }
+      CHECK(fused.weight.grad().to_vector() == two_ops.weight.grad().to_vector());
+      CHECK(fused.bias.grad().to_vector() == two_ops.bias.grad().to_vector());
+      CHECK(fused.running_mean.to_vector() == two_ops.running_mean.to_vector());
+      CHECK(fused.running_var.to_vector() == two_ops.running_var.to_vector());
+    }
+  }
+  set_simd_level(saved);
+  BatchNorm bn(3, 2);
+  gradcheck_with_layer_in_front(bn, {2, 3, 3, 4}, [&](const Tensor& x) { return bn.forward_relu(x); });
+}
+
+TEST_CASE("make_norm_act fuses bn + relu, keeps Sequential's names, and unfuses under diagnostics", "[norm][bn][relu]") {
+  NormOptions o;
+  o.name = "bn";
+  auto fused = make_norm_act(o, {4, 3, 3}, NormSite::conv, "relu");
+  auto two_ops = std::make_shared<Sequential>(
+      std::vector<std::shared_ptr<Module>>{make_norm(o, {4, 3, 3}, NormSite::conv), make_activation("relu")});
+  CHECK(fused->name() == "Sequential(BatchNorm2d(4), ReLU; fused)");
+  const auto names = [](const Module& m) {
+    std::vector<std::string> n;
+    for (const auto& [name, t] : m.named_parameters()) n.push_back(name);
+    for (const auto& [name, t] : m.named_buffers()) n.push_back(name);
+    return n;
+  };
+  CHECK(names(*fused) == names(*two_ops));  // "0.weight", "0.running_mean", ...: checkpoints unchanged
+  // Not fused: another activation, a subclass with its own forward, a BN inside an adapter.
+  CHECK(make_norm_act(o, {4, 3, 3}, NormSite::conv, "tanh")->name() == "Sequential(BatchNorm2d(4), Tanh)");
+  o.name = "syncbn";
+  CHECK(make_norm_act(o, {4, 3, 3}, NormSite::conv, "relu")->name().find("fused") == std::string::npos);
+  o.name = "bn";
+
+  const Tensor x = randn_shape({5, 4, 3, 3}, 190, 1.0f, 0.2f);
+  fused->eval();  // no buffer changes between the two forwards
+  const Tensor y_plain = fused->forward(x);
+  NormDiagnostics diag;
+  attach_norm_observer(*fused, &diag, "block");
+  const Tensor y_observed = fused->forward(x);
+  CHECK(y_observed.to_vector() == y_plain.to_vector());
+  // The observer saw the norm's output before the ReLU: some of it is negative.
+  auto rows = diag.take_rows();
+  REQUIRE(!rows.empty());
+  bool saw_negative = false;
+  for (const auto& row : rows)
+    if (row.layer == "0" && row.quantity == "output_p1" && row.value < 0) saw_negative = true;
+  CHECK(saw_negative);
 }
 
 TEST_CASE("gradcheck with a Linear in front", "[norm][bn][gradcheck]") {

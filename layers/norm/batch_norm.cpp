@@ -19,14 +19,23 @@ std::string BatchNorm::name() const {
   return family_name("BatchNorm", dims);
 }
 
-Tensor BatchNorm::forward(const Tensor& x_in) {
+Tensor BatchNorm::forward(const Tensor& x) { return normalize(x, false); }
+
+Tensor BatchNorm::forward_relu(const Tensor& x) {
+  if (has_norm_observer()) return relu(normalize(x, false));
+  return normalize(x, true);
+}
+
+Tensor BatchNorm::normalize(const Tensor& x_in, bool fused_relu) {
   const Tensor x = report_norm_input(x_in);
   const auto l = bn_detail::channel_layout(x, num_features(), dims, name());
   if (!is_training() && tracks_running_stats())
-    return report_norm_output(
-        running_stats_forward(x, 0, weight, bias, {.eps = options.eps, .node_name = "batch_norm_eval"}));
-  return report_norm_output(
-      batch_stats_forward(x, 0, l[2], weight, bias, {.eps = options.eps, .node_name = "batch_norm"}));
+    return report_norm_output(running_stats_forward(
+        x, 0, weight, bias,
+        {.eps = options.eps, .relu = fused_relu, .node_name = fused_relu ? "batch_norm_relu_eval" : "batch_norm_eval"}));
+  return report_norm_output(batch_stats_forward(
+      x, 0, l[2], weight, bias,
+      {.eps = options.eps, .relu = fused_relu, .node_name = fused_relu ? "batch_norm_relu" : "batch_norm"}));
 }
 
 Tensor BatchNorm::reference_forward(const Tensor& x) {

@@ -24,6 +24,10 @@ class BatchNorm : public BatchStatNorm {
   // dims = 1: BatchNorm1d, input [N, C] or [N, C, L]; dims = 2: BatchNorm2d, input [N, C, H, W].
   BatchNorm(int64_t num_features, int dims = 2, BatchNormOptions options = {});
   Tensor forward(const Tensor& x) override;  // the fused kernel: one autograd node
+  // relu(forward(x)) as one pass and one node (batch_norm_op.hpp, "ReLU fused"): what
+  // make_norm_act builds for bn followed by relu. Same bits as the two ops; with a diagnostics
+  // observer attached it runs them as two, since the observer reads the output before the ReLU.
+  Tensor forward_relu(const Tensor& x);
   // The same layer built only from primitive autograd ops (mean, var, sub, mul, rsqrt, ...),
   // including the running-statistics update. Slow; the fused kernel is tested against it.
   // Each statistics group is selected with a 0/1 mask over N and normalized on its own.
@@ -33,6 +37,9 @@ class BatchNorm : public BatchStatNorm {
   Tensor weight, bias;  // gamma [C] (init 1), beta [C] (init 0); undefined if !affine
   int dims;
   BatchNormOptions options;
+
+ private:
+  Tensor normalize(const Tensor& x, bool relu);
 };
 
 }  // namespace nl

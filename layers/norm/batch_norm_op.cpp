@@ -56,6 +56,7 @@ struct Saved {
   int64_t N, C, S, K;
   std::vector<int64_t> groups;
   bool mean_only, fixed;
+  Tensor relu_y;  // ReLU fused: the output y = max(0, ...), whose sign masks dy; else undefined
   std::vector<double> count;  // M
   std::vector<float> mean, mean_lo, rstd, r, d;
   std::function<void(GradSums&)> combine_grad_sums;
@@ -113,17 +114,18 @@ void fold(Saved& sv, const GroupMoments& moments, const BatchNormSpec& spec, con
   }
 }
 
-// Step 4 for the channels [c0, c1): y = (x - mean) * a + b.
-void normalize(const Saved& sv, const ScaleShift& f, int64_t c0, int64_t c1, float* y) {
+// Step 4 for the channels [c0, c1): y = (x - mean) * a + b (relu: max(0, that)).
+void normalize(const Saved& sv, const ScaleShift& f, int64_t c0, int64_t c1, bool relu, float* y) {
   const ChannelNormKernelTable& kt = channel_norm_kernels();
   for (int64_t k = 0; k < sv.K; ++k) {
     const int64_t n0 = sv.groups[k], n1 = sv.groups[k + 1], i0 = k * sv.C;
     if (sv.S > 1) {
       for (int64_t c = c0; c < c1; ++c)
-        kt.scale_shift(sv.x.data(), y, sv.C, sv.S, n0, n1, c, sv.mean[i0 + c], f.a[i0 + c], f.b[i0 + c]);
+        kt.scale_shift(sv.x.data(), y, sv.C, sv.S, n0, n1, c, sv.mean[i0 + c], f.a[i0 + c], f.b[i0 + c],
+                       relu);
     } else {
       kt.col_scale_shift(sv.x.data(), y, sv.C, n0, n1, c0, c1, sv.mean.data() + i0, f.a.data() + i0,
-                         f.b.data() + i0);
+                         f.b.data() + i0, relu);
     }
   }
 }
@@ -136,7 +138,7 @@ Tensor forward(Saved& sv, const BatchNormSpec& spec, const float* gamma, const f
   Tensor y = Tensor::empty(sv.x.shape());
   auto fold_and_normalize = [&](int64_t c0, int64_t c1) {
     for (int64_t c = c0; c < c1; ++c) fold(sv, moments, spec, gamma, beta, c, f);
-    normalize(sv, f, c0, c1, y.data());
+    normalize(sv, f, c0, c1, spec.relu, y.data());
   };
   if (sv.fixed) {
     for_channel_tiles(N, C, S, fold_and_normalize);
@@ -151,6 +153,7 @@ Tensor forward(Saved& sv, const BatchNormSpec& spec, const float* gamma, const f
     for_channel_tiles(N, C, S, fold_and_normalize);
   }
   var = std::move(f.var);
+  if (spec.relu) sv.relu_y = y.detach();  // shares y's storage, not its autograd node
   return y;
 }
 
@@ -165,16 +168,17 @@ struct Grads {
 void grad_sums(const Saved& sv, const float* dy, int64_t c0, int64_t c1, Grads& g) {
   const ChannelNormKernelTable& kt = channel_norm_kernels();
   const float* x = sv.x.data();
+  const float* relu_y = sv.relu_y.defined() ? sv.relu_y.data() : nullptr;
   const int64_t C = sv.C;
   GradSums& sums = g.sums;
   for (int64_t k = 0; k < sv.K; ++k) {
     const int64_t n0 = sv.groups[k], n1 = sv.groups[k + 1], i0 = k * C;
     if (sv.S > 1) {
       for (int64_t c = c0; c < c1; ++c)
-        kt.grad_sums(x, dy, C, sv.S, n0, n1, c, sv.mean[i0 + c], &sums.sum_dy[i0 + c],
+        kt.grad_sums(x, dy, relu_y, C, sv.S, n0, n1, c, sv.mean[i0 + c], &sums.sum_dy[i0 + c],
                      sv.mean_only ? nullptr : &sums.sum_dy_xmu[i0 + c]);
     } else {
-      kt.col_grad_sums(x, dy, C, n0, n1, c0, c1, sv.mean.data() + i0, sums.sum_dy.data() + i0,
+      kt.col_grad_sums(x, dy, relu_y, C, n0, n1, c0, c1, sv.mean.data() + i0, sums.sum_dy.data() + i0,
                        sums.sum_dy_xmu.data() + i0);
     }
     for (int64_t c = c0; c < c1; ++c)  // the kernels measured from mean; the mean is mean + mean_lo
@@ -198,6 +202,7 @@ void grad_sums(const Saved& sv, const float* dy, int64_t c0, int64_t c1, Grads& 
 void grad_input(const Saved& sv, const float* dy, const float* gamma, int64_t c0, int64_t c1, Grads& grads, float* dx) {
   const ChannelNormKernelTable& kt = channel_norm_kernels();
   const float* x = sv.x.data();
+  const float* relu_y = sv.relu_y.defined() ? sv.relu_y.data() : nullptr;
   const int64_t C = sv.C;
   const GradSums& sums = grads.sums;
   float *a = grads.a.data(), *dx_slope = grads.dx_slope.data(), *dx_shift = grads.dx_shift.data();
@@ -215,9 +220,11 @@ void grad_input(const Saved& sv, const float* dy, const float* gamma, int64_t c0
     }
     if (sv.S > 1) {
       for (int64_t c = c0; c < c1; ++c)
-        kt.grad_input(x, dy, dx, C, sv.S, n0, n1, c, sv.mean[i0 + c], a[i0 + c], dx_slope[i0 + c], dx_shift[i0 + c]);
+        kt.grad_input(x, dy, relu_y, dx, C, sv.S, n0, n1, c, sv.mean[i0 + c], a[i0 + c], dx_slope[i0 + c],
+                      dx_shift[i0 + c]);
     } else {
-      kt.col_grad_input(x, dy, dx, C, n0, n1, c0, c1, sv.mean.data() + i0, a + i0, dx_slope + i0, dx_shift + i0);
+      kt.col_grad_input(x, dy, relu_y, dx, C, n0, n1, c0, c1, sv.mean.data() + i0, a + i0, dx_slope + i0,
+                        dx_shift + i0);
     }
   }
 }

@@ -17,6 +17,11 @@
 // batch_norm_op.cpp has a function per step: forward = partial_moments (1), fold (3),
 // normalize (4); backward = grad_sums (1, 2), grad_input (4).
 //
+// ReLU fused (spec.relu, BatchNorm followed by ReLU: the models' conv - norm - relu): step 4
+// writes y = max(0, (x - mean) * a + b), and backward starts from dy' = dy * [y > 0] in place
+// of dy, computed inside steps 1 and 4 of backward. Same bits as the two ops; what it saves is
+// the ReLU's own pass over memory each way and the pre-activation tensor.
+//
 // r, d are BatchRenorm's constants (1, 0 otherwise). Mean-only mode: var is unused, a = 1,
 // dx = dy - sum_dy / M. Fixed mode (eval): mean, var are the running stats, constants in
 // backward (dx = dy * a).
@@ -53,6 +58,7 @@ struct BatchNormSpec {
   float eps = 1e-5f;
   std::vector<int64_t> groups = {};  // {0, n_1, ..., N}; empty = one group, the whole batch
   bool mean_only = false;       // y = x - mean + beta (no var, no gamma)
+  bool relu = false;            // y = max(0, ...): ReLU fused (see above)
   // Fixed mode (eval): the running statistics [C], used for every group.
   const float* fixed_mean = nullptr;
   const float* fixed_var = nullptr;  // unused when mean_only

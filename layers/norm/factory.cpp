@@ -29,6 +29,7 @@
 #include "layers/norm/factory.hpp"
 
 #include <algorithm>
+#include <typeinfo>
 
 #include "layers/activation.hpp"
 #include "layers/norm/no_norm.hpp"
@@ -280,6 +281,22 @@ std::shared_ptr<Module> make_norm(const NormOptions& o, const Shape& fs, NormSit
   return std::make_shared<TokensAsRows>(m);
 }
 
+// BatchNorm followed by ReLU, fused: the conv - bn - relu of every CNN here. Memory-bound
+// both ways, so the ReLU's own pass over the activations (and the tensor between the two) is
+// worth removing (docs/performance.md). Exact BatchNorm only: its subclasses (SyncBatchNorm)
+// have their own forward.
+class BatchNormReLU : public Module {
+ public:
+  BatchNormReLU(std::shared_ptr<BatchNorm> bn, std::shared_ptr<Module> relu)
+      : bn_(register_module("0", std::move(bn))), relu_(register_module("1", std::move(relu))) {}
+  Tensor forward(const Tensor& x) override { return bn_->forward_relu(x); }
+  std::string name() const override { return "Sequential(" + bn_->name() + ", ReLU; fused)"; }
+
+ private:
+  std::shared_ptr<BatchNorm> bn_;
+  std::shared_ptr<Module> relu_;  // for the module list; its work is done in forward_relu
+};
+
 std::shared_ptr<Module> make_norm_act(const NormOptions& o, const Shape& fs, NormSite site,
                                       const std::string& activation) {
   auto act = make_activation(activation);  // validates the name even when unused
@@ -290,6 +307,8 @@ std::shared_ptr<Module> make_norm_act(const NormOptions& o, const Shape& fs, Nor
   // buffers, so checkpoints do not change); any other identity is dropped.
   if (dynamic_cast<Identity*>(norm.get()) && !dynamic_cast<NoNorm*>(norm.get())) return act;
   norm->set_next_activation(activation);  // diagnostics count saturated units before sigmoid / tanh
+  if (auto bn = std::dynamic_pointer_cast<BatchNorm>(norm); bn && typeid(*bn) == typeid(BatchNorm) && activation == "relu")
+    return std::make_shared<BatchNormReLU>(bn, act);
   return std::make_shared<Sequential>(std::vector<std::shared_ptr<Module>>{norm, act});
 }
 

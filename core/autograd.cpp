@@ -37,8 +37,12 @@ void accumulate_grad(const Tensor& t, const Tensor& g) {
   auto impl = t.impl();
   if (!impl->grad) {
     // First contribution. A fresh contiguous temporary that nobody else holds (the usual case:
-    // accumulate_grad(x, mul(g, y))) is adopted as the gradient; anything that may alias
-    // another buffer (a view, a saved tensor, the caller's seed) is copied.
+    // accumulate_grad(x, mul(g, y))), or a node's own g passed on by its closure (backward
+    // hands g over), is adopted as the gradient; anything that may alias another buffer (a
+    // view, a saved tensor, the caller's seed) is copied. After adopting g, a closure's second
+    // use of g sees use_count 3 and copies; if its two inputs are one tensor (x + x), the second
+    // call adds g into g, i.e. 2g, as it should. So a closure must not read g again after
+    // passing it to accumulate_grad twice (none does; add, add_scalar, clone and grad_tap pass g itself).
     const auto gi = g.impl();  // a copy of the handle: g's and this one make use_count 2
     const bool exclusive = gi.use_count() == 2 && gi->storage.use_count() == 1 && g.is_contiguous() &&
                            g.offset() == 0 && g.numel() == gi->storage->numel() && !gi->grad_fn && !gi->grad;
@@ -97,7 +101,13 @@ void Tensor::backward(const Tensor& grad_output) const {
     for (auto it = order.rbegin(); it != order.rend(); ++it) {
       auto& impl = *it;
       if (!impl->grad_fn) continue;
-      if (impl->grad) impl->grad_fn->backward(Tensor(impl->grad));
+      if (!impl->grad) continue;
+      // Every contribution to this node's gradient has arrived, and only its closure reads it:
+      // taken out, it is freed as soon as the closure returns (not at the end of backward), and
+      // a closure that passes it on unchanged (add, clone) lets accumulate_grad adopt the
+      // buffer instead of copying it.
+      const Tensor g(std::move(impl->grad));
+      impl->grad_fn->backward(g);
     }
   }
   // Free the graph: intermediate gradients and nodes (leaves keep their .grad).

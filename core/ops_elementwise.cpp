@@ -126,7 +126,9 @@ Tensor add(const Tensor& a, const Tensor& b) {
   const auto& kt = kernels();
   Tensor out = binary_forward(a, b, {kt.add, kt.add_scalar, kt.add_scalar}, "add");
   return record(out, "add", {a, b}, [a, b](const Tensor& g) {
-    accumulate_grad(a, sum_to(g, a.shape()));
+    // g itself where no sum is needed: a's gradient can then adopt g's buffer (accumulate_grad)
+    if (a.shape() == g.shape()) accumulate_grad(a, g);
+    else accumulate_grad(a, sum_to(g, a.shape()));
     accumulate_grad(b, sum_to(g, b.shape()));
   });
 }

@@ -38,6 +38,33 @@ TEST_CASE("gradients accumulate across uses and across backward calls", "[autogr
   REQUIRE(!x.grad().defined());
 }
 
+TEST_CASE("a gradient passed on unchanged is adopted, never aliased where it must not be", "[autograd]") {
+  // add hands its g to both inputs: the first adopts the buffer, the second gets its own copy.
+  Tensor a = Tensor::from_vector({3}, {1, 2, 3}).set_requires_grad();
+  Tensor b = Tensor::from_vector({3}, {4, 5, 6}).set_requires_grad();
+  const Tensor w = Tensor::from_vector({3}, {1, 10, 100});
+  sum(mul(add(a, b), w)).backward();
+  REQUIRE(a.grad().to_vector() == std::vector<float>{1, 10, 100});
+  REQUIRE(b.grad().to_vector() == std::vector<float>{1, 10, 100});
+  CHECK(!a.grad().same_storage(b.grad()));
+  a.grad().data()[0] = 7;  // what the optimizer may do to one gradient leaves the other alone
+  CHECK(b.grad().to_vector() == std::vector<float>{1, 10, 100});
+  // One tensor as both inputs: 2g (g added into the adopted g), and three uses: 3g.
+  Tensor x = Tensor::from_vector({2}, {1, 2}).set_requires_grad();
+  sum(mul(add(x, x), w.slice(0, 0, 2))).backward();
+  REQUIRE(x.grad().to_vector() == std::vector<float>{2, 20});
+  x.zero_grad();
+  sum(mul(add(add(x, x), x), w.slice(0, 0, 2))).backward();
+  REQUIRE(x.grad().to_vector() == std::vector<float>{3, 30});
+  // The caller's seed of a non-leaf root is never adopted (it stays the caller's).
+  Tensor z = Tensor::from_vector({2}, {1, 2}).set_requires_grad();
+  const Tensor seed = Tensor::from_vector({2}, {5, 6});
+  add(z, z).backward(seed);
+  REQUIRE(z.grad().to_vector() == std::vector<float>{10, 12});
+  CHECK(seed.to_vector() == std::vector<float>{5, 6});
+  CHECK(!z.grad().same_storage(seed));
+}
+
 TEST_CASE("no_grad and detach record nothing", "[autograd]") {
   Tensor x = Tensor::ones({2}).set_requires_grad();
   {

@@ -19,6 +19,9 @@ the timed steps, per category:
 
   /usr/bin/python3 scripts/perf_breakdown.py perf.data [more.data ...]
   /usr/bin/python3 scripts/perf_breakdown.py --top 5 perf.data   # and each category's top leaf symbols
+  /usr/bin/python3 scripts/perf_breakdown.py --idle 20 perf.data # 2 threads: what the main thread
+      # did while the worker waited (each idle worker sample matched with the main thread's
+      # sample nearest in time), the 20 most frequent, as % of the worker's samples
 
 Samples are counted from the first call of the timed step loop on (frames of
 nl::bench::median_step_seconds on the main thread; all of an OpenMP worker's samples). With 2
@@ -27,6 +30,7 @@ while the main thread runs serial code (with the default wait policy it spins th
 worker's stack does not show whether the 3x3 kernel it runs belongs to the forward or the
 input gradient: its share is split between the two in the main thread's proportion.
 """
+import bisect
 import collections
 import subprocess
 import sys
@@ -76,7 +80,7 @@ def classify(frames):
 
 
 def samples(path):
-    out = subprocess.run(["perf", "script", "-i", path, "-F", "comm,pid,tid,period,ip,sym,dso"],
+    out = subprocess.run(["perf", "script", "-i", path, "-F", "comm,pid,tid,time,period,ip,sym,dso"],
                          capture_output=True, text=True, check=True).stdout
     for block in out.split("\n\n"):
         lines = [l for l in block.split("\n") if l.strip()]
@@ -85,7 +89,8 @@ def samples(path):
         head = lines[0].split()
         try:
             pid, tid = (int(x) for x in head[1].split("/")) if "/" in head[1] else (int(head[1]), int(head[1]))
-        except ValueError:
+            when = float(next(w for w in head[2:] if w.endswith(":"))[:-1])
+        except (ValueError, StopIteration):
             continue
         frames = []
         for l in lines[1:]:
@@ -97,17 +102,52 @@ def samples(path):
             sym = rest[:rest.rfind(" (")] if " (" in rest else rest
             frames.append((sym, dso))
         if frames:
-            yield pid, tid, frames
+            yield pid, tid, when, frames
+
+
+def idle_report(path, top):
+    """While the OpenMP worker waits, what is the main thread doing?"""
+    main_samples, worker_samples = [], []
+    for pid, tid, when, frames in samples(path):
+        if pid == tid:
+            if any("median_step_seconds" in s for s, _ in frames):
+                main_samples.append((when, frames))
+        else:
+            worker_samples.append((when, frames))
+    times = [t for t, _ in main_samples]
+    if not times:
+        sys.exit(f"{path}: no main-thread samples in the timed steps")
+    meanwhile, counted, idle = collections.Counter(), 0, 0
+    for when, frames in worker_samples:
+        if not times[0] <= when <= times[-1]:
+            continue
+        counted += 1
+        if classify(frames) != "OpenMP":
+            continue
+        idle += 1
+        i = bisect.bisect_left(times, when)
+        j = min((k for k in (i - 1, i) if 0 <= k < len(times)), key=lambda k: abs(times[k] - when))
+        main_frames = main_samples[j][1]
+        callers = " < ".join(s[:40] for s, _ in main_frames[:4])
+        meanwhile[(classify(main_frames), callers)] += 1
+    print(f"# {path}: the worker was idle in {idle} of its {counted} samples ({100.0 * idle / max(counted, 1):.1f}%); "
+          "meanwhile the main thread was in:")
+    for (cat, callers), n in meanwhile.most_common(top):
+        print(f"{100.0 * n / max(counted, 1):5.1f}%  {cat:18s} {callers}")
 
 
 def main():
     args, top = sys.argv[1:], 0
+    if args[:1] == ["--idle"]:
+        for path in args[2:]:
+            idle_report(path, int(args[1]))
+        return
     if args[:1] == ["--top"]:
         top, args = int(args[1]), args[2:]
     for path in args:
         counts, total, skipped = collections.Counter(), 0, 0
         leaves = collections.defaultdict(collections.Counter)
-        for pid, tid, frames in samples(path):
+        for pid, tid, _, frames in samples(path):
             main_thread = pid == tid
             if main_thread and not any("median_step_seconds" in s for s, _ in frames):
                 skipped += 1

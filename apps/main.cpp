@@ -50,6 +50,7 @@ int guarded(Fn&& fn) {
 
 int main(int argc, char** argv) {
   nl::tune_runtime_and_reexec(argv);  // OMP_WAIT_POLICY, OpenBLAS core: see core/runtime_env.hpp
+  nl::configure_denormals();           // subnormals flushed to zero (ibid.)
   CLI::App app{"normlab: train and inspect neural networks to see how normalization layers behave.\n"
                "Run `normlab <command> --help` for a command's options."};
   app.require_subcommand(1);

@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   // The OpenBLAS core as `normlab` chooses it, so benchmarks measure what users run. The wait
   // policy is left to the caller (the bench scripts set it for both sides of a comparison).
   nl::tune_runtime_and_reexec(argv, {.passive_omp_wait = false, .blas_core = true});
+  nl::configure_denormals();  // as `normlab` does
   using nl::bench::suites;
   auto list = [] {
     std::printf("usage: normlab_bench <suite|all> [args...]\nsuites:\n");
@@ -30,9 +31,9 @@ int main(int argc, char** argv) {
   }
   const std::string name = argv[1];
   const std::vector<std::string> args(argv + 2, argv + argc);
-  std::printf("# normlab_bench %s: threads=%d simd=%s (best %s) blas=%s\n", name.c_str(), nl::num_threads(),
-              nl::simd_level_name(nl::simd_level()), nl::simd_level_name(nl::best_simd_level()),
-              nl::blas_core_description().c_str());
+  std::printf("# normlab_bench %s: threads=%d simd=%s (best %s) blas=%s denormals=%s\n", name.c_str(),
+              nl::num_threads(), nl::simd_level_name(nl::simd_level()), nl::simd_level_name(nl::best_simd_level()),
+              nl::blas_core_description().c_str(), nl::denormals_description().c_str());
   bool ran = false;
   for (const auto& s : suites()) {
     if (name == "all" || name == s.name) {

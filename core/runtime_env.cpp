@@ -1,11 +1,17 @@
 // normlab core: the process environment the libraries read once (see runtime_env.hpp).
 #include "core/runtime_env.hpp"
 
+#include <omp.h>
 #include <unistd.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <pmmintrin.h>
+#include <xmmintrin.h>
+#endif
 
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
+#include <cstring>
 
 #include <cblas.h>
 
@@ -60,6 +66,41 @@ std::string omp_wait_policy_description() {
   if (!policy) return "libgomp default (spin, then sleep)";
   if (std::getenv(kWaitPolicySetVar)) return std::string(policy) + " (set by normlab)";
   return std::string(policy) + " (OMP_WAIT_POLICY set by the user)";
+}
+
+static void set_flush_denormals_this_thread(bool on) {
+#if defined(__x86_64__) || defined(__i386__)
+  _MM_SET_FLUSH_ZERO_MODE(on ? _MM_FLUSH_ZERO_ON : _MM_FLUSH_ZERO_OFF);
+  _MM_SET_DENORMALS_ZERO_MODE(on ? _MM_DENORMALS_ZERO_ON : _MM_DENORMALS_ZERO_OFF);
+#else
+  (void)on;  // elsewhere subnormals keep their (hardware's) default handling
+#endif
+}
+
+void set_flush_denormals(bool on) {
+  set_flush_denormals_this_thread(on);
+#pragma omp parallel
+  set_flush_denormals_this_thread(on);
+}
+
+bool denormals_flushed() {
+#if defined(__x86_64__) || defined(__i386__)
+  return _MM_GET_FLUSH_ZERO_MODE() == _MM_FLUSH_ZERO_ON && _MM_GET_DENORMALS_ZERO_MODE() == _MM_DENORMALS_ZERO_ON;
+#else
+  return false;
+#endif
+}
+
+static bool keep_denormals_requested() {
+  const char* v = std::getenv("NORMLAB_DENORMALS");
+  return v && std::strcmp(v, "keep") == 0;
+}
+
+void configure_denormals() { set_flush_denormals(!keep_denormals_requested()); }
+
+std::string denormals_description() {
+  if (denormals_flushed()) return "flushed to zero (set by normlab)";
+  return keep_denormals_requested() ? "kept (NORMLAB_DENORMALS=keep)" : "kept";
 }
 
 void tune_runtime_and_reexec(char** argv, RuntimeTuning tuning) {

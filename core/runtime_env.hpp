@@ -43,4 +43,24 @@ std::string blas_core_description();
 // user)", "GOMP_SPINCOUNT=10000 (set by the user)" or "libgomp default (spin, then sleep)".
 std::string omp_wait_policy_description();
 
+// Subnormal floats (0 < |x| < 1.18e-38). Intel cores compute on them through a microcode
+// assist, about a hundred times slower per instruction. Training makes them: the SGD momentum
+// of weights whose gradients have died away (inputs behind dead ReLUs) decays into that range
+// and stays there, fed by gradients as small. Seen on the Sapphire Rapids guest: a CIFAR-10 CNN
+// with LayerNorm at batch 2 had 84% of its fc layer's momentum subnormal after 2 epochs, and
+// the SGD update took 65% of each step (the run trained at a third of its speed).
+// Flushing them to zero (the SSE control bits FTZ: results, and DAZ: inputs) costs nothing;
+// a value that small moves no weight (lr * 1e-38 is below every weight's rounding), so
+// training is the same up to where such values appear. TensorFlow does the same by default;
+// PyTorch offers it as torch.set_flush_denormal(True).
+//
+// Sets both bits (on) or clears them (off) on the calling thread and every OpenMP thread, and
+// so on the threads the pool starts later (they inherit the creating thread's settings).
+void set_flush_denormals(bool on);
+bool denormals_flushed();  // the calling thread's setting
+// normlab's choice: flush unless the environment says NORMLAB_DENORMALS=keep. Applies it.
+void configure_denormals();
+// For logs and config.json: "flushed to zero (set by normlab)", "kept (NORMLAB_DENORMALS=keep)".
+std::string denormals_description();
+
 }  // namespace nl

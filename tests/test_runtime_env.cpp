@@ -5,7 +5,10 @@
 #include <catch2/catch.hpp>
 
 #include <cstdlib>
+#include <limits>
+#include <vector>
 
+#include "core/parallel.hpp"
 #include "core/runtime_env.hpp"
 
 TEST_CASE("runtime_env: generic OpenBLAS cores are not taken for this CPU's best") {
@@ -27,4 +30,37 @@ TEST_CASE("runtime_env: the running OpenBLAS core uses this CPU's vector units")
     return;
   }
   CHECK(nl::blas_core_matches_cpu(nl::blas_core_name()));
+}
+
+TEST_CASE("runtime_env: subnormals flushed on every thread, also on threads the pool starts later") {
+  const float tiny = std::numeric_limits<float>::min();  // the smallest normal float
+  // volatile: computed at run time, under the thread's control bits
+  auto half_of_tiny = [&] {
+    volatile float t = tiny, h = 0.5f;
+    return t * h;  // subnormal, or 0 when flushed
+  };
+  nl::set_num_threads(1);
+  nl::set_flush_denormals(false);
+  CHECK(!nl::denormals_flushed());
+  CHECK(half_of_tiny() > 0.0f);
+  nl::set_flush_denormals(true);
+  CHECK(nl::denormals_flushed());
+  CHECK(half_of_tiny() == 0.0f);
+  nl::set_num_threads(2);  // the second thread starts now, after the setting
+  std::vector<int> flushed(2, -1), product_zero(2, -1);
+  nl::parallel_for(2, 1, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      flushed[i] = nl::denormals_flushed();
+      product_zero[i] = half_of_tiny() == 0.0f;
+    }
+  });
+  CHECK(flushed == std::vector<int>{1, 1});
+  CHECK(product_zero == std::vector<int>{1, 1});
+  nl::set_flush_denormals(false);
+  nl::parallel_for(2, 1, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) flushed[i] = nl::denormals_flushed();
+  });
+  CHECK(flushed == std::vector<int>{0, 0});
+  CHECK(half_of_tiny() > 0.0f);
+  nl::set_num_threads(1);
 }

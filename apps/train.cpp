@@ -98,6 +98,7 @@ class Trainer {
   void decorrelate_dropout(uint64_t position);
   void start();
   void resume_from_checkpoint();
+  std::unique_ptr<Progress> make_progress(int64_t first_step) const;
   Outcome train();
   // Why the run must stop after this step ("" = it goes on).
   std::string divergence(const StepResult& out) const;
@@ -202,7 +203,11 @@ void Trainer::set_up() {
   diagnostics_.check_layers(*model_);
   opt_ = make_optimizer(cfg_, *model_);
   schedule_ = make_schedule(cfg_, total_steps_);
-  progress_ = std::make_unique<Progress>(total_steps_, data_->unit(), cfg_.log_every, 0, comm_.rank() != 0);
+  progress_ = make_progress(0);
+}
+
+std::unique_ptr<Progress> Trainer::make_progress(int64_t first_step) const {
+  return std::make_unique<Progress>(total_steps_, data_->unit(), cfg_.log_every, first_step, comm_.rank() != 0);
 }
 
 // A fresh run, or a resumed one that never reached its first checkpoint.
@@ -232,6 +237,7 @@ void Trainer::start() {
 void Trainer::resume_from_checkpoint() {
   totals_ = record_.load_checkpoint(*model_, *opt_, *data_);  // every rank reads rank 0's checkpoint
   decorrelate_dropout(static_cast<uint64_t>(totals_.step));
+  progress_ = make_progress(totals_.step);  // its ETA from this process's steps, not the run's
   progress_->message(fmt::format("resuming {} from step {} of {}", record_.dir(), totals_.step, total_steps_));
   record_.open_logs(true, totals_.step);
   diagnostics_.open(record_.dir(), true, totals_.step);

@@ -149,6 +149,7 @@ def main():
     p.add_argument("--batches", default="2,8,32,128", help="images: batch sizes")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
+    torch.set_flush_denormal(True)  # as normlab runs (README, "Threads"): PyTorch at its best
     print(f"# torch {torch.__version__}, {a.threads} thread(s), budget {a.budget}s", flush=True)
     if a.suite == "images":
         images(a.budget, a.only.split(","), a.norms.split(","), [int(b) for b in a.batches.split(",")])

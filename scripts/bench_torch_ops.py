@@ -90,6 +90,7 @@ def main():
                     help="path(s) to normlab_bench; each runs `normlab_bench conv` after torch")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)  # as normlab runs (README, "Threads"): PyTorch at its best
     batches = [int(b) for b in args.batches.split(",")]
     print(f"# torch {torch.__version__}, threads={torch.get_num_threads()}, mkldnn={torch.backends.mkldnn.is_available()}")
     print(f"{'':6s} {'layer':18s} {'batch':>6s} {'fwd_ms':>10s} {'fwdbwd_ms':>10s}")

@@ -44,6 +44,8 @@ void accumulate_grad(const Tensor& t, const Tensor& g);
 // storage) whose backward calls on_grad(gradient arriving at it) and then hands that gradient
 // to x unchanged. Use the returned tensor where x would have been used: on_grad then sees the
 // sum over exactly those uses. Returns x itself when no graph is being built through x.
+// on_grad must read the gradient, not keep it: handed on, the same buffer may become x's
+// gradient and have later contributions added into it.
 Tensor grad_tap(const Tensor& x, std::function<void(const Tensor& grad)> on_grad);
 
 // Grad mode: on by default, thread-local.

@@ -525,8 +525,6 @@ static std::string csv_number(const json& j, const char* key) {
   return fmt::format("{:.6g}", j[key].get<double>());
 }
 
-// Rewrites OUT/results.csv from the run directories (the directories are the truth).
-// stat_batch is the last column so that readers of the older columns by position still work.
 namespace {
 // An exclusive flock on OUT/.results.lock for as long as it lives (none if the file cannot be
 // opened: then shards may race, as before). Shards of one sweep rewrite results.csv side by
@@ -548,6 +546,8 @@ class ResultsLock {
 };
 }  // namespace
 
+// Rewrites OUT/results.csv from the run directories (the directories are the truth).
+// stat_batch is the last column so that readers of the older columns by position still work.
 void write_results_csv(const SweepPlan& plan, const std::vector<PlannedRun>& runs) {
   const fs::path out = fs::path(plan.out_dir) / "results.csv";
   const ResultsLock lock(plan.out_dir);

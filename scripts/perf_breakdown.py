@@ -105,12 +105,17 @@ def samples(path):
             yield pid, tid, when, frames
 
 
+def in_timed_steps(frames):
+    """A main-thread sample inside the timed step loop (not set-up or warm-up)."""
+    return any("median_step_seconds" in s for s, _ in frames)
+
+
 def idle_report(path, top):
     """While the OpenMP worker waits, what is the main thread doing?"""
     main_samples, worker_samples = [], []
     for pid, tid, when, frames in samples(path):
         if pid == tid:
-            if any("median_step_seconds" in s for s, _ in frames):
+            if in_timed_steps(frames):
                 main_samples.append((when, frames))
         else:
             worker_samples.append((when, frames))
@@ -149,7 +154,7 @@ def main():
         leaves = collections.defaultdict(collections.Counter)
         for pid, tid, _, frames in samples(path):
             main_thread = pid == tid
-            if main_thread and not any("median_step_seconds" in s for s, _ in frames):
+            if main_thread and not in_timed_steps(frames):
                 skipped += 1
                 continue
             cat = classify(frames)

@@ -152,6 +152,37 @@ void gradcheck_with_layer_in_front(BatchStatNorm& norm, const Shape& shape, cons
   CHECK(r.ok);
 }
 
+// Two BatchNorm layers that must compute the same thing to the bit: both get gamma = randn *
+// 0.3 + 1 (seed) and beta = randn * bias_scale (seed + 1), then `steps` steps on the same x
+// (seed + 2 + step) and dy (seed + 10 + step), in eval mode from step eval_from on; checks
+// outputs, input gradients, parameter gradients and running statistics. on_output sees b's
+// output of each step.
+using BnForward = std::function<Tensor(BatchNorm&, const Tensor&)>;
+void check_same_bits(BatchNorm& a, BatchNorm& b, const BnForward& forward_a, const BnForward& forward_b,
+                     const Shape& shape, uint64_t seed, float bias_scale, int steps, int eval_from,
+                     const std::function<void(const Tensor&)>& on_output = {}) {
+  const int64_t C = shape[1];
+  for (BatchNorm* layer : {&a, &b}) {
+    layer->weight.copy_(randn_shape({C}, seed, 0.3f, 1.0f));
+    layer->bias.copy_(randn_shape({C}, seed + 1, bias_scale));
+  }
+  for (int step = 0; step < steps; ++step) {
+    if (step == eval_from) a.eval(), b.eval();
+    const Tensor x = randn_shape(shape, seed + 2 + step, 2.0f, 3.0f), dy = randn_shape(shape, seed + 10 + step);
+    Tensor xa = x.clone().set_requires_grad(), xb = x.clone().set_requires_grad();
+    const Tensor ya = forward_a(a, xa), yb = forward_b(b, xb);
+    ya.backward(dy);
+    yb.backward(dy);
+    if (on_output) on_output(yb);
+    CHECK(yb.to_vector() == ya.to_vector());
+    CHECK(xb.grad().to_vector() == xa.grad().to_vector());
+  }
+  CHECK(b.weight.grad().to_vector() == a.weight.grad().to_vector());
+  CHECK(b.bias.grad().to_vector() == a.bias.grad().to_vector());
+  CHECK(b.running_mean.to_vector() == a.running_mean.to_vector());
+  CHECK(b.running_var.to_vector() == a.running_var.to_vector());
+}
+
 }  // namespace
 
 TEST_CASE("BatchNorm matches PyTorch (fused and reference)", "[norm][bn]") {
@@ -227,26 +258,15 @@ TEST_CASE("BatchNorm + ReLU fused is relu(BatchNorm) to the bit: outputs, all gr
       const int dims = shape.size() == 4 ? 2 : 1;
       const int64_t C = shape[1];
       BatchNorm two_ops(C, dims, {.stat_batch = stat_batch}), fused(C, dims, {.stat_batch = stat_batch});
-      for (BatchNorm* layer : {&two_ops, &fused}) {
-        layer->weight.copy_(randn_shape({C}, 170, 0.3f, 1.0f));
-        layer->bias.copy_(randn_shape({C}, 171, 0.5f));  // about half the outputs below 0
-      }
-      for (int step = 0; step < 3; ++step) {
-        if (step == 2) two_ops.eval(), fused.eval();  // running statistics, constants in backward
-        const Tensor x = randn_shape(shape, 172 + step, 2.0f, 3.0f), dy = randn_shape(shape, 180 + step);
-        Tensor xa = x.clone().set_requires_grad(), xb = x.clone().set_requires_grad();
-        const Tensor ya = relu(two_ops(xa)), yb = fused.forward_relu(xb);
-        ya.backward(dy);
-        yb.backward(dy);
-        const std::vector<float> out = yb.to_vector();
-        REQUIRE(std::count(out.begin(), out.end(), 0.0f) > static_cast<long>(out.size() / 10));  // the mask is exercised
-        CHECK(yb.to_vector() == ya.to_vector());
-        CHECK(xb.grad().to_vector() == xa.grad().to_vector());
-      }
-      CHECK(fused.weight.grad().to_vector() == two_ops.weight.grad().to_vector());
-      CHECK(fused.bias.grad().to_vector() == two_ops.bias.grad().to_vector());
-      CHECK(fused.running_mean.to_vector() == two_ops.running_mean.to_vector());
-      CHECK(fused.running_var.to_vector() == two_ops.running_var.to_vector());
+      // beta of scale 0.5: about half the outputs below 0; step 2 in eval mode (running
+      // statistics, constants in backward)
+      check_same_bits(
+          two_ops, fused, [](BatchNorm& bn, const Tensor& x) { return relu(bn(x)); },
+          [](BatchNorm& bn, const Tensor& x) { return bn.forward_relu(x); }, shape, 170, 0.5f, 3, 2,
+          [](const Tensor& y) {
+            const std::vector<float> out = y.to_vector();
+            REQUIRE(std::count(out.begin(), out.end(), 0.0f) > static_cast<long>(out.size() / 10));  // the mask is exercised
+          });
     }
   }
   set_simd_level(saved);
@@ -773,23 +793,8 @@ TEST_CASE("SyncBatchNorm in one process is BatchNorm to the bit: outputs, all gr
     const int64_t C = shape[1];
     BatchNorm bn(C, dims);
     SyncBatchNorm sync(C, dims);
-    for (BatchNorm* layer : {&bn, static_cast<BatchNorm*>(&sync)}) {
-      layer->weight.copy_(randn_shape({C}, 150, 0.3f, 1.0f));
-      layer->bias.copy_(randn_shape({C}, 151));
-    }
-    for (int step = 0; step < 2; ++step) {
-      const Tensor x = randn_shape(shape, 152 + step, 2.0f, 3.0f), dy = randn_shape(shape, 160 + step);
-      Tensor xa = x.clone().set_requires_grad(), xb = x.clone().set_requires_grad();
-      const Tensor ya = bn(xa), yb = sync(xb);
-      ya.backward(dy);
-      yb.backward(dy);
-      CHECK(yb.to_vector() == ya.to_vector());
-      CHECK(xb.grad().to_vector() == xa.grad().to_vector());
-    }
-    CHECK(sync.weight.grad().to_vector() == bn.weight.grad().to_vector());
-    CHECK(sync.bias.grad().to_vector() == bn.bias.grad().to_vector());
-    CHECK(sync.running_mean.to_vector() == bn.running_mean.to_vector());
-    CHECK(sync.running_var.to_vector() == bn.running_var.to_vector());
+    const BnForward forward = [](BatchNorm& layer, const Tensor& x) { return layer(x); };  // virtual: sync's own
+    check_same_bits(bn, sync, forward, forward, shape, 150, 1.0f, 2, 2);
     CHECK(sync.num_batches_tracked.item() == 2.0f);
   }
 }

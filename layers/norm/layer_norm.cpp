@@ -29,17 +29,17 @@ static void layer_norm_forward(float* y, float* mean, float* rstd, const float* 
 static void layer_norm_backward(float* dx, float* dgamma, float* dbeta, const float* dy, const float* x,
                                 const float* gamma, const float* mean, const float* rstd, int64_t R, int64_t D) {
   const RowNormKernels& k = row_norm_kernels();
-  const int64_t chunks = row_norm_chunks(R, D);
+  const int64_t chunks = row_norm_chunks(R, D), block = layer_norm_backward_rows(D);
   // One d-gamma/d-beta buffer per chunk: [chunks, D] each.
   std::vector<float> dgamma_part(dgamma ? chunks * D : 0, 0.0f), dbeta_part(dbeta ? chunks * D : 0, 0.0f);
-  std::vector<float> dx_scratch(dx ? 0 : chunks * D);
   parallel_for(chunks, 1, [&](int64_t c_begin, int64_t c_end) {
     for (int64_t c = c_begin; c < c_end; ++c) {
       float* dg = dgamma ? dgamma_part.data() + c * D : nullptr;
       float* db = dbeta ? dbeta_part.data() + c * D : nullptr;
-      for (int64_t r = R * c / chunks; r < R * (c + 1) / chunks; ++r) {
-        float* dxr = dx ? dx + r * D : dx_scratch.data() + c * D;
-        k.layer_norm_backward(dy + r * D, x + r * D, gamma, mean[r], rstd[r], dxr, dg, db, D);
+      const int64_t r_end = R * (c + 1) / chunks;
+      for (int64_t r = R * c / chunks; r < r_end; r += block) {
+        k.layer_norm_backward(dy + r * D, x + r * D, gamma, mean + r, rstd + r, std::min(block, r_end - r),
+                              dx ? dx + r * D : nullptr, dg, db, D);
       }
     }
   });

@@ -13,11 +13,14 @@
 // double across blocks, so a row of 10^5 elements loses no more than a short one.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 
 #include "core/kernels/kernels.hpp"
 
 namespace nl {
+
+constexpr int64_t kLayerNormBackwardMaxRows = 64;
 
 struct RowNormKernels {
   // Biased mean and variance by the corrected two-pass algorithm:
@@ -43,13 +46,16 @@ struct RowNormKernels {
   //   y = (x - mean) * rstd * gamma + beta
   void (*layer_norm_forward)(const float* x, const float* gamma, const float* beta, float mean, float rstd,
                              float* y, int64_t n);
-  // LayerNorm backward of one row (names as in layer_norm.cpp's header):
+  // LayerNorm backward of `rows` consecutive rows of n floats (row r at offset r * n; mean and
+  // rstd per row; rows <= kLayerNormBackwardMaxRows). Names as in layer_norm.hpp:
   //   xhat = (x - mean) * rstd,  g = dy * gamma
   //   dnorm_mean = mean(g),  dnorm_norm_mean = mean(g * xhat)
-  //   dx = rstd * (g - dnorm_mean - xhat * dnorm_norm_mean)         (assigned)
-  //   dgamma += dy * xhat,  dbeta += dy                             (accumulated; null = skip)
-  void (*layer_norm_backward)(const float* dy, const float* x, const float* gamma, float mean, float rstd,
-                              float* dx, float* dgamma, float* dbeta, int64_t n);
+  //   dx = rstd * (g - dnorm_mean - xhat * dnorm_norm_mean)         (assigned; null = skip)
+  //   dgamma += sum over the rows of dy * xhat,  dbeta += sum of dy  (accumulated; null = skip)
+  // Several rows per call so that dgamma and dbeta are read and written once per call, not once
+  // per row (see layer_norm_backward_rows).
+  void (*layer_norm_backward)(const float* dy, const float* x, const float* gamma, const float* mean,
+                              const float* rstd, int64_t rows, float* dx, float* dgamma, float* dbeta, int64_t n);
 
   // RMSNorm: y = x * rstd * gamma (gamma may be null).
   void (*rms_norm_forward)(const float* x, const float* gamma, float rstd, float* y, int64_t n);
@@ -84,5 +90,11 @@ int64_t row_norm_chunks(int64_t rows, int64_t row_len);
 // tensors stay on one thread. Waking the pool and joining it costs more than normalizing
 // 64K floats, and far more when the machine is loaded and a worker waits for a core.
 constexpr int64_t kMinValuesPerThread = int64_t{1} << 16;
+
+// Rows per layer_norm_backward call: as many as keep their x and dy (~512 KB) in L2 between
+// the kernel's two passes, at most kLayerNormBackwardMaxRows. Depends on D only (deterministic).
+inline int64_t layer_norm_backward_rows(int64_t row_len) {
+  return std::clamp<int64_t>((int64_t{1} << 16) / std::max<int64_t>(1, row_len), 1, kLayerNormBackwardMaxRows);
+}
 
 }  // namespace nl

@@ -108,63 +108,78 @@ static void layer_norm_forward(const float* x, const float* gamma, const float* 
   }
 }
 
-static void layer_norm_backward(const float* dy, const float* x, const float* gamma, float mean, float rstd,
-                                float* dx, float* dgamma, float* dbeta, int64_t n) {
-  // Pass 1: the two reductions, sum(g) and sum(g * xhat).
-  double t_g = 0.0, t_gx = 0.0;
+static void layer_norm_backward(const float* dy, const float* x, const float* gamma, const float* mean,
+                                const float* rstd, int64_t rows, float* dx, float* dgamma, float* dbeta, int64_t n) {
+  // Pass 1, per row (dx only): the two reductions, sum(g) and sum(g * xhat).
+  float dnorm_mean[kLayerNormBackwardMaxRows], dnorm_norm_mean[kLayerNormBackwardMaxRows];
+  for (int64_t r = 0; dx && r < rows; ++r) {
+    const float *dyr = dy + r * n, *xr = x + r * n, m = mean[r];
+    double t_g = 0.0, t_gx = 0.0;
+    for (int64_t b = 0; b < n; b += kBlock) {
+      const int64_t e = std::min(n, b + kBlock);
+      float s_g = 0.0f, s_gx = 0.0f;
+      if (gamma) {
+#pragma omp simd reduction(+ : s_g, s_gx)
+        for (int64_t i = b; i < e; ++i) {
+          const float g = dyr[i] * gamma[i];
+          s_g += g;
+          s_gx += g * (xr[i] - m);
+        }
+      } else {
+#pragma omp simd reduction(+ : s_g, s_gx)
+        for (int64_t i = b; i < e; ++i) {
+          s_g += dyr[i];
+          s_gx += dyr[i] * (xr[i] - m);
+        }
+      }
+      t_g += s_g;
+      t_gx += s_gx;
+    }
+    dnorm_mean[r] = static_cast<float>(t_g / static_cast<double>(n));
+    dnorm_norm_mean[r] = static_cast<float>(t_gx / static_cast<double>(n)) * rstd[r];
+  }
+  // Pass 2, in tiles of kBlock columns (the rows' x and dy are still in cache from pass 1):
+  // dx of every row, and the rows' dgamma/dbeta summed into tile buffers that stay in L1,
+  // then added once. Reading and writing dgamma/dbeta for every row instead cost as much as
+  // the rest of the backward (rows of 32K floats: 3.1 ms against 1.6 without them).
   for (int64_t b = 0; b < n; b += kBlock) {
-    const int64_t e = std::min(n, b + kBlock);
-    float s_g = 0.0f, s_gx = 0.0f;
-    if (gamma) {
-#pragma omp simd reduction(+ : s_g, s_gx)
-      for (int64_t i = b; i < e; ++i) {
-        const float g = dy[i] * gamma[i];
-        s_g += g;
-        s_gx += g * (x[i] - mean);
+    const int64_t len = std::min(kBlock, n - b);
+    const float* gam = gamma ? gamma + b : nullptr;
+    float tile_dgamma[kBlock] = {}, tile_dbeta[kBlock] = {};
+    for (int64_t r = 0; r < rows; ++r) {
+      const float *dyr = dy + r * n + b, *xr = x + r * n + b, m = mean[r], s = rstd[r];
+      float* dxr = dx ? dx + r * n + b : nullptr;
+      if (dxr && gam) {  // the usual affine case: one loop, x and dy read once
+        const float dm = dnorm_mean[r], dnm = dnorm_norm_mean[r];
+#pragma omp simd
+        for (int64_t i = 0; i < len; ++i) {
+          const float xhat = (xr[i] - m) * s;
+          dxr[i] = s * (dyr[i] * gam[i] - dm - xhat * dnm);
+          tile_dgamma[i] += dyr[i] * xhat;
+          tile_dbeta[i] += dyr[i];
+        }
+        continue;
       }
-    } else {
-#pragma omp simd reduction(+ : s_g, s_gx)
-      for (int64_t i = b; i < e; ++i) {
-        s_g += dy[i];
-        s_gx += dy[i] * (x[i] - mean);
+      if (dxr) {  // no gamma
+        const float dm = dnorm_mean[r], dnm = dnorm_norm_mean[r];
+#pragma omp simd
+        for (int64_t i = 0; i < len; ++i) {
+          const float xhat = (xr[i] - m) * s;
+          dxr[i] = s * (dyr[i] - dm - xhat * dnm);
+        }
+      }
+      if (dgamma || dbeta) {
+#pragma omp simd
+        for (int64_t i = 0; i < len; ++i) {
+          tile_dgamma[i] += dyr[i] * (xr[i] - m) * s;
+          tile_dbeta[i] += dyr[i];
+        }
       }
     }
-    t_g += s_g;
-    t_gx += s_gx;
-  }
-  const float dnorm_mean = static_cast<float>(t_g / static_cast<double>(n));
-  const float dnorm_norm_mean = static_cast<float>(t_gx / static_cast<double>(n)) * rstd;
-  // Pass 2: dx, and the parameter gradients in the same sweep (xhat recomputed).
-  if (gamma && dgamma && dbeta) {  // the usual affine case: one loop, x and dy read once
-#pragma omp simd
-    for (int64_t i = 0; i < n; ++i) {
-      const float xhat = (x[i] - mean) * rstd;
-      dx[i] = rstd * (dy[i] * gamma[i] - dnorm_mean - xhat * dnorm_norm_mean);
-      dgamma[i] += dy[i] * xhat;
-      dbeta[i] += dy[i];
-    }
-    return;
-  }
-  if (gamma) {
-#pragma omp simd
-    for (int64_t i = 0; i < n; ++i) {
-      const float xhat = (x[i] - mean) * rstd;
-      dx[i] = rstd * (dy[i] * gamma[i] - dnorm_mean - xhat * dnorm_norm_mean);
-    }
-  } else {
-#pragma omp simd
-    for (int64_t i = 0; i < n; ++i) {
-      const float xhat = (x[i] - mean) * rstd;
-      dx[i] = rstd * (dy[i] - dnorm_mean - xhat * dnorm_norm_mean);
-    }
-  }
-  if (dgamma) {
-#pragma omp simd
-    for (int64_t i = 0; i < n; ++i) dgamma[i] += dy[i] * (x[i] - mean) * rstd;
-  }
-  if (dbeta) {
-#pragma omp simd
-    for (int64_t i = 0; i < n; ++i) dbeta[i] += dy[i];
+    if (dgamma)
+      for (int64_t i = 0; i < len; ++i) dgamma[b + i] += tile_dgamma[i];
+    if (dbeta)
+      for (int64_t i = 0; i < len; ++i) dbeta[b + i] += tile_dbeta[i];
   }
 }
 

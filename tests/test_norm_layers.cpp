@@ -314,7 +314,7 @@ TEST_CASE("fused kernels equal their primitive-op references (outputs and all gr
   check_fused_vs_reference(ln_tok, [&](const Tensor& x) { return ln_tok.reference_forward(x); },
                            randn({64, 8, 32}, gen));  // big enough to use several chunks
   // Rows longer than the backward's 256-column tiles (a partial last tile), and a row count that
-  // is no multiple of the rows per backward call (218 for D = 300): the last call gets fewer.
+  // is no multiple of the rows per backward call (64 for D = 300): the last call gets fewer.
   LayerNorm ln_long({300});
   nontrivial(ln_long);
   check_fused_vs_reference(ln_long, [&](const Tensor& x) { return ln_long.reference_forward(x); },

@@ -6,8 +6,9 @@
 // level); row_norm_kernels() returns the table for the current simd_level().
 //
 // A "row" is a contiguous run of n floats: a token's D features (LN, RMS), one channel's
-// H*W plane (IN, FRN, and each channel of a GN group). The kernels do one row; threading
-// and the bookkeeping of (n, group, channel) live in the layer files. They never allocate.
+// H*W plane (IN, FRN, and each channel of a GN group). The kernels do one row (LayerNorm's
+// backward: a few consecutive rows, see below); threading and the bookkeeping of (n, group,
+// channel) live in the layer files. They never allocate.
 //
 // Sums are taken in float inside blocks of 256 elements (vectorized, several lanes) and in
 // double across blocks, so a row of 10^5 elements loses no more than a short one.

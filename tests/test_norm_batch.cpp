@@ -13,6 +13,7 @@
 #include "core/gradcheck.hpp"
 #include "core/kernels/kernels.hpp"
 #include "core/ops.hpp"
+#include "core/parallel.hpp"
 #include "core/random.hpp"
 #include "layers/activation.hpp"
 #include "layers/diagnostics.hpp"
@@ -254,6 +255,7 @@ TEST_CASE("BatchNorm + ReLU fused is relu(BatchNorm) to the bit: outputs, all gr
     set_simd_level(l);
     // conv maps (channel kernels), features (column kernels), statistics groups
     for (const auto& [shape, stat_batch] : {std::pair{Shape{6, 3, 4, 5}, int64_t{0}}, std::pair{Shape{10, 19}, int64_t{0}},
+                                            std::pair{Shape{1700, 83}, int64_t{0}},
                                             std::pair{Shape{7, 3, 2, 3}, int64_t{2}}}) {
       const int dims = shape.size() == 4 ? 2 : 1;
       const int64_t C = shape[1];
@@ -585,11 +587,16 @@ TEST_CASE("an input used twice gets both gradient contributions", "[norm][bn]") 
 }
 
 // BatchNorm1d on [N, C] runs the column kernels (one value per plane would leave the
-// channel kernels scalar): row blocks of 32, channel tiles of 64 and thread blocks of 16, so
-// sizes that divide none of them, several row blocks, ghost chunks, eval and a twice-used
-// input are all checked against the composite.
+// channel kernels scalar) over row blocks of ~64K values (768 rows at C = 83) merged in
+// order, inside which row tiles of 32 and channel tiles of 64: sizes that divide none of
+// them, several row blocks (1700 = 768 + 768 + 164; groups of 1000 and 700 cut them), ghost
+// chunks, eval and a twice-used input are all checked against the composite.
 TEST_CASE("BatchNorm1d on [N, C] (column kernels) equals the composite reference", "[norm][bn]") {
   check_fused_matches_reference([] { return std::make_shared<BatchNorm>(83, 1); }, {101, 83});
+  check_fused_matches_reference([] { return std::make_shared<BatchNorm>(83, 1); }, {1700, 83});
+  check_fused_matches_reference([] { return std::make_shared<BatchNorm>(83, 1, BatchNormOptions{.stat_batch = 1000}); },
+                                {1700, 83});
+  check_fused_matches_reference([] { return std::make_shared<MeanOnlyBatchNorm>(83, 1); }, {1700, 83});
   check_fused_matches_reference([] { return std::make_shared<BatchNorm>(17, 1, BatchNormOptions{.affine = false}); },
                                 {33, 17});
   check_fused_matches_reference([] { return std::make_shared<MeanOnlyBatchNorm>(19, 1); }, {70, 19});
@@ -609,8 +616,25 @@ TEST_CASE("BatchNorm1d on [N, C] (column kernels) equals the composite reference
   require_close(xf.grad(), xr.grad(), 1e-5, 1e-5, "eval [N, C], twice-used input grad");
 }
 
+TEST_CASE("BatchNorm1d on [N, C]: the thread count does not change a bit (row blocks merged in order)", "[norm][bn]") {
+  const Tensor x0 = randn_shape({1700, 83}, 95, 2.0f, 1.0f), dy = randn_shape({1700, 83}, 96);
+  const int saved_threads = num_threads();
+  std::vector<std::vector<Tensor>> results;
+  for (int t : {1, 2}) {
+    set_num_threads(t);
+    BatchNorm bn(83, 1);
+    Tensor x = x0.clone().set_requires_grad();
+    Tensor y = bn(x);
+    y.backward(dy);
+    results.push_back({y, x.grad(), bn.weight.grad(), bn.bias.grad(), bn.running_mean.clone(), bn.running_var.clone()});
+  }
+  set_num_threads(saved_threads);
+  for (size_t i = 0; i < results[0].size(); ++i)
+    require_close(results[1][i], results[0][i], 0, 0, "2 threads vs 1 #" + std::to_string(i));
+}
+
 TEST_CASE("BatchNorm1d on [N, C] with mean 1e4 and a small variance is normalized correctly", "[norm][bn][edge]") {
-  const int64_t N = 1000, C = 20;
+  const int64_t N = 8000, C = 20;  // three row blocks (3264 rows each at C = 20)
   Tensor x = randn_shape({N, C}, 94, 0.01f, 1.0e4f);
   BatchNorm bn(C, 1);
   const std::vector<float> xv = x.to_vector(), yv = bn(x).to_vector();

@@ -12,39 +12,65 @@
 
 namespace nl::bn_detail {
 
-void merge_moments(GroupMoments& into, const GroupMoments& other) {
-  for (size_t i = 0; i < into.count.size(); ++i) {
-    const double na = into.count[i], nb = other.count[i], n = na + nb;
-    if (nb == 0.0) continue;
-    if (na == 0.0) {  // nothing yet: take the other's as they are (no rounding)
-      into.count[i] = nb, into.mean[i] = other.mean[i], into.m2[i] = other.m2[i];
-      continue;
-    }
-    const double delta = other.mean[i] - into.mean[i];
-    into.mean[i] += delta * nb / n;
-    into.m2[i] += other.m2[i] + delta * delta * na * nb / n;
-    into.count[i] = n;
+// One set of moments (count nb, mean_b, m2_b) merged into `into` at index i (Chan et al.).
+static void merge_moments_at(GroupMoments& into, size_t i, double nb, double mean_b, double m2_b) {
+  const double na = into.count[i], n = na + nb;
+  if (nb == 0.0) return;
+  if (na == 0.0) {  // nothing yet: take the other's as they are (no rounding)
+    into.count[i] = nb, into.mean[i] = mean_b, into.m2[i] = m2_b;
+    return;
   }
+  const double delta = mean_b - into.mean[i];
+  into.mean[i] += delta * nb / n;
+  into.m2[i] += m2_b + delta * delta * na * nb / n;
+  into.count[i] = n;
+}
+
+void merge_moments(GroupMoments& into, const GroupMoments& other) {
+  for (size_t i = 0; i < into.count.size(); ++i) merge_moments_at(into, i, other.count[i], other.mean[i], other.m2[i]);
 }
 
 namespace {
 
-// fn(c0, c1) over tiles of channels split across threads, each thread at least ~64K values.
-// S > 1: one channel per tile (the channel kernels walk its N planes). S == 1 ([N, C]): a
-// channel is a column, so tiles are blocks of 16 channels (one AVX-512 vector of a row) and
-// the column kernels vectorize across them. No channel's result depends on the split.
-void for_channel_tiles(int64_t N, int64_t C, int64_t S, const std::function<void(int64_t, int64_t)>& fn) {
-  if (S > 1) {
-    const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, N * S));
-    parallel_for(C, grain, [&](int64_t c0, int64_t c1) {
-      for (int64_t c = c0; c < c1; ++c) fn(c, c + 1);
-    });
-    return;
+// [N, C, S] with S > 1: fn(c, c + 1) for every channel, split across threads, each thread at
+// least ~64K values; the channel kernels walk the channel's N planes while they are in cache.
+void for_channels(int64_t N, int64_t C, int64_t S, const std::function<void(int64_t, int64_t)>& fn) {
+  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, N * S));
+  parallel_for(C, grain, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) fn(c, c + 1);
+  });
+}
+
+// [N, C] (S == 1, BatchNorm1d): a channel is a column of the row-major matrix, so the work is
+// split by rows instead, into blocks of whole rows inside one statistics group (~64K values,
+// at most 64 blocks per group; the column kernels vectorize across a row's channels). Each
+// block's moments or gradient sums go to a slot of their own and are merged in block order,
+// so no result depends on the thread count. (Tiles of 16 channels walking every row read one
+// 64-byte line per row at the row's stride: latency-bound, and 2 threads ran slower than 1.)
+struct RowBlock {
+  int64_t k, r0, r1;  // group, rows [r0, r1)
+};
+
+std::vector<RowBlock> row_blocks(const std::vector<int64_t>& groups, int64_t C) {
+  constexpr int64_t kAlign = 32;  // the column kernels' row tile (channel_norm_kernels_impl.inl)
+  const int64_t target = std::max<int64_t>(kAlign, ((int64_t{1} << 16) / std::max<int64_t>(1, C)) / kAlign * kAlign);
+  std::vector<RowBlock> blocks;
+  for (size_t k = 0; k + 1 < groups.size(); ++k) {
+    const int64_t n0 = groups[k], n1 = groups[k + 1];
+    const int64_t at_most_64 = ((n1 - n0 + 63) / 64 + kAlign - 1) / kAlign * kAlign;
+    const int64_t rows = std::max(target, at_most_64);
+    for (int64_t r0 = n0; r0 < n1; r0 += rows) blocks.push_back({static_cast<int64_t>(k), r0, std::min(n1, r0 + rows)});
   }
-  constexpr int64_t kBlock = 16;
-  const int64_t blocks = (C + kBlock - 1) / kBlock;
-  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, N * kBlock));
-  parallel_for(blocks, grain, [&](int64_t b0, int64_t b1) { fn(b0 * kBlock, std::min(C, b1 * kBlock)); });
+  return blocks;
+}
+
+// fn(b) for every block, split across threads with at least ~64K values per thread.
+void for_row_blocks(const std::vector<RowBlock>& blocks, int64_t N, int64_t C, const std::function<void(int64_t)>& fn) {
+  const int64_t B = static_cast<int64_t>(blocks.size());
+  const int64_t grain = std::max<int64_t>(1, ((int64_t{1} << 16) * B) / std::max<int64_t>(1, N * C));
+  parallel_for(B, grain, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) fn(b);
+  });
 }
 
 // What backward needs besides dy, per (k, c): xhat is recomputed from x, never stored.
@@ -55,6 +81,7 @@ struct Saved {
   Tensor x;  // contiguous [N, C, S]
   int64_t N, C, S, K;
   std::vector<int64_t> groups;
+  std::vector<RowBlock> blocks;  // S == 1 only
   bool mean_only, fixed;
   Tensor relu_y;  // ReLU fused: the output y = max(0, ...), whose sign masks dy; else undefined
   std::vector<double> count;  // M
@@ -63,20 +90,33 @@ struct Saved {
 };
 
 // ---------------------------------------------------------------- forward
-// Step 1 for the channels [c0, c1) of every group: this worker's count, mean, m2.
+// Step 1 for the channels [c0, c1) of every group (S > 1): this worker's count, mean, m2.
 void partial_moments(const Saved& sv, int64_t c0, int64_t c1, GroupMoments& m) {
   const ChannelNormKernelTable& kt = channel_norm_kernels();
   const float* x = sv.x.data();
   for (int64_t k = 0; k < sv.K; ++k) {
     const int64_t n0 = sv.groups[k], n1 = sv.groups[k + 1], i0 = k * sv.C;
     if (n1 == n0) continue;  // no values (a SyncBN rank without samples): count, mean, m2 stay 0
-    if (sv.S > 1) {
-      for (int64_t c = c0; c < c1; ++c)
-        kt.moments(x, sv.C, sv.S, n0, n1, c, &m.mean[i0 + c], sv.mean_only ? nullptr : &m.m2[i0 + c]);
-    } else {
-      kt.col_moments(x, sv.C, n0, n1, c0, c1, m.mean.data() + i0, m.m2.data() + i0);
+    for (int64_t c = c0; c < c1; ++c) {
+      kt.moments(x, sv.C, sv.S, n0, n1, c, &m.mean[i0 + c], sv.mean_only ? nullptr : &m.m2[i0 + c]);
+      m.count[i0 + c] = static_cast<double>((n1 - n0) * sv.S);
     }
-    for (int64_t c = c0; c < c1; ++c) m.count[i0 + c] = static_cast<double>((n1 - n0) * sv.S);
+  }
+}
+
+// Step 1 for S == 1: each row block's moments, then merged into its group's in block order.
+void partial_moments_by_rows(const Saved& sv, GroupMoments& m) {
+  const ChannelNormKernelTable& kt = channel_norm_kernels();
+  const int64_t C = sv.C, B = static_cast<int64_t>(sv.blocks.size());
+  std::vector<double> mean(B * C), m2(B * C);
+  for_row_blocks(sv.blocks, sv.N, C, [&](int64_t b) {
+    const RowBlock& blk = sv.blocks[b];
+    kt.col_moments(sv.x.data(), C, blk.r0, blk.r1, 0, C, mean.data() + b * C, m2.data() + b * C);
+  });
+  for (int64_t b = 0; b < B; ++b) {
+    const RowBlock& blk = sv.blocks[b];
+    for (int64_t c = 0; c < C; ++c)
+      merge_moments_at(m, blk.k * C + c, static_cast<double>(blk.r1 - blk.r0), mean[b * C + c], m2[b * C + c]);
   }
 }
 
@@ -114,20 +154,25 @@ void fold(Saved& sv, const GroupMoments& moments, const BatchNormSpec& spec, con
   }
 }
 
-// Step 4 for the channels [c0, c1): y = (x - mean) * a + b (relu: max(0, that)).
+// Step 4 for the channels [c0, c1) (S > 1): y = (x - mean) * a + b (relu: max(0, that)).
 void normalize(const Saved& sv, const ScaleShift& f, int64_t c0, int64_t c1, bool relu, float* y) {
   const ChannelNormKernelTable& kt = channel_norm_kernels();
   for (int64_t k = 0; k < sv.K; ++k) {
     const int64_t n0 = sv.groups[k], n1 = sv.groups[k + 1], i0 = k * sv.C;
-    if (sv.S > 1) {
-      for (int64_t c = c0; c < c1; ++c)
-        kt.scale_shift(sv.x.data(), y, sv.C, sv.S, n0, n1, c, sv.mean[i0 + c], f.a[i0 + c], f.b[i0 + c],
-                       relu);
-    } else {
-      kt.col_scale_shift(sv.x.data(), y, sv.C, n0, n1, c0, c1, sv.mean.data() + i0, f.a.data() + i0,
-                         f.b.data() + i0, relu);
-    }
+    for (int64_t c = c0; c < c1; ++c)
+      kt.scale_shift(sv.x.data(), y, sv.C, sv.S, n0, n1, c, sv.mean[i0 + c], f.a[i0 + c], f.b[i0 + c], relu);
   }
+}
+
+// Step 4 for S == 1, by row blocks.
+void normalize_by_rows(const Saved& sv, const ScaleShift& f, bool relu, float* y) {
+  const ChannelNormKernelTable& kt = channel_norm_kernels();
+  for_row_blocks(sv.blocks, sv.N, sv.C, [&](int64_t b) {
+    const RowBlock& blk = sv.blocks[b];
+    const int64_t i0 = blk.k * sv.C;
+    kt.col_scale_shift(sv.x.data(), y, sv.C, blk.r0, blk.r1, 0, sv.C, sv.mean.data() + i0, f.a.data() + i0,
+                       f.b.data() + i0, relu);
+  });
 }
 
 // Steps 1-4; returns y, and the var used [K * C] (biased; zeros in mean-only mode).
@@ -140,17 +185,24 @@ Tensor forward(Saved& sv, const BatchNormSpec& spec, const float* gamma, const f
     for (int64_t c = c0; c < c1; ++c) fold(sv, moments, spec, gamma, beta, c, f);
     normalize(sv, f, c0, c1, spec.relu, y.data());
   };
-  if (sv.fixed) {
-    for_channel_tiles(N, C, S, fold_and_normalize);
-  } else if (!spec.combine_moments) {  // one pass per tile while it is in cache
-    for_channel_tiles(N, C, S, [&](int64_t c0, int64_t c1) {
+  if (S == 1) {  // steps 1 and 4 by row blocks, steps 2 and 3 for all channels between them
+    if (!sv.fixed) {
+      partial_moments_by_rows(sv, moments);
+      if (spec.combine_moments) spec.combine_moments(moments);
+    }
+    for (int64_t c = 0; c < C; ++c) fold(sv, moments, spec, gamma, beta, c, f);
+    normalize_by_rows(sv, f, spec.relu, y.data());
+  } else if (sv.fixed) {
+    for_channels(N, C, S, fold_and_normalize);
+  } else if (!spec.combine_moments) {  // one pass per channel while it is in cache
+    for_channels(N, C, S, [&](int64_t c0, int64_t c1) {
       partial_moments(sv, c0, c1, moments);
       fold_and_normalize(c0, c1);
     });
   } else {  // SyncBN: every channel's partial moments, the all-gather, then normalize
-    for_channel_tiles(N, C, S, [&](int64_t c0, int64_t c1) { partial_moments(sv, c0, c1, moments); });
+    for_channels(N, C, S, [&](int64_t c0, int64_t c1) { partial_moments(sv, c0, c1, moments); });
     spec.combine_moments(moments);
-    for_channel_tiles(N, C, S, fold_and_normalize);
+    for_channels(N, C, S, fold_and_normalize);
   }
   var = std::move(f.var);
   if (spec.relu) sv.relu_y = y.detach();  // shares y's storage, not its autograd node
@@ -164,30 +216,47 @@ struct Grads {
   std::vector<float> a, dx_slope, dx_shift;  // [K * C]: step 4's constants
 };
 
-// Steps 1 and 2 for the channels [c0, c1): this worker's sums, its dgamma and dbeta.
-void grad_sums(const Saved& sv, const float* dy, int64_t c0, int64_t c1, Grads& g) {
+// Step 1's kernels for the channels [c0, c1) of every group (S > 1), measured from the float mean.
+void raw_grad_sums(const Saved& sv, const float* dy, int64_t c0, int64_t c1, GradSums& sums) {
   const ChannelNormKernelTable& kt = channel_norm_kernels();
-  const float* x = sv.x.data();
   const float* relu_y = sv.relu_y.defined() ? sv.relu_y.data() : nullptr;
-  const int64_t C = sv.C;
-  GradSums& sums = g.sums;
   for (int64_t k = 0; k < sv.K; ++k) {
-    const int64_t n0 = sv.groups[k], n1 = sv.groups[k + 1], i0 = k * C;
-    if (sv.S > 1) {
-      for (int64_t c = c0; c < c1; ++c)
-        kt.grad_sums(x, dy, relu_y, C, sv.S, n0, n1, c, sv.mean[i0 + c], &sums.sum_dy[i0 + c],
-                     sv.mean_only ? nullptr : &sums.sum_dy_xmu[i0 + c]);
-    } else {
-      kt.col_grad_sums(x, dy, relu_y, C, n0, n1, c0, c1, sv.mean.data() + i0, sums.sum_dy.data() + i0,
-                       sums.sum_dy_xmu.data() + i0);
-    }
-    for (int64_t c = c0; c < c1; ++c)  // the kernels measured from mean; the mean is mean + mean_lo
-      sums.sum_dy_xmu[i0 + c] -= static_cast<double>(sv.mean_lo[i0 + c]) * sums.sum_dy[i0 + c];
+    const int64_t n0 = sv.groups[k], n1 = sv.groups[k + 1], i0 = k * sv.C;
+    for (int64_t c = c0; c < c1; ++c)
+      kt.grad_sums(sv.x.data(), dy, relu_y, sv.C, sv.S, n0, n1, c, sv.mean[i0 + c], &sums.sum_dy[i0 + c],
+                   sv.mean_only ? nullptr : &sums.sum_dy_xmu[i0 + c]);
   }
+}
+
+// The same for S == 1: each row block's sums, then added into its group's in block order.
+void raw_grad_sums_by_rows(const Saved& sv, const float* dy, GradSums& sums) {
+  const ChannelNormKernelTable& kt = channel_norm_kernels();
+  const float* relu_y = sv.relu_y.defined() ? sv.relu_y.data() : nullptr;
+  const int64_t C = sv.C, B = static_cast<int64_t>(sv.blocks.size());
+  std::vector<double> sum_dy(B * C), sum_dy_xmu(B * C);
+  for_row_blocks(sv.blocks, sv.N, C, [&](int64_t b) {
+    const RowBlock& blk = sv.blocks[b];
+    kt.col_grad_sums(sv.x.data(), dy, relu_y, C, blk.r0, blk.r1, 0, C, sv.mean.data() + blk.k * C,
+                     sum_dy.data() + b * C, sum_dy_xmu.data() + b * C);
+  });
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t i0 = sv.blocks[b].k * C;
+    for (int64_t c = 0; c < C; ++c) {
+      sums.sum_dy[i0 + c] += sum_dy[b * C + c];
+      sums.sum_dy_xmu[i0 + c] += sum_dy_xmu[b * C + c];
+    }
+  }
+}
+
+// Steps 1 (end) and 2 for the channels [c0, c1): the sums measured from mean + mean_lo, this
+// worker's dgamma and dbeta.
+void finish_grad_sums(const Saved& sv, int64_t c0, int64_t c1, Grads& g) {
+  GradSums& sums = g.sums;
   for (int64_t c = c0; c < c1; ++c) {
     double dg = 0.0, db = 0.0;
     for (int64_t k = 0; k < sv.K; ++k) {
-      const int64_t i = k * C + c;
+      const int64_t i = k * sv.C + c;
+      sums.sum_dy_xmu[i] -= static_cast<double>(sv.mean_lo[i]) * sums.sum_dy[i];
       const double sum_dy_xhat = sums.sum_dy_xmu[i] * sv.rstd[i];
       db += sums.sum_dy[i];
       dg += sv.r[i] * sum_dy_xhat + sv.d[i] * sums.sum_dy[i];  // dgamma = sum dy * (xhat * r + d)
@@ -197,36 +266,46 @@ void grad_sums(const Saved& sv, const float* dy, int64_t c0, int64_t c1, Grads& 
   }
 }
 
-// Step 4 for the channels [c0, c1): dx = dy * a + (x - mean) * dx_slope + dx_shift, i.e.
-// a * (dy - sum_dy / M - xhat * sum_dy_xhat / M) with the constants per (k, c).
-void grad_input(const Saved& sv, const float* dy, const float* gamma, int64_t c0, int64_t c1, Grads& grads, float* dx) {
-  const ChannelNormKernelTable& kt = channel_norm_kernels();
-  const float* x = sv.x.data();
-  const float* relu_y = sv.relu_y.defined() ? sv.relu_y.data() : nullptr;
-  const int64_t C = sv.C;
+// Step 4's constants for the channels [c0, c1) of every group: dx = dy * a + (x - mean) *
+// dx_slope + dx_shift is a * (dy - sum_dy / M - xhat * sum_dy_xhat / M).
+void grad_input_constants(const Saved& sv, const float* gamma, int64_t c0, int64_t c1, Grads& grads) {
   const GradSums& sums = grads.sums;
-  float *a = grads.a.data(), *dx_slope = grads.dx_slope.data(), *dx_shift = grads.dx_shift.data();
   for (int64_t k = 0; k < sv.K; ++k) {
-    const int64_t n0 = sv.groups[k], n1 = sv.groups[k + 1], i0 = k * C;
     for (int64_t c = c0; c < c1; ++c) {
-      const int64_t i = i0 + c;
+      const int64_t i = k * sv.C + c;
       const double M = sv.count[i], rstd = sv.rstd[i], g = (gamma ? gamma[c] : 1.0f) * sv.r[i];
       const double a_i = sv.mean_only ? 1.0 : g * rstd;  // = forward's a
       const double sum_dy_xhat = sums.sum_dy_xmu[i] * rstd;
-      a[i] = static_cast<float>(a_i);
-      dx_slope[i] = sv.fixed || sv.mean_only ? 0.0f : static_cast<float>(-a_i * rstd * sum_dy_xhat / M);
-      dx_shift[i] = sv.fixed ? 0.0f : static_cast<float>(-a_i * sums.sum_dy[i] / M);
-      dx_shift[i] -= sv.mean_lo[i] * dx_slope[i];
-    }
-    if (sv.S > 1) {
-      for (int64_t c = c0; c < c1; ++c)
-        kt.grad_input(x, dy, relu_y, dx, C, sv.S, n0, n1, c, sv.mean[i0 + c], a[i0 + c], dx_slope[i0 + c],
-                      dx_shift[i0 + c]);
-    } else {
-      kt.col_grad_input(x, dy, relu_y, dx, C, n0, n1, c0, c1, sv.mean.data() + i0, a + i0, dx_slope + i0,
-                        dx_shift + i0);
+      grads.a[i] = static_cast<float>(a_i);
+      grads.dx_slope[i] = sv.fixed || sv.mean_only ? 0.0f : static_cast<float>(-a_i * rstd * sum_dy_xhat / M);
+      grads.dx_shift[i] = sv.fixed ? 0.0f : static_cast<float>(-a_i * sums.sum_dy[i] / M);
+      grads.dx_shift[i] -= sv.mean_lo[i] * grads.dx_slope[i];
     }
   }
+}
+
+// Step 4 for the channels [c0, c1) (S > 1), constants computed.
+void grad_input(const Saved& sv, const float* dy, int64_t c0, int64_t c1, const Grads& g, float* dx) {
+  const ChannelNormKernelTable& kt = channel_norm_kernels();
+  const float* relu_y = sv.relu_y.defined() ? sv.relu_y.data() : nullptr;
+  for (int64_t k = 0; k < sv.K; ++k) {
+    const int64_t n0 = sv.groups[k], n1 = sv.groups[k + 1], i0 = k * sv.C;
+    for (int64_t c = c0; c < c1; ++c)
+      kt.grad_input(sv.x.data(), dy, relu_y, dx, sv.C, sv.S, n0, n1, c, sv.mean[i0 + c], g.a[i0 + c],
+                    g.dx_slope[i0 + c], g.dx_shift[i0 + c]);
+  }
+}
+
+// Step 4 for S == 1, by row blocks.
+void grad_input_by_rows(const Saved& sv, const float* dy, const Grads& g, float* dx) {
+  const ChannelNormKernelTable& kt = channel_norm_kernels();
+  const float* relu_y = sv.relu_y.defined() ? sv.relu_y.data() : nullptr;
+  for_row_blocks(sv.blocks, sv.N, sv.C, [&](int64_t b) {
+    const RowBlock& blk = sv.blocks[b];
+    const int64_t i0 = blk.k * sv.C;
+    kt.col_grad_input(sv.x.data(), dy, relu_y, dx, sv.C, blk.r0, blk.r1, 0, sv.C, sv.mean.data() + i0,
+                      g.a.data() + i0, g.dx_slope.data() + i0, g.dx_shift.data() + i0);
+  });
 }
 
 // Steps 1-4, then the gradients go to x, gamma, beta through accumulate_grad.
@@ -240,16 +319,31 @@ void backward(const Saved& sv, const Tensor& gy, const Tensor& x_in, const Tenso
           std::vector<float>(KC), std::vector<float>(KC), std::vector<float>(KC)};
   const bool need_dx = x_in.requires_grad();
   Tensor dx = need_dx ? Tensor::empty(x_in.shape()) : Tensor();
-  if (!sv.combine_grad_sums) {  // one pass per tile while it is in cache
-    for_channel_tiles(N, C, S, [&](int64_t c0, int64_t c1) {
-      grad_sums(sv, dy, c0, c1, g);
-      if (need_dx) grad_input(sv, dy, gamma, c0, c1, g, dx.data());
+  auto input_grad = [&](int64_t c0, int64_t c1) {
+    grad_input_constants(sv, gamma, c0, c1, g);
+    grad_input(sv, dy, c0, c1, g, dx.data());
+  };
+  if (S == 1) {  // steps 1 and 4 by row blocks, the rest for all channels between them
+    raw_grad_sums_by_rows(sv, dy, g.sums);
+    finish_grad_sums(sv, 0, C, g);
+    if (sv.combine_grad_sums) sv.combine_grad_sums(g.sums);
+    if (need_dx) {
+      grad_input_constants(sv, gamma, 0, C, g);
+      grad_input_by_rows(sv, dy, g, dx.data());
+    }
+  } else if (!sv.combine_grad_sums) {  // one pass per channel while it is in cache
+    for_channels(N, C, S, [&](int64_t c0, int64_t c1) {
+      raw_grad_sums(sv, dy, c0, c1, g.sums);
+      finish_grad_sums(sv, c0, c1, g);
+      if (need_dx) input_grad(c0, c1);
     });
   } else {  // SyncBN: every channel's sums, the all-reduce (on every worker), then dx
-    for_channel_tiles(N, C, S, [&](int64_t c0, int64_t c1) { grad_sums(sv, dy, c0, c1, g); });
+    for_channels(N, C, S, [&](int64_t c0, int64_t c1) {
+      raw_grad_sums(sv, dy, c0, c1, g.sums);
+      finish_grad_sums(sv, c0, c1, g);
+    });
     sv.combine_grad_sums(g.sums);
-    if (need_dx)
-      for_channel_tiles(N, C, S, [&](int64_t c0, int64_t c1) { grad_input(sv, dy, gamma, c0, c1, g, dx.data()); });
+    if (need_dx) for_channels(N, C, S, input_grad);
   }
   if (need_dx) accumulate_grad(x_in, dx);
   if (weight.defined() && weight.requires_grad()) accumulate_grad(weight, Tensor::from_vector({C}, g.dgamma));
@@ -267,6 +361,7 @@ Tensor batch_norm(const Tensor& x_in, int64_t C, const Tensor& weight, const Ten
   sv->S = 1;
   for (int64_t d = 2; d < x_in.dim(); ++d) sv->S *= x_in.size(d);
   sv->groups = spec.groups.empty() ? std::vector<int64_t>{0, sv->N} : spec.groups;
+  if (sv->S == 1) sv->blocks = row_blocks(sv->groups, C);
   sv->K = static_cast<int64_t>(sv->groups.size()) - 1;
   sv->mean_only = spec.mean_only;
   sv->fixed = spec.fixed_mean != nullptr;

@@ -32,6 +32,8 @@
 // dgamma/dbeta come from this worker's sums (step 2 before 3), so the usual all-reduce of
 // parameter gradients adds them up exactly once. Without hooks each thread runs steps 1-4
 // per channel while its planes are in cache; with one, step 1 runs for all channels first.
+// [N, C] input (BatchNorm1d, S = 1) runs each step over blocks of whole rows instead, with
+// per-block partial results merged in block order (batch_norm_op.cpp, RowBlock).
 #pragma once
 
 #include <cstdint>

@@ -313,22 +313,29 @@ TEST_CASE("fused kernels equal their primitive-op references (outputs and all gr
   nontrivial(ln_tok);
   check_fused_vs_reference(ln_tok, [&](const Tensor& x) { return ln_tok.reference_forward(x); },
                            randn({64, 8, 32}, gen));  // big enough to use several chunks
-  // Rows longer than the backward's 256-column tiles (a partial last tile), and a row count that
-  // is no multiple of the rows per backward call (64 for D = 300): the last call gets fewer.
+  // LayerNorm's and RMSNorm's backward take several rows per call: rows longer than its
+  // 256-column tiles (a partial last tile), and a row count that is no multiple of the rows
+  // per call (64 for D = 300): the last call gets fewer.
   LayerNorm ln_long({300});
-  nontrivial(ln_long);
-  check_fused_vs_reference(ln_long, [&](const Tensor& x) { return ln_long.reference_forward(x); },
-                           randn({500, 300}, gen), 1e-5, 1e-4, 1e-3);  // d-gamma sums 500 rows
-  // Only the parameters need gradients (an input that does not): the backward skips dx.
-  {
+  RMSNorm rms_long({300});
+  for (Module* m : std::vector<Module*>{&ln_long, &rms_long}) {
+    nontrivial(*m);
+    auto reference = [&](const Tensor& x) {
+      return m == &ln_long ? ln_long.reference_forward(x) : rms_long.reference_forward(x);
+    };
+    check_fused_vs_reference(*m, reference, randn({500, 300}, gen), 1e-5, 1e-4, 1e-3);  // d-gamma sums 500 rows
+    // Only the parameters need gradients (an input that does not): the backward skips dx.
     const Tensor x = randn({500, 300}, gen), dy = randn({500, 300}, gen);
-    ln_long.zero_grad();
-    ln_long.forward(x).backward(dy);
-    const Tensor dw_fused = ln_long.weight.grad().clone(), db_fused = ln_long.bias.grad().clone();
-    ln_long.zero_grad();
-    ln_long.reference_forward(x).backward(dy);
-    require_close(dw_fused, ln_long.weight.grad(), 1e-3, 1e-4, "LayerNorm d-gamma without dx");
-    require_close(db_fused, ln_long.bias.grad(), 1e-3, 1e-4, "LayerNorm d-beta without dx");
+    m->zero_grad();
+    m->forward(x).backward(dy);
+    std::vector<Tensor> fused;
+    for (auto& p : m->parameters()) fused.push_back(p.grad().clone());
+    m->zero_grad();
+    reference(x).backward(dy);
+    const auto named = m->named_parameters();
+    REQUIRE(named.size() == fused.size());
+    for (size_t i = 0; i < named.size(); ++i)
+      require_close(fused[i], named[i].second.grad(), 1e-3, 1e-4, m->name() + " d-" + named[i].first + " without dx");
   }
   GroupNorm gn(4, 8);
   nontrivial(gn);

@@ -29,7 +29,7 @@ static void layer_norm_forward(float* y, float* mean, float* rstd, const float* 
 static void layer_norm_backward(float* dx, float* dgamma, float* dbeta, const float* dy, const float* x,
                                 const float* gamma, const float* mean, const float* rstd, int64_t R, int64_t D) {
   const RowNormKernels& k = row_norm_kernels();
-  const int64_t chunks = row_norm_chunks(R, D), block = layer_norm_backward_rows(D);
+  const int64_t chunks = row_norm_chunks(R, D), block = row_norm_backward_rows(D);
   // One d-gamma/d-beta buffer per chunk: [chunks, D] each.
   std::vector<float> dgamma_part(dgamma ? chunks * D : 0, 0.0f), dbeta_part(dbeta ? chunks * D : 0, 0.0f);
   parallel_for(chunks, 1, [&](int64_t c_begin, int64_t c_end) {

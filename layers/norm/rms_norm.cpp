@@ -2,6 +2,7 @@
 // rms_norm_forward / rms_norm_backward in kernels/row_norm_kernels_impl.inl.
 #include "layers/norm/rms_norm.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -22,20 +23,22 @@ static void rms_norm_forward(float* y, float* rstd, const float* x, const float*
   });
 }
 
-// dx: [R, D] (assigned), dgamma: [D] (accumulated, null = skip).
+// dx: [R, D] (assigned, may be null), dgamma: [D] (accumulated, may be null).
 static void rms_norm_backward(float* dx, float* dgamma, const float* dy, const float* x, const float* gamma,
                               const float* rstd, int64_t R, int64_t D) {
   const RowNormKernels& k = row_norm_kernels();
-  const int64_t chunks = row_norm_chunks(R, D);
-  std::vector<float> dgamma_part(dgamma ? chunks * D : 0, 0.0f);
+  const int64_t chunks = row_norm_chunks(R, D), block = row_norm_backward_rows(D);
+  std::vector<float> dgamma_part(dgamma ? chunks * D : 0, 0.0f);  // [chunks, D]
   parallel_for(chunks, 1, [&](int64_t c_begin, int64_t c_end) {
     for (int64_t c = c_begin; c < c_end; ++c) {
       float* dg = dgamma ? dgamma_part.data() + c * D : nullptr;
-      for (int64_t r = R * c / chunks; r < R * (c + 1) / chunks; ++r)
-        k.rms_norm_backward(dy + r * D, x + r * D, gamma, rstd[r], dx + r * D, dg, D);
+      const int64_t r_end = R * (c + 1) / chunks;
+      for (int64_t r = R * c / chunks; r < r_end; r += block)
+        k.rms_norm_backward(dy + r * D, x + r * D, gamma, rstd + r, std::min(block, r_end - r),
+                            dx ? dx + r * D : nullptr, dg, D);
     }
   });
-  if (dgamma)
+  if (dgamma)  // fixed order: deterministic
     for (int64_t c = 0; c < chunks; ++c)
       for (int64_t i = 0; i < D; ++i) dgamma[i] += dgamma_part[c * D + i];
 }
@@ -59,12 +62,12 @@ Tensor rms_norm(const Tensor& x_in, const Shape& normalized_shape, const Tensor&
   const Tensor xd = x.detach();
   return record(y, "rms_norm", {x, weight}, [x, weight, xd, rstd, R, D](const Tensor& gy) {
     const Tensor dy = gy.contiguous();
-    const bool need_dw = weight.defined() && weight.requires_grad();
-    Tensor dx = Tensor::empty(x.shape());  // the row kernel always writes dx
+    const bool need_dx = x.requires_grad(), need_dw = weight.defined() && weight.requires_grad();
+    Tensor dx = need_dx ? Tensor::empty(x.shape()) : Tensor();
     Tensor dw = need_dw ? Tensor::zeros(weight.shape()) : Tensor();
-    rms_norm_backward(dx.data(), need_dw ? dw.data() : nullptr, dy.data(), xd.data(),
+    rms_norm_backward(need_dx ? dx.data() : nullptr, need_dw ? dw.data() : nullptr, dy.data(), xd.data(),
                       weight.defined() ? weight.data() : nullptr, rstd.data(), R, D);
-    if (x.requires_grad()) accumulate_grad(x, dx);
+    if (need_dx) accumulate_grad(x, dx);
     if (need_dw) accumulate_grad(weight, dw);
   });
 }

@@ -7,7 +7,7 @@
 //
 // A "row" is a contiguous run of n floats: a token's D features (LN, RMS), one channel's
 // H*W plane (IN, FRN, and each channel of a GN group). The kernels do one row (LayerNorm's
-// backward: a few consecutive rows, see below); threading and the bookkeeping of (n, group,
+// and RMSNorm's backward: a few consecutive rows, see below); threading and the bookkeeping of (n, group,
 // channel) live in the layer files. They never allocate.
 //
 // Sums are taken in float inside blocks of 256 elements (vectorized, several lanes) and in
@@ -21,7 +21,7 @@
 
 namespace nl {
 
-constexpr int64_t kLayerNormBackwardMaxRows = 64;
+constexpr int64_t kRowNormBackwardMaxRows = 64;
 
 struct RowNormKernels {
   // Biased mean and variance by the corrected two-pass algorithm:
@@ -48,22 +48,23 @@ struct RowNormKernels {
   void (*layer_norm_forward)(const float* x, const float* gamma, const float* beta, float mean, float rstd,
                              float* y, int64_t n);
   // LayerNorm backward of `rows` consecutive rows of n floats (row r at offset r * n; mean and
-  // rstd per row; rows <= kLayerNormBackwardMaxRows). Names as in layer_norm.hpp:
+  // rstd per row; rows <= kRowNormBackwardMaxRows). Names as in layer_norm.hpp:
   //   xhat = (x - mean) * rstd,  g = dy * gamma
   //   dnorm_mean = mean(g),  dnorm_norm_mean = mean(g * xhat)
   //   dx = rstd * (g - dnorm_mean - xhat * dnorm_norm_mean)         (assigned; null = skip)
   //   dgamma += sum over the rows of dy * xhat,  dbeta += sum of dy  (accumulated; null = skip)
   // Several rows per call so that dgamma and dbeta are read and written once per call, not once
-  // per row (see layer_norm_backward_rows).
+  // per row (see row_norm_backward_rows).
   void (*layer_norm_backward)(const float* dy, const float* x, const float* gamma, const float* mean,
                               const float* rstd, int64_t rows, float* dx, float* dgamma, float* dbeta, int64_t n);
 
   // RMSNorm: y = x * rstd * gamma (gamma may be null).
   void (*rms_norm_forward)(const float* x, const float* gamma, float rstd, float* y, int64_t n);
+  // RMSNorm backward of `rows` consecutive rows (as layer_norm_backward; names as in rms_norm.hpp):
   //   xhat = x * rstd, g = dy * gamma, dnorm_norm_mean = mean(g * xhat)
-  //   dx = rstd * (g - xhat * dnorm_norm_mean) (assigned);  dgamma += dy * xhat (null = skip)
-  void (*rms_norm_backward)(const float* dy, const float* x, const float* gamma, float rstd, float* dx,
-                            float* dgamma, int64_t n);
+  //   dx = rstd * (g - xhat * dnorm_norm_mean) (assigned; null = skip);  dgamma += dy * xhat (null = skip)
+  void (*rms_norm_backward)(const float* dy, const float* x, const float* gamma, const float* rstd, int64_t rows,
+                            float* dx, float* dgamma, int64_t n);
 
   // FRN + TLU backward, with y = x * a + b recomputed and the TLU mask m = (y > tau):
   //   *sum_dy = sum(dz * m), *sum_dy_x = sum(dz * m * x), *sum_dtau = sum(dz * (1 - m))
@@ -92,10 +93,10 @@ int64_t row_norm_chunks(int64_t rows, int64_t row_len);
 // 64K floats, and far more when the machine is loaded and a worker waits for a core.
 constexpr int64_t kMinValuesPerThread = int64_t{1} << 16;
 
-// Rows per layer_norm_backward call: as many as keep their x and dy (~512 KB) in L2 between
-// the kernel's two passes, at most kLayerNormBackwardMaxRows. Depends on D only (deterministic).
-inline int64_t layer_norm_backward_rows(int64_t row_len) {
-  return std::clamp<int64_t>((int64_t{1} << 16) / std::max<int64_t>(1, row_len), 1, kLayerNormBackwardMaxRows);
+// Rows per layer_norm_backward / rms_norm_backward call: as many as keep their x and dy (~512 KB) in L2 between
+// the kernel's two passes, at most kRowNormBackwardMaxRows. Depends on D only (deterministic).
+inline int64_t row_norm_backward_rows(int64_t row_len) {
+  return std::clamp<int64_t>((int64_t{1} << 16) / std::max<int64_t>(1, row_len), 1, kRowNormBackwardMaxRows);
 }
 
 }  // namespace nl

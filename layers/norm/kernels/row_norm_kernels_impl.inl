@@ -111,7 +111,7 @@ static void layer_norm_forward(const float* x, const float* gamma, const float* 
 static void layer_norm_backward(const float* dy, const float* x, const float* gamma, const float* mean,
                                 const float* rstd, int64_t rows, float* dx, float* dgamma, float* dbeta, int64_t n) {
   // Pass 1, per row (dx only): the two reductions, sum(g) and sum(g * xhat).
-  float dnorm_mean[kLayerNormBackwardMaxRows], dnorm_norm_mean[kLayerNormBackwardMaxRows];
+  float dnorm_mean[kRowNormBackwardMaxRows], dnorm_norm_mean[kRowNormBackwardMaxRows];
   for (int64_t r = 0; dx && r < rows; ++r) {
     const float *dyr = dy + r * n, *xr = x + r * n, m = mean[r];
     double t_g = 0.0, t_gx = 0.0;
@@ -192,32 +192,53 @@ static void rms_norm_forward(const float* x, const float* gamma, float rstd, flo
   }
 }
 
-static void rms_norm_backward(const float* dy, const float* x, const float* gamma, float rstd, float* dx,
-                              float* dgamma, int64_t n) {
-  double t_gx = 0.0;
-  for (int64_t b = 0; b < n; b += kBlock) {
-    const int64_t e = std::min(n, b + kBlock);
-    float s_gx = 0.0f;
-    if (gamma) {
+static void rms_norm_backward(const float* dy, const float* x, const float* gamma, const float* rstd, int64_t rows,
+                              float* dx, float* dgamma, int64_t n) {
+  // Pass 1, per row (dx only): the one reduction, sum(g * x).
+  float dnorm_norm_mean[kRowNormBackwardMaxRows];
+  for (int64_t r = 0; dx && r < rows; ++r) {
+    const float *dyr = dy + r * n, *xr = x + r * n;
+    double t_gx = 0.0;
+    for (int64_t b = 0; b < n; b += kBlock) {
+      const int64_t e = std::min(n, b + kBlock);
+      float s_gx = 0.0f;
+      if (gamma) {
 #pragma omp simd reduction(+ : s_gx)
-      for (int64_t i = b; i < e; ++i) s_gx += dy[i] * gamma[i] * x[i];
-    } else {
+        for (int64_t i = b; i < e; ++i) s_gx += dyr[i] * gamma[i] * xr[i];
+      } else {
 #pragma omp simd reduction(+ : s_gx)
-      for (int64_t i = b; i < e; ++i) s_gx += dy[i] * x[i];
+        for (int64_t i = b; i < e; ++i) s_gx += dyr[i] * xr[i];
+      }
+      t_gx += s_gx;
     }
-    t_gx += s_gx;
+    dnorm_norm_mean[r] = static_cast<float>(t_gx / static_cast<double>(n)) * rstd[r];
   }
-  const float dnorm_norm_mean = static_cast<float>(t_gx / static_cast<double>(n)) * rstd;
-  if (gamma) {
+  // Pass 2, in tiles of kBlock columns, as layer_norm_backward: dx of every row, the rows'
+  // dgamma summed in an L1 tile buffer and added once.
+  for (int64_t b = 0; b < n; b += kBlock) {
+    const int64_t len = std::min(kBlock, n - b);
+    const float* gam = gamma ? gamma + b : nullptr;
+    float tile_dgamma[kBlock] = {};
+    for (int64_t r = 0; r < rows; ++r) {
+      const float *dyr = dy + r * n + b, *xr = x + r * n + b, s = rstd[r];
+      float* dxr = dx ? dx + r * n + b : nullptr;
+      if (dxr) {
+        const float dnm = dnorm_norm_mean[r];
+        if (gam) {
 #pragma omp simd
-    for (int64_t i = 0; i < n; ++i) dx[i] = rstd * (dy[i] * gamma[i] - x[i] * rstd * dnorm_norm_mean);
-  } else {
+          for (int64_t i = 0; i < len; ++i) dxr[i] = s * (dyr[i] * gam[i] - xr[i] * s * dnm);
+        } else {
 #pragma omp simd
-    for (int64_t i = 0; i < n; ++i) dx[i] = rstd * (dy[i] - x[i] * rstd * dnorm_norm_mean);
-  }
-  if (dgamma) {
+          for (int64_t i = 0; i < len; ++i) dxr[i] = s * (dyr[i] - xr[i] * s * dnm);
+        }
+      }
+      if (dgamma) {
 #pragma omp simd
-    for (int64_t i = 0; i < n; ++i) dgamma[i] += dy[i] * x[i] * rstd;
+        for (int64_t i = 0; i < len; ++i) tile_dgamma[i] += dyr[i] * xr[i] * s;
+      }
+    }
+    if (dgamma)
+      for (int64_t i = 0; i < len; ++i) dgamma[b + i] += tile_dgamma[i];
   }
 }
 

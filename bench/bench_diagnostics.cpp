@@ -12,7 +12,6 @@
 // printed before and after: the ratio only means something on a quiet machine.
 #include <algorithm>
 #include <cstdlib>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -103,25 +102,18 @@ void bench_config(const Config& c, double budget, int repeats) {
              fmt_num(nl::bench::median(on) * 1e3, 3), fmt_num(nl::bench::median(ratio), 3), std::to_string(rows)});
 }
 
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  for (std::string item; std::getline(ss, item, ',');) out.push_back(item);
-  return out;
-}
-
 }  // namespace
 
 NL_BENCH_SUITE(diagnostics, "train step with and without --diagnostics observing it (ratio side by side)") {
   double budget = 1.0;
   int repeats = 3, threads = 1;
   std::vector<std::string> only = {"mlp", "cnn", "transformer"};
-  for (size_t i = 0; i + 1 < args.size(); i += 2) {
-    if (args[i] == "--budget") budget = std::stod(args[i + 1]);
-    else if (args[i] == "--repeats") repeats = std::stoi(args[i + 1]);
-    else if (args[i] == "--threads") threads = std::stoi(args[i + 1]);
-    else if (args[i] == "--only") only = split(args[i + 1]);
-  }
+  CLI::App cli{"train step with and without --diagnostics", "normlab_bench diagnostics"};
+  cli.add_option("--budget", budget, "seconds per measurement")->capture_default_str();
+  cli.add_option("--repeats", repeats, "alternated off/on pairs")->capture_default_str()->check(nl::bench::kPositive);
+  cli.add_option("--threads", threads)->capture_default_str()->check(nl::bench::kPositive);
+  cli.add_option("--only", only, "comma-separated models")->delimiter(',')->check(CLI::IsMember({"mlp", "cnn", "transformer"}));
+  nl::bench::parse_args(cli, args);
   nl::set_num_threads(threads);
   const std::vector<Config> configs = {{"mlp", "mlp", "bn", 32},
                                        {"cnn", "cnn", "bn", 32},

@@ -35,7 +35,11 @@ double memcpy_gbs(double bytes) {
 }  // namespace
 
 NL_BENCH_SUITE(elementwise, "GB/s of add/mul/exp/relu/sum/softmax vs memcpy; scalar vs avx2 vs avx512") {
-  const bool small = !args.empty() && args[0] == "small";
+  std::string size = "all";
+  CLI::App cli{"GB/s of elementwise kernels", "normlab_bench elementwise"};
+  cli.add_option("size", size, "small: only the 1M-float size")->check(CLI::IsMember({"small", "all"}));
+  nl::bench::parse_args(cli, args);
+  const bool small = size == "small";
   std::vector<int64_t> sizes = {1 << 20};
   if (!small) sizes.push_back(int64_t{1} << 26);
   std::vector<nl::SimdLevel> levels;

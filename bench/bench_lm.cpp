@@ -18,7 +18,6 @@
 #include <chrono>
 #include <map>
 #include <set>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -72,16 +71,14 @@ NL_BENCH_SUITE(lm, "char Transformer / LSTM / GRU training tokens/s at batch 16 
   double budget = 2.0;
   int repeats = 1;
   std::set<std::string> only{"transformer", "lstm", "gru", "variants"};
-  for (size_t i = 0; i < args.size(); ++i) {
-    if (args[i] == "--threads" && i + 1 < args.size()) nl::set_num_threads(std::stoi(args[++i]));
-    else if (args[i] == "--budget" && i + 1 < args.size()) budget = std::stod(args[++i]);
-    else if (args[i] == "--repeats" && i + 1 < args.size()) repeats = std::stoi(args[++i]);
-    else if (args[i] == "--only" && i + 1 < args.size()) {
-      only.clear();
-      std::stringstream ss(args[++i]);
-      for (std::string s; std::getline(ss, s, ',');) only.insert(s);
-    }
-  }
+  int threads = nl::num_threads();
+  CLI::App cli{"sequence-model training tokens/s", "normlab_bench lm"};
+  cli.add_option("--threads", threads)->capture_default_str()->check(nl::bench::kPositive);
+  cli.add_option("--budget", budget, "seconds per row")->capture_default_str();
+  cli.add_option("--repeats", repeats)->capture_default_str()->check(nl::bench::kPositive);
+  cli.add_option("--only", only, "comma-separated rows")->delimiter(',')->check(CLI::IsMember({"transformer", "lstm", "gru", "variants"}));
+  nl::bench::parse_args(cli, args);
+  nl::set_num_threads(threads);
   const int64_t B = 16, T = 64, V = 65;
   // Titles of the first three rows are the PyTorch script's (the join key of the ratio script).
   const std::vector<LmRow> all{
@@ -120,8 +117,11 @@ NL_BENCH_SUITE(lm, "char Transformer / LSTM / GRU training tokens/s at batch 16 
 // The GEMM shapes of these models, OpenBLAS on 1 thread vs all threads (interleaved, best of
 // several batches each): the data behind the size threshold of core/ops_matmul.cpp's policy.
 NL_BENCH_SUITE(lm_gemm, "sgemm shapes of the sequence models: 1 thread vs all threads (threading policy data)") {
-  for (size_t i = 0; i < args.size(); ++i)
-    if (args[i] == "--threads" && i + 1 < args.size()) nl::set_num_threads(std::stoi(args[++i]));
+  int threads = nl::num_threads();
+  CLI::App cli{"sgemm shapes of the sequence models", "normlab_bench lm_gemm"};
+  cli.add_option("--threads", threads, "the 'all threads' side")->capture_default_str()->check(nl::bench::kPositive);
+  nl::bench::parse_args(cli, args);
+  nl::set_num_threads(threads);
   const int all = nl::num_threads();
   struct G { const char* what; int64_t m, n, k; };
   const std::vector<G> shapes{{"lstm step h W_hh^T", 16, 1024, 256}, {"lstm step dG W_hh", 16, 256, 1024},

@@ -13,7 +13,10 @@
 
 // Prints only the header line (threads, SIMD level, OpenBLAS core): the scripts read the core
 // from it to give PyTorch the same one.
-NL_BENCH_SUITE(info, "the header line only (threads, SIMD level, OpenBLAS core)") {}
+NL_BENCH_SUITE(info, "the header line only (threads, SIMD level, OpenBLAS core)") {
+  CLI::App cli{"the header line only", "normlab_bench info"};
+  nl::bench::parse_args(cli, args);
+}
 
 int main(int argc, char** argv) {
   // The OpenBLAS core as `normlab` chooses it, so benchmarks measure what users run. The wait
@@ -31,6 +34,10 @@ int main(int argc, char** argv) {
   }
   const std::string name = argv[1];
   const std::vector<std::string> args(argv + 2, argv + argc);
+  if (name == "all" && !args.empty()) {
+    std::fprintf(stderr, "normlab_bench all: takes no arguments (each suite has its own: normlab_bench <suite> --help)\n");
+    return 1;
+  }
   std::printf("# normlab_bench %s: threads=%d simd=%s (best %s) blas=%s denormals=%s\n", name.c_str(),
               nl::num_threads(), nl::simd_level_name(nl::simd_level()), nl::simd_level_name(nl::best_simd_level()),
               nl::blas_core_description().c_str(), nl::denormals_description().c_str());
@@ -38,7 +45,14 @@ int main(int argc, char** argv) {
   for (const auto& s : suites()) {
     if (name == "all" || name == s.name) {
       std::printf("\n## %s: %s\n", s.name, s.description);
-      s.run(args);
+      try {
+        s.run(args);
+      } catch (const nl::bench::SuiteExit& e) {
+        return e.code;
+      } catch (const std::exception& e) {  // e.g. a model or norm name the library rejects
+        std::fprintf(stderr, "normlab_bench %s: %s\n", s.name, e.what());
+        return 1;
+      }
       ran = true;
     }
   }

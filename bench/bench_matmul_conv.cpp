@@ -38,6 +38,8 @@ struct MatmulShape {
 };
 
 NL_BENCH_SUITE(matmul, "nl::matmul GFLOP/s vs raw cblas_sgemm (target: fraction >= 0.90)") {
+  CLI::App cli{"nl::matmul GFLOP/s vs raw cblas_sgemm (threads: OMP_NUM_THREADS)", "normlab_bench matmul"};
+  nl::bench::parse_args(cli, args);
   const std::vector<MatmulShape> shapes = {
       {"fc1 MNIST", 1, 64, 3136, 128}, {"mlp", 1, 128, 128, 512},     {"square", 1, 1024, 1024, 1024},
       {"square", 1, 2048, 2048, 2048},  // the sgemm peak docs/performance.md divides by
@@ -76,10 +78,9 @@ const std::vector<ConvLayer> kConvLayers = {
 
 NL_BENCH_SUITE(conv, "conv2d fwd and fwd+bwd ms on the MNIST/CIFAR CNN layers (compare: scripts/bench_torch_ops.py)") {
   std::vector<int64_t> batches = {2, 8, 32, 128};
-  if (!args.empty()) {
-    batches.clear();
-    for (const auto& a : args) batches.push_back(std::stoll(a));
-  }
+  CLI::App cli{"conv2d fwd and fwd+bwd ms", "normlab_bench conv"};
+  cli.add_option("batches", batches, "batch sizes (default 2 8 32 128)")->check(nl::bench::kPositive);
+  nl::bench::parse_args(cli, args);
   nl::Generator gen(2);
   nl::Conv2dOptions opt;
   opt.pad_h = opt.pad_w = 1;

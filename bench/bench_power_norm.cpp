@@ -56,13 +56,13 @@ NL_BENCH_SUITE(powernorm, "PowerNorm: the official approximate backward against 
   std::string data_dir;
   int64_t steps = 300, warmup = 150, every = 50;
   int threads = 1;
-  for (size_t i = 0; i + 1 < args.size(); i += 2) {
-    if (args[i] == "--data-dir") data_dir = args[i + 1];
-    else if (args[i] == "--steps") steps = std::stoll(args[i + 1]);
-    else if (args[i] == "--warmup") warmup = std::stoll(args[i + 1]);
-    else if (args[i] == "--every") every = std::stoll(args[i + 1]);
-    else if (args[i] == "--threads") threads = std::stoi(args[i + 1]);
-  }
+  CLI::App cli{"PowerNorm's approximate backward against the exact gradient", "normlab_bench powernorm"};
+  cli.add_option("--data-dir", data_dir, "where tinyshakespeare is (else synthetic text)");
+  cli.add_option("--steps", steps)->capture_default_str()->check(nl::bench::kPositive);
+  cli.add_option("--warmup", warmup, "PowerNorm warm-up steps")->capture_default_str()->check(nl::bench::kNonNegative);
+  cli.add_option("--every", every, "compare the gradients every this many steps")->capture_default_str()->check(nl::bench::kPositive);
+  cli.add_option("--threads", threads)->capture_default_str()->check(nl::bench::kPositive);
+  nl::bench::parse_args(cli, args);
   nl::set_num_threads(threads);
   nl::data::TextCorpus corpus = [&] {
     try {

@@ -14,7 +14,6 @@
 // order (model, norm, batch, images_per_s, step_ms).
 #include <algorithm>
 #include <chrono>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -29,13 +28,6 @@ namespace {
 using nl::Tensor;
 using nl::bench::fmt_num;
 using nl::bench::print_row;
-
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  for (std::string item; std::getline(ss, item, ',');) out.push_back(item);
-  return out;
-}
 
 // Median seconds per training step of `model` on one fixed synthetic batch.
 double median_step_seconds(const std::string& dataset, const std::string& norm, int64_t batch, double budget,
@@ -67,22 +59,21 @@ double median_step_seconds(const std::string& dataset, const std::string& norm, 
 NL_BENCH_SUITE(train, "CNN training images/s (MNIST, CIFAR x norms x batch; compare: scripts/bench_train_vs_torch.sh)") {
   double budget = 1.0;
   size_t max_steps = 60;
-  std::vector<std::string> batches = {"2", "8", "32", "128"}, norms = {"none", "bn", "gn", "in", "ln"},
-                           datasets = {"mnist", "cifar"};
-  for (size_t i = 0; i + 1 < args.size(); i += 2) {
-    if (args[i] == "--budget") budget = std::stod(args[i + 1]);
-    else if (args[i] == "--batches") batches = split(args[i + 1]);
-    else if (args[i] == "--norms") norms = split(args[i + 1]);
-    else if (args[i] == "--only") datasets = split(args[i + 1]);
-    else if (args[i] == "--max-steps") max_steps = std::stoul(args[i + 1]);
-  }
+  std::vector<int64_t> batches = {2, 8, 32, 128};
+  std::vector<std::string> norms = {"none", "bn", "gn", "in", "ln"}, datasets = {"mnist", "cifar"};
+  CLI::App cli{"CNN training images/s", "normlab_bench train"};
+  cli.add_option("--budget", budget, "seconds of timed steps per row")->capture_default_str();
+  cli.add_option("--batches", batches, "comma-separated batch sizes")->delimiter(',')->check(nl::bench::kPositive);
+  cli.add_option("--norms", norms, "comma-separated norms")->delimiter(',');
+  cli.add_option("--only", datasets, "comma-separated models")->delimiter(',')->check(CLI::IsMember({"mnist", "cifar", "resnet20"}));
+  cli.add_option("--max-steps", max_steps, "at most this many timed steps (more: for profiling)")->capture_default_str();
+  nl::bench::parse_args(cli, args);
   print_row({"train", "model", "norm", "batch", "images_per_s", "step_ms"});
   for (const auto& d : datasets) {
     for (const auto& norm : norms) {
-      for (const auto& b : batches) {
-        const int64_t batch = std::stoll(b);
+      for (const int64_t batch : batches) {
         const double t = median_step_seconds(d, norm, batch, budget, max_steps);
-        print_row({"train", d, norm, b, fmt_num(batch / t, 0), fmt_num(t * 1e3, 3)});
+        print_row({"train", d, norm, std::to_string(batch), fmt_num(batch / t, 0), fmt_num(t * 1e3, 3)});
       }
     }
   }

@@ -9,6 +9,9 @@
 //
 //   NL_BENCH_SUITE(elementwise, "GB/s of elementwise kernels vs memcpy") {
 //     // `args` (std::vector<std::string>) holds the arguments after the suite name.
+//     CLI::App cli{"GB/s of elementwise kernels", "normlab_bench elementwise"};
+//     cli.add_option("--budget", budget, "seconds per row");
+//     nl::bench::parse_args(cli, args);  // --help, unknown options, bad numbers
 //     double s = nl::bench::seconds_per_call([&] { work(); });
 //     nl::bench::print_row({"add", "1M", nl::bench::fmt_num(bytes / s / 1e9)});
 //   }
@@ -17,6 +20,7 @@
 // ratio against a baseline measured in the same run (memcpy, the scalar kernel, ...).
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -52,6 +56,27 @@ struct RegisterSuite {
   static const ::nl::bench::RegisterSuite nl_bench_register_##suite_name(                    \
       #suite_name, description, &nl_bench_suite_##suite_name);                               \
   static void nl_bench_suite_##suite_name([[maybe_unused]] const std::vector<std::string>& args)
+
+// Thrown by parse_args after --help or a bad argument (CLI11 printed the help or the error):
+// normlab_bench exits with `code`.
+struct SuiteExit {
+  int code;
+};
+
+// Checks for counts (threads, batch sizes, steps). Not CLI::PositiveNumber: its message for a
+// word ("two") is a range up to 1.8e308.
+inline const CLI::Range kPositive{int64_t{1}, int64_t{1000000}}, kNonNegative{int64_t{0}, int64_t{1000000}};
+
+// A suite's arguments, parsed by CLI11 as the normlab command parses its own: --help lists the
+// options; an unknown option or a value that is not a number stops with a message naming it.
+inline void parse_args(CLI::App& cli, const std::vector<std::string>& args) {
+  std::vector<std::string> last_first(args.rbegin(), args.rend());  // the order CLI11 consumes
+  try {
+    cli.parse(last_first);
+  } catch (const CLI::ParseError& e) {
+    throw SuiteExit{cli.exit(e)};
+  }
+}
 
 // Keeps the compiler from deleting a computation whose result is unused.
 template <typename T>

@@ -131,6 +131,13 @@ TEST_CASE("with several seeds the table gives mean +/- std with n and the headli
   const std::string svg = slurp(out / "error_vs_batch.svg");
   CHECK(svg.find("<polygon") != std::string::npos);  // the band
   CHECK(md.find("min to max over the seeds") != std::string::npos);
+  CHECK(md.find("(range ") == std::string::npos);  // seeds close together: mean +/- std says it
+  // One seed far from the other (a stalled run): the cell shows both ends.
+  auto far = read_json_file(out / "gn-b4-s1" / "summary.json");
+  far["test_accuracy"] = 0.95;  // the others are near chance after 6 steps
+  std::ofstream(out / "gn-b4-s1" / "summary.json") << far.dump();
+  REQUIRE(run_normlab("report " + out.string()).exit_code == 0);
+  CHECK(slurp(out / "report.md").find(" (range ") != std::string::npos);
   // One seed (the finished_sweep): no band.
   const fs::path one = finished_sweep();
   REQUIRE(run_normlab("report " + one.string()).exit_code == 0);

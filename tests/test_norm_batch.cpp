@@ -593,10 +593,12 @@ TEST_CASE("an input used twice gets both gradient contributions", "[norm][bn]") 
 // chunks, eval and a twice-used input are all checked against the composite.
 TEST_CASE("BatchNorm1d on [N, C] (column kernels) equals the composite reference", "[norm][bn]") {
   check_fused_matches_reference([] { return std::make_shared<BatchNorm>(83, 1); }, {101, 83});
-  check_fused_matches_reference([] { return std::make_shared<BatchNorm>(83, 1); }, {1700, 83});
+  // 1700 rows: d-gamma sums 1700 products, and the composite (scalar level: one float running
+  // sum) is off by ~2e-5 there itself, hence 1e-4.
+  check_fused_matches_reference([] { return std::make_shared<BatchNorm>(83, 1); }, {1700, 83}, 1e-4f);
   check_fused_matches_reference([] { return std::make_shared<BatchNorm>(83, 1, BatchNormOptions{.stat_batch = 1000}); },
-                                {1700, 83});
-  check_fused_matches_reference([] { return std::make_shared<MeanOnlyBatchNorm>(83, 1); }, {1700, 83});
+                                {1700, 83}, 1e-4f);
+  check_fused_matches_reference([] { return std::make_shared<MeanOnlyBatchNorm>(83, 1); }, {1700, 83}, 1e-4f);
   check_fused_matches_reference([] { return std::make_shared<BatchNorm>(17, 1, BatchNormOptions{.affine = false}); },
                                 {33, 17});
   check_fused_matches_reference([] { return std::make_shared<MeanOnlyBatchNorm>(19, 1); }, {70, 19});

@@ -27,20 +27,9 @@ static void rms_norm_forward(float* y, float* rstd, const float* x, const float*
 static void rms_norm_backward(float* dx, float* dgamma, const float* dy, const float* x, const float* gamma,
                               const float* rstd, int64_t R, int64_t D) {
   const RowNormKernels& k = row_norm_kernels();
-  const int64_t chunks = row_norm_chunks(R, D), block = row_norm_backward_rows(D);
-  std::vector<float> dgamma_part(dgamma ? chunks * D : 0, 0.0f);  // [chunks, D]
-  parallel_for(chunks, 1, [&](int64_t c_begin, int64_t c_end) {
-    for (int64_t c = c_begin; c < c_end; ++c) {
-      float* dg = dgamma ? dgamma_part.data() + c * D : nullptr;
-      const int64_t r_end = R * (c + 1) / chunks;
-      for (int64_t r = R * c / chunks; r < r_end; r += block)
-        k.rms_norm_backward(dy + r * D, x + r * D, gamma, rstd + r, std::min(block, r_end - r),
-                            dx ? dx + r * D : nullptr, dg, D);
-    }
+  row_norm_backward_by_chunks(R, D, dgamma, nullptr, [&](int64_t r, int64_t rows, float* dg, float*) {
+    k.rms_norm_backward(dy + r * D, x + r * D, gamma, rstd + r, rows, dx ? dx + r * D : nullptr, dg, D);
   });
-  if (dgamma)  // fixed order: deterministic
-    for (int64_t c = 0; c < chunks; ++c)
-      for (int64_t i = 0; i < D; ++i) dgamma[i] += dgamma_part[c * D + i];
 }
 
 static int64_t check_rms_shape(const Tensor& x, const Shape& ns) {

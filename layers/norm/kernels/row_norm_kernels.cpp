@@ -13,14 +13,30 @@ const RowNormKernels& row_norm_kernels() { return row_norm_kernels_for(simd_leve
 }  // namespace nl
 
 #include <algorithm>
+#include <vector>
 
 #include "core/parallel.hpp"
 
 namespace nl {
 
-int64_t row_norm_chunks(int64_t rows, int64_t row_len) {
-  if (rows * row_len < 2 * kMinValuesPerThread) return 1;
-  return std::max<int64_t>(1, std::min<int64_t>(num_threads(), rows));
+void row_norm_backward_by_chunks(int64_t R, int64_t D, float* dgamma, float* dbeta,
+                                 const std::function<void(int64_t, int64_t, float*, float*)>& fn) {
+  const int64_t chunks =
+      R * D < 2 * kMinValuesPerThread ? 1 : std::max<int64_t>(1, std::min<int64_t>(num_threads(), R));
+  const int64_t block = row_norm_backward_rows(D);
+  std::vector<float> dgamma_part(dgamma ? chunks * D : 0, 0.0f), dbeta_part(dbeta ? chunks * D : 0, 0.0f);
+  parallel_for(chunks, 1, [&](int64_t c_begin, int64_t c_end) {
+    for (int64_t c = c_begin; c < c_end; ++c) {
+      float* dg = dgamma ? dgamma_part.data() + c * D : nullptr;
+      float* db = dbeta ? dbeta_part.data() + c * D : nullptr;
+      const int64_t r_end = R * (c + 1) / chunks;
+      for (int64_t r = R * c / chunks; r < r_end; r += block) fn(r, std::min(block, r_end - r), dg, db);
+    }
+  });
+  for (int64_t c = 0; c < chunks; ++c) {  // fixed order: deterministic
+    if (dgamma) for (int64_t i = 0; i < D; ++i) dgamma[i] += dgamma_part[c * D + i];
+    if (dbeta) for (int64_t i = 0; i < D; ++i) dbeta[i] += dbeta_part[c * D + i];
+  }
 }
 
 }  // namespace nl

@@ -7,8 +7,8 @@
 //
 // A "row" is a contiguous run of n floats: a token's D features (LN, RMS), one channel's
 // H*W plane (IN, FRN, and each channel of a GN group). The kernels do one row (LayerNorm's
-// and RMSNorm's backward: a few consecutive rows, see below); threading and the bookkeeping of (n, group,
-// channel) live in the layer files. They never allocate.
+// and RMSNorm's backward: a few consecutive rows, see below); threading and the bookkeeping of
+// (n, group, channel) live in the layer files. They never allocate.
 //
 // Sums are taken in float inside blocks of 256 elements (vectorized, several lanes) and in
 // double across blocks, so a row of 10^5 elements loses no more than a short one.
@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <functional>
 
 #include "core/kernels/kernels.hpp"
 
@@ -82,19 +83,25 @@ const RowNormKernels& row_norm_kernels_for(SimdLevel level);  // a specific leve
 
 namespace nl {
 
-// How many chunks to split `rows` rows of `row_len` floats into when each chunk needs its
-// own gradient buffer (LN, RMS d-gamma): one per thread, or 1 when the work is too small to
-// be worth a fork. The buffers are then summed in chunk order, so the result depends on the
-// thread count but never on timing.
-int64_t row_norm_chunks(int64_t rows, int64_t row_len);
+// The threading of LayerNorm's and RMSNorm's backward, whose d-gamma and d-beta ([D] each,
+// accumulated; null = not needed) sum over all R rows of D floats. The rows are split into
+// one chunk per thread (1 when the work is too small to be worth a fork); each chunk gets its
+// own zeroed [D] buffers, and fn(r, rows, dgamma_part, dbeta_part) runs over the chunk in calls
+// of row_norm_backward_rows(D) rows (parts null where the gradient is). The buffers are then
+// added into dgamma / dbeta in chunk order: the result depends on the thread count, never on
+// timing.
+void row_norm_backward_by_chunks(int64_t R, int64_t D, float* dgamma, float* dbeta,
+                                 const std::function<void(int64_t r, int64_t rows, float* dgamma_part,
+                                                          float* dbeta_part)>& fn);
 
 // Parallel grain of the row norms: each thread gets at least this many values, so small
 // tensors stay on one thread. Waking the pool and joining it costs more than normalizing
 // 64K floats, and far more when the machine is loaded and a worker waits for a core.
 constexpr int64_t kMinValuesPerThread = int64_t{1} << 16;
 
-// Rows per layer_norm_backward / rms_norm_backward call: as many as keep their x and dy (~512 KB) in L2 between
-// the kernel's two passes, at most kRowNormBackwardMaxRows. Depends on D only (deterministic).
+// Rows per layer_norm_backward / rms_norm_backward call: as many as keep their x and dy
+// (~512 KB) in L2 between the kernel's two passes, at most kRowNormBackwardMaxRows. Depends on
+// D only (deterministic).
 inline int64_t row_norm_backward_rows(int64_t row_len) {
   return std::clamp<int64_t>((int64_t{1} << 16) / std::max<int64_t>(1, row_len), 1, kRowNormBackwardMaxRows);
 }

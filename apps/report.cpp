@@ -633,7 +633,8 @@ std::vector<Figure> grad_norm_pre_post_ln(const Sweep& s) {
 std::string cell(const Summary& m, const std::vector<const Run*>& rs) {
   std::string text = m.n == 0 ? "" : m.n > 1 ? fmt::format("{:.2f} +/- {:.2f} (n={})", m.mean, m.std, m.n)
                                              : fmt::format("{:.2f}", m.mean);
-  if (m.n > 1 && m.max - m.min > 0.25 * std::abs(m.mean)) text += fmt::format(" (range {:.2f} to {:.2f})", m.min, m.max);
+  if (m.n > 1 && m.max - m.min > 0.25 * std::abs(m.mean))
+    text += fmt::format(" (range {:.2f} to {:.2f})", m.min, m.max);
   int diverged = 0, missing = 0;
   for (const Run* r : rs) diverged += r->diverged(), missing += !r->ok() && !r->diverged();
   if (diverged) text += fmt::format(" ({} diverged)", diverged);

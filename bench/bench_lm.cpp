@@ -76,7 +76,9 @@ NL_BENCH_SUITE(lm, "char Transformer / LSTM / GRU training tokens/s at batch 16 
   cli.add_option("--threads", threads)->capture_default_str()->check(nl::bench::kPositive);
   cli.add_option("--budget", budget, "seconds per row")->capture_default_str();
   cli.add_option("--repeats", repeats)->capture_default_str()->check(nl::bench::kPositive);
-  cli.add_option("--only", only, "comma-separated rows")->delimiter(',')->check(CLI::IsMember({"transformer", "lstm", "gru", "variants"}));
+  cli.add_option("--only", only, "comma-separated rows")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"transformer", "lstm", "gru", "variants"}));
   nl::bench::parse_args(cli, args);
   nl::set_num_threads(threads);
   const int64_t B = 16, T = 64, V = 65;

@@ -60,7 +60,9 @@ NL_BENCH_SUITE(powernorm, "PowerNorm: the official approximate backward against 
   cli.add_option("--data-dir", data_dir, "where tinyshakespeare is (else synthetic text)");
   cli.add_option("--steps", steps)->capture_default_str()->check(nl::bench::kPositive);
   cli.add_option("--warmup", warmup, "PowerNorm warm-up steps")->capture_default_str()->check(nl::bench::kNonNegative);
-  cli.add_option("--every", every, "compare the gradients every this many steps")->capture_default_str()->check(nl::bench::kPositive);
+  cli.add_option("--every", every, "compare the gradients every this many steps")
+      ->capture_default_str()
+      ->check(nl::bench::kPositive);
   cli.add_option("--threads", threads)->capture_default_str()->check(nl::bench::kPositive);
   nl::bench::parse_args(cli, args);
   nl::set_num_threads(threads);

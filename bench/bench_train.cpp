@@ -65,7 +65,9 @@ NL_BENCH_SUITE(train, "CNN training images/s (MNIST, CIFAR x norms x batch; comp
   cli.add_option("--budget", budget, "seconds of timed steps per row")->capture_default_str();
   cli.add_option("--batches", batches, "comma-separated batch sizes")->delimiter(',')->check(nl::bench::kPositive);
   cli.add_option("--norms", norms, "comma-separated norms")->delimiter(',');
-  cli.add_option("--only", datasets, "comma-separated models")->delimiter(',')->check(CLI::IsMember({"mnist", "cifar", "resnet20"}));
+  cli.add_option("--only", datasets, "comma-separated models")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"mnist", "cifar", "resnet20"}));
   cli.add_option("--max-steps", max_steps, "at most this many timed steps (more: for profiling)")->capture_default_str();
   nl::bench::parse_args(cli, args);
   print_row({"train", "model", "norm", "batch", "images_per_s", "step_ms"});

@@ -319,7 +319,11 @@ void backward(const Saved& sv, const Tensor& gy, const Tensor& x_in, const Tenso
           std::vector<float>(KC), std::vector<float>(KC), std::vector<float>(KC)};
   const bool need_dx = x_in.requires_grad();
   Tensor dx = need_dx ? Tensor::empty(x_in.shape()) : Tensor();
-  auto input_grad = [&](int64_t c0, int64_t c1) {
+  auto sums = [&](int64_t c0, int64_t c1) {  // steps 1 and 2 (S > 1)
+    raw_grad_sums(sv, dy, c0, c1, g.sums);
+    finish_grad_sums(sv, c0, c1, g);
+  };
+  auto input_grad = [&](int64_t c0, int64_t c1) {  // step 4 (S > 1)
     grad_input_constants(sv, gamma, c0, c1, g);
     grad_input(sv, dy, c0, c1, g, dx.data());
   };
@@ -333,15 +337,11 @@ void backward(const Saved& sv, const Tensor& gy, const Tensor& x_in, const Tenso
     }
   } else if (!sv.combine_grad_sums) {  // one pass per channel while it is in cache
     for_channels(N, C, S, [&](int64_t c0, int64_t c1) {
-      raw_grad_sums(sv, dy, c0, c1, g.sums);
-      finish_grad_sums(sv, c0, c1, g);
+      sums(c0, c1);
       if (need_dx) input_grad(c0, c1);
     });
   } else {  // SyncBN: every channel's sums, the all-reduce (on every worker), then dx
-    for_channels(N, C, S, [&](int64_t c0, int64_t c1) {
-      raw_grad_sums(sv, dy, c0, c1, g.sums);
-      finish_grad_sums(sv, c0, c1, g);
-    });
+    for_channels(N, C, S, sums);
     sv.combine_grad_sums(g.sums);
     if (need_dx) for_channels(N, C, S, input_grad);
   }

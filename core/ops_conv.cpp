@@ -25,7 +25,7 @@
 // zero-bordered copy of the input and keep a block of outputs in registers instead:
 //   forward  y  = conv(x_pad, W) + b                       work items (sample, block of Cout)
 //   input    dx = conv(dy_pad, W flipped, Cin <-> Cout)    work items (sample, block of Cin)
-//   weight   dW[co] = sum_n sum_q dy[n, co, q] x_pad[n, ci, q + tap]   work items: blocks of Cout
+//   weight   dW[co, ci] = sum_n sum_q dy[n, q, co] x_pad[n, ci, q + tap]  work items (block of Cout, ci)
 // Each item owns its outputs and sums in a fixed order, so the result is the same for any
 // thread count, and there are no per-thread partials to merge.
 #include <cblas.h>
@@ -245,31 +245,43 @@ Tensor conv2d_3x3(const Tensor& x, const Tensor& weight, const Tensor& bias, con
     Tensor gy = gy_in.contiguous();
     const bool need_x = x.requires_grad(), need_w = weight.requires_grad();
     const bool need_b = bias.defined() && bias.requires_grad();
-    Tensor dy_pad = Tensor::empty({g.n, g.cout, p.plane});
     std::vector<double> plane_sums(need_b ? g.n * g.cout : 0);
-    pad_planes(gy.data(), dy_pad.data(), g.n * g.cout, g.h, g.w, p, need_b ? plane_sums.data() : nullptr);
     if (need_x) {
+      Tensor dy_pad = Tensor::empty({g.n, g.cout, p.plane});
+      pad_planes(gy.data(), dy_pad.data(), g.n * g.cout, g.h, g.w, p, need_b ? plane_sums.data() : nullptr);
       Tensor dx = Tensor::empty(x.shape());
       const std::vector<float> wt = pack_3x3(wc.data(), g.cout, g.cin, k.co_block, true);
       direct_3x3(dy_pad.data(), g.n, g.cout, g.cin, g.h, g.w, p, wt.data(), nullptr, dx.data(), k);
       accumulate_grad(x, dx);
+    } else if (need_b) {  // the image layer: no dy_pad, only the bias gradient's plane sums
+      parallel_for(g.n * g.cout, 8, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) plane_sums[i] = kernels().sum(gy.data() + i * g.h * g.w, g.h * g.w);
+      });
     }
     if (need_w) {
-      // dy in the kernel's q numbering is dy_pad shifted by one row and one column; its
-      // positions with ow >= W then fall on the zero border, so they add nothing.
+      // The weight-gradient kernel wants dy channels-last, dyt [n, h*w, co_stride] (channels
+      // padded with zeros to whole vectors): it keeps output channels in vector lanes.
+      const int64_t hw = g.h * g.w, co_stride = (g.cout + k.vec - 1) / k.vec * k.vec;
+      Tensor dyt = Tensor::empty({g.n, hw, co_stride});
+      parallel_for(g.n, 1, [&](int64_t b, int64_t e) {
+        for (int64_t s = b; s < e; ++s)
+          k.to_channels_last(gy.data() + s * g.cout * hw, g.cout, hw, dyt.data() + s * hw * co_stride, co_stride);
+      });
       Tensor dw = Tensor::zeros(weight.shape());
-      const int64_t blocks = (g.cout + k.dw_rows - 1) / k.dw_rows, ldw = g.cin * 9;
-      // Samples in groups whose padded inputs (~1 MB) stay in L2 while every block of
-      // outputs reads them; the group size depends on the shape only (deterministic).
-      const int64_t group = std::clamp<int64_t>((1 << 20) / (g.cin * p.plane * 4), 1, g.n);
+      // Work items (block of dw_co outputs, input channel), blocks outermost so that
+      // consecutive items reuse one block of dyt.
+      const int64_t block = k.dw_co, blocks = (g.cout + block - 1) / block, ldw = g.cin * 9;
+      // Samples in groups whose dyt block (~512 KB) stays in L2 while every input channel reads
+      // it; the group size depends on the shape only, so the sums' order does too.
+      const int64_t group = std::clamp<int64_t>((1 << 19) / (hw * block * 4), 1, g.n);
       for (int64_t s0 = 0; s0 < g.n; s0 += group) {
         const int64_t ns = std::min(group, g.n - s0);
-        parallel_for(blocks, 1, [&](int64_t b, int64_t e) {
-          for (int64_t blk = b; blk < e; ++blk) {
-            const int64_t co0 = blk * k.dw_rows, rows = std::min<int64_t>(k.dw_rows, g.cout - co0);
-            k.weight_grad(dy_pad.data() + (s0 * g.cout + co0) * p.plane + p.wp + 1, g.cout * p.plane,
-                          xp.data() + s0 * g.cin * p.plane, g.cin * p.plane, ns, rows, g.cin, p.plane, p.wp, p.q_count,
-                          dw.data() + co0 * ldw, ldw);
+        parallel_for(blocks * g.cin, 1, [&](int64_t b, int64_t e) {
+          for (int64_t item = b; item < e; ++item) {
+            const int64_t co0 = item / g.cin * block, ci = item % g.cin;
+            k.weight_grad(dyt.data() + s0 * hw * co_stride + co0, co_stride, hw * co_stride,
+                          xp.data() + (s0 * g.cin + ci) * p.plane, g.cin * p.plane, ns, g.h, g.w, p.wp,
+                          std::min(block, g.cout - co0), dw.data() + co0 * ldw + ci * 9, ldw);
           }
         });
       }

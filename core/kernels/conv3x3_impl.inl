@@ -4,8 +4,9 @@
 // Register blocking. The forward keeps a CB x QV block of accumulators (CB output channels x
 // QV vectors of consecutive positions) in registers for the whole sum over input channels and
 // taps: per (channel, tap) it loads QV input vectors and CB weights (broadcast) for CB*QV FMAs.
-// The weight gradient keeps R x 9 accumulators (R output channels x 9 taps) while it slides
-// over the positions, and reduces each to a scalar at the end (sum_lanes: a fixed butterfly).
+// The weight gradient reads dy channels-last and keeps 9 x V accumulators (9 taps x V vectors of
+// output channels) while it walks the positions; per position it loads V vectors of dy and
+// broadcasts 9 input values, for 9 V FMAs.
 //
 // Expects: NL_SIMD_NS, this level's namespace (simd_scalar | simd_avx2 | simd_avx512), defined by
 // the translation unit normlab_simd_kernel (CMakeLists.txt) generates for each level.
@@ -20,11 +21,11 @@ namespace {
 // (32 zmm for AVX-512, 16 ymm / xmm otherwise). The "scalar" level uses SSE2 vectors of 4,
 // which every x86-64 has.
 #if defined(__AVX512F__)
-constexpr int kVec = 16, kCB = 8, kQV = 3, kRows = 3;
+constexpr int kVec = 16, kCB = 8, kQV = 3, kDwVecs = 2;
 #elif defined(__AVX2__)
-constexpr int kVec = 8, kCB = 4, kQV = 2, kRows = 1;
+constexpr int kVec = 8, kCB = 4, kQV = 2, kDwVecs = 1;
 #else
-constexpr int kVec = 4, kCB = 4, kQV = 2, kRows = 1;
+constexpr int kVec = 4, kCB = 4, kQV = 2, kDwVecs = 1;
 #endif
 typedef float vf __attribute__((vector_size(kVec * sizeof(float))));
 
@@ -70,97 +71,84 @@ void forward(const float* in, int64_t cin, int64_t plane, int64_t wp, const floa
   for (; q < q_count; q += kVec) forward_block<1>(in, cin, plane, off, wpk, out, q_count, q);
 }
 
-// Lane sums of kVec vectors at once: sums[i] = the sum of a[i]'s lanes. A butterfly: each step
-// adds the two halves (width w) of every vector, packing the halves of two vectors into one,
-// so kVec vectors become one whose lanes are their sums, in log2(kVec) steps of two shuffles
-// and an add per pair -- instead of kVec - 1 scalar adds per vector, which at batch 2 on an
-// 8x8 map cost more than the FMAs. Lane l of the result holds vector bit_reverse(l).
+// A kVec x kVec tile transposed in registers, in log2(kVec) stages: the stage of width b swaps
+// the off-diagonal b x b blocks of every pair of rows (i, i + b), so after the stage of
+// width 1 row j holds what was column j.
 typedef int vi __attribute__((vector_size(kVec * sizeof(int))));
-template <int W>
-inline vf fold_halves(vf a, vf b) {  // lanes with bit W clear: a's halves summed; set: b's
+template <int B>
+inline void swap_blocks(vf& a, vf& b) {
   vi lo, hi;
   for (int l = 0; l < kVec; ++l) {
-    lo[l] = (l & W) ? kVec + l - W : l;
-    hi[l] = (l & W) ? kVec + l : l + W;
+    lo[l] = (l & B) ? kVec + l - B : l;
+    hi[l] = (l & B) ? kVec + l : l + B;
   }
-  return __builtin_shuffle(a, b, lo) + __builtin_shuffle(a, b, hi);
+  const vf new_a = __builtin_shuffle(a, b, lo), new_b = __builtin_shuffle(a, b, hi);
+  a = new_a, b = new_b;
 }
 
-inline void sum_lanes_block(const vf* a, float* sums) {  // exactly kVec vectors
-  vf v[kVec];
-  for (int i = 0; i < kVec; ++i) v[i] = a[i];
-  int count = kVec;
-  if constexpr (kVec >= 16) { for (int i = 0; i < count / 2; ++i) v[i] = fold_halves<8>(v[2 * i], v[2 * i + 1]); count /= 2; }
-  if constexpr (kVec >= 8) { for (int i = 0; i < count / 2; ++i) v[i] = fold_halves<4>(v[2 * i], v[2 * i + 1]); count /= 2; }
-  for (int i = 0; i < count / 2; ++i) v[i] = fold_halves<2>(v[2 * i], v[2 * i + 1]);
-  count /= 2;
-  v[0] = fold_halves<1>(v[0], v[1]);
-  for (int l = 0; l < kVec; ++l) {
-    int src = 0;  // the vector whose sum landed in lane l: l's bits reversed
-    for (int bit = 1, rev = kVec / 2; bit < kVec; bit <<= 1, rev >>= 1)
-      if (l & bit) src |= rev;
-    sums[src] = v[0][l];
+template <int B>
+inline void transpose_stage(vf* r) {
+  if constexpr (B >= 1) {
+    for (int i = 0; i < kVec; ++i)
+      if ((i & B) == 0) swap_blocks<B>(r[i], r[i + B]);
+    transpose_stage<B / 2>(r);
   }
 }
 
-inline void sum_lanes(const vf* a, int count, float* sums) {
-  int i = 0;
-  for (; i + kVec <= count; i += kVec) sum_lanes_block(a + i, sums + i);
-  if (i < count) {  // the rest, padded with zero vectors
-    vf pad[kVec] = {};
-    float pad_sums[kVec];
-    for (int j = i; j < count; ++j) pad[j - i] = a[j];
-    sum_lanes_block(pad, pad_sums);
-    for (int j = i; j < count; ++j) sums[j] = pad_sums[j - i];
+void to_channels_last(const float* src, int64_t channels, int64_t hw, float* dst, int64_t co_stride) {
+  int64_t q0 = 0;
+  for (; q0 + kVec <= hw; q0 += kVec) {
+    for (int64_t c0 = 0; c0 < co_stride; c0 += kVec) {
+      vf r[kVec];
+      for (int i = 0; i < kVec; ++i) r[i] = c0 + i < channels ? load(src + (c0 + i) * hw + q0) : vf{};
+      transpose_stage<kVec / 2>(r);
+      for (int j = 0; j < kVec; ++j) store(dst + (q0 + j) * co_stride + c0, r[j]);
+    }
   }
+  for (; q0 < hw; ++q0)  // the last positions, fewer than a vector
+    for (int64_t c = 0; c < co_stride; ++c) dst[q0 * co_stride + c] = c < channels ? src[c * hw + q0] : 0.0f;
 }
 
-template <int R>
-void weight_grad_rows(const float* dy, int64_t dy_stride, const float* in, int64_t in_stride, int64_t n, int64_t cin,
-                      int64_t plane, int64_t wp, int64_t q_count, float* dw, int64_t ldw) {
+// One input channel's 9 taps for V vectors of output channels (V * kVec consecutive channels
+// of dyt's rows): acc[t][v] += dyt[p][v-th vector] * x[p + off(t)] over every real position p.
+// The channels sit in the lanes, so the sum runs over positions in each lane on its own: no
+// lane sums at the end, and the border columns of the padded plane are never visited.
+template <int V>
+void weight_grad_channel(const float* dyt, int64_t co_stride, int64_t dyt_stride, const float* in, int64_t in_stride,
+                         int64_t n, int64_t h, int64_t w, int64_t wp, int64_t rows, float* dw, int64_t ldw) {
   const int64_t off[9] = {0, 1, 2, wp, wp + 1, wp + 2, 2 * wp, 2 * wp + 1, 2 * wp + 2};
-  for (int64_t ci = 0; ci < cin; ++ci) {
-    // The accumulators stay in registers over the whole batch: reducing them to scalars
-    // costs about as much as a plane's worth of FMAs, so it is done once per (rows, ci).
-    vf acc[R][9] = {};
-    for (int64_t s = 0; s < n; ++s) {
-      const float* src = in + s * in_stride + ci * plane;
-      const float* g_s = dy + s * dy_stride;
-      for (int64_t q = 0; q < q_count; q += kVec) {
-        vf g[R];
+  vf acc[9][V] = {};
+  for (int64_t s = 0; s < n; ++s) {
+    for (int64_t oh = 0; oh < h; ++oh) {
+      const float* g_row = dyt + s * dyt_stride + oh * w * co_stride;
+      const float* x_row = in + s * in_stride + oh * wp;
+      for (int64_t ow = 0; ow < w; ++ow) {
+        vf g[V];
 #pragma GCC unroll 4
-        for (int r = 0; r < R; ++r) g[r] = load(g_s + r * plane + q);
+        for (int v = 0; v < V; ++v) g[v] = load(g_row + ow * co_stride + v * kVec);
+        const float* x = x_row + ow;
 #pragma GCC unroll 9
         for (int t = 0; t < 9; ++t) {
-          vf x = load(src + q + off[t]);
-          // Keep x in a register: otherwise GCC folds the load into each of the R FMAs and
-          // the loop becomes bound by (mostly cache-line-splitting) loads instead of FMAs.
-          asm("" : "+x"(x));
+          const float xt = x[off[t]];  // broadcast: one load, no cache-line split
 #pragma GCC unroll 4
-          for (int r = 0; r < R; ++r) acc[r][t] += g[r] * x;
+          for (int v = 0; v < V; ++v) acc[t][v] += g[v] * xt;
         }
       }
     }
-    float sums[R * 9];
-    sum_lanes(&acc[0][0], R * 9, sums);
-    for (int r = 0; r < R; ++r)
-      for (int t = 0; t < 9; ++t) dw[r * ldw + ci * 9 + t] += sums[r * 9 + t];
   }
+  for (int64_t r = 0; r < rows; ++r)
+    for (int t = 0; t < 9; ++t) dw[r * ldw + t] += acc[t][r / kVec][r % kVec];
 }
 
-void weight_grad(const float* dy, int64_t dy_stride, const float* in, int64_t in_stride, int64_t n, int64_t rows,
-                 int64_t cin, int64_t plane, int64_t wp, int64_t q_count, float* dw, int64_t ldw) {
-  constexpr int kPair = kRows;
-  int64_t r = 0;
-  for (; r + kPair <= rows; r += kPair)
-    weight_grad_rows<kPair>(dy + r * plane, dy_stride, in, in_stride, n, cin, plane, wp, q_count, dw + r * ldw, ldw);
-  for (; r < rows; ++r)
-    weight_grad_rows<1>(dy + r * plane, dy_stride, in, in_stride, n, cin, plane, wp, q_count, dw + r * ldw, ldw);
+void weight_grad(const float* dyt, int64_t co_stride, int64_t dyt_stride, const float* in, int64_t in_stride, int64_t n,
+                 int64_t h, int64_t w, int64_t wp, int64_t rows, float* dw, int64_t ldw) {
+  if (rows > kVec) weight_grad_channel<kDwVecs>(dyt, co_stride, dyt_stride, in, in_stride, n, h, w, wp, rows, dw, ldw);
+  else weight_grad_channel<1>(dyt, co_stride, dyt_stride, in, in_stride, n, h, w, wp, rows, dw, ldw);
 }
 
 }  // namespace
 
 extern const Conv3x3Kernels conv3x3_table;
-const Conv3x3Kernels conv3x3_table = {kCB, kVec, kRows, forward, weight_grad};
+const Conv3x3Kernels conv3x3_table = {kCB, kVec, kDwVecs * kVec, forward, to_channels_last, weight_grad};
 
 }  // namespace nl::NL_SIMD_NS

@@ -111,12 +111,11 @@ NL_BENCH_SUITE(diagnostics, "train step with and without --diagnostics observing
   CLI::App cli{"train step with and without --diagnostics", "normlab_bench diagnostics"};
   cli.add_option("--budget", budget, "seconds per measurement")->capture_default_str();
   cli.add_option("--repeats", repeats, "alternated off/on pairs")->capture_default_str()->check(nl::bench::kPositive);
-  cli.add_option("--threads", threads)->capture_default_str()->check(nl::bench::kPositive);
+  nl::bench::add_threads_option(cli, threads);
   cli.add_option("--only", only, "comma-separated models")
       ->delimiter(',')
       ->check(CLI::IsMember({"mlp", "cnn", "transformer"}));
   nl::bench::parse_args(cli, args);
-  nl::set_num_threads(threads);
   const std::vector<Config> configs = {{"mlp", "mlp", "bn", 32},
                                        {"cnn", "cnn", "bn", 32},
                                        {"transformer", "transformer", "ln", 16}};

@@ -73,14 +73,13 @@ NL_BENCH_SUITE(lm, "char Transformer / LSTM / GRU training tokens/s at batch 16 
   std::set<std::string> only{"transformer", "lstm", "gru", "variants"};
   int threads = nl::num_threads();
   CLI::App cli{"sequence-model training tokens/s", "normlab_bench lm"};
-  cli.add_option("--threads", threads)->capture_default_str()->check(nl::bench::kPositive);
+  nl::bench::add_threads_option(cli, threads);
   cli.add_option("--budget", budget, "seconds per row")->capture_default_str();
   cli.add_option("--repeats", repeats)->capture_default_str()->check(nl::bench::kPositive);
   cli.add_option("--only", only, "comma-separated rows")
       ->delimiter(',')
       ->check(CLI::IsMember({"transformer", "lstm", "gru", "variants"}));
   nl::bench::parse_args(cli, args);
-  nl::set_num_threads(threads);
   const int64_t B = 16, T = 64, V = 65;
   // Titles of the first three rows are the PyTorch script's (the join key of the ratio script).
   const std::vector<LmRow> all{
@@ -121,9 +120,8 @@ NL_BENCH_SUITE(lm, "char Transformer / LSTM / GRU training tokens/s at batch 16 
 NL_BENCH_SUITE(lm_gemm, "sgemm shapes of the sequence models: 1 thread vs all threads (threading policy data)") {
   int threads = nl::num_threads();
   CLI::App cli{"sgemm shapes of the sequence models", "normlab_bench lm_gemm"};
-  cli.add_option("--threads", threads, "the 'all threads' side")->capture_default_str()->check(nl::bench::kPositive);
+  nl::bench::add_threads_option(cli, threads, "the 'all threads' side");
   nl::bench::parse_args(cli, args);
-  nl::set_num_threads(threads);
   const int all = nl::num_threads();
   struct G { const char* what; int64_t m, n, k; };
   const std::vector<G> shapes{{"lstm step h W_hh^T", 16, 1024, 256}, {"lstm step dG W_hh", 16, 256, 1024},

@@ -66,9 +66,8 @@ NL_BENCH_SUITE(norms, "norm layers fwd / fwd+bwd via the factory on torch_norm_b
   cli.add_flag("--quick", quick, "budget 0.05 s per row instead of 0.4");
   cli.add_flag("--all-norms", all_norms, "also mobn, brn, gbn, rms, frn, evonorm-* on the conv shapes");
   cli.add_option("--only", only, "rows whose layer name or shape contains this text");
-  cli.add_option("--threads", threads)->capture_default_str()->check(nl::bench::kPositive);
+  nl::bench::add_threads_option(cli, threads);
   nl::bench::parse_args(cli, args);
-  nl::set_num_threads(threads);
   const double budget = quick ? 0.05 : 0.4;  // as torch_norm_bench.py
   const std::vector<Shape> conv_shapes{{2, 32, 32, 32}, {8, 32, 32, 32}, {32, 32, 32, 32}, {128, 64, 16, 16}, {128, 16, 28, 28}};
   const std::vector<Shape> token_shapes{{64 * 128, 256}, {8 * 64, 512}, {512 * 64, 768}};

@@ -63,9 +63,8 @@ NL_BENCH_SUITE(powernorm, "PowerNorm: the official approximate backward against 
   cli.add_option("--every", every, "compare the gradients every this many steps")
       ->capture_default_str()
       ->check(nl::bench::kPositive);
-  cli.add_option("--threads", threads)->capture_default_str()->check(nl::bench::kPositive);
+  nl::bench::add_threads_option(cli, threads);
   nl::bench::parse_args(cli, args);
-  nl::set_num_threads(threads);
   nl::data::TextCorpus corpus = [&] {
     try {
       return nl::data::load_text_dataset("tinyshakespeare", data_dir);

@@ -28,6 +28,8 @@
 #include <string>
 #include <vector>
 
+#include "core/parallel.hpp"
+
 namespace nl::bench {
 
 using SuiteFn = void (*)(const std::vector<std::string>& args);
@@ -76,6 +78,13 @@ inline void parse_args(CLI::App& cli, const std::vector<std::string>& args) {
   } catch (const CLI::ParseError& e) {
     throw SuiteExit{cli.exit(e)};
   }
+}
+
+// --threads N for a suite, defaulting to the value `threads` holds; the count is applied
+// (nl::set_num_threads) as soon as the arguments are parsed.
+inline CLI::Option* add_threads_option(CLI::App& cli, int& threads, const std::string& help = "") {
+  cli.final_callback([&threads] { nl::set_num_threads(threads); });
+  return cli.add_option("--threads", threads, help)->capture_default_str()->check(kPositive);
 }
 
 // Keeps the compiler from deleting a computation whose result is unused.

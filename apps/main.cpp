@@ -49,7 +49,12 @@ int guarded(Fn&& fn) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  nl::tune_runtime_and_reexec(argv);  // OMP_WAIT_POLICY, OpenBLAS core: see core/runtime_env.hpp
+  // OpenMP wait policy and OpenBLAS core (core/runtime_env.hpp). The wait policy only matters
+  // to the commands that compute; a sweep passes the choice to its runs (apps/sweep.cpp).
+  const std::string command = argc > 1 ? argv[1] : "";
+  const bool computes = command == "train" || command == "eval" || command == "sample";
+  nl::tune_runtime_and_reexec(argv, {.wait_policy = computes ? nl::WaitPolicyTuning::by_load : nl::WaitPolicyTuning::keep,
+                                     .under_mpirun = nl::dist::launched_by_mpirun()});
   nl::configure_denormals();           // subnormals flushed to zero (ibid.)
   CLI::App app{"normlab: train and inspect neural networks to see how normalization layers behave.\n"
                "Run `normlab <command> --help` for a command's options."};

@@ -36,6 +36,7 @@
 #include "apps/shard.hpp"
 #include "apps/train_config.hpp"
 #include "layers/norm/factory.hpp"
+#include "core/runtime_env.hpp"
 #include "core/tensor.hpp"
 
 extern char** environ;
@@ -499,7 +500,9 @@ fs::path run_location(const SweepPlan& plan, const std::string& name) {
 
 static std::string self_exe() { return fs::read_symlink("/proc/self/exe").string(); }
 
-static pid_t spawn(const std::vector<std::string>& args, const fs::path& log_path) {
+// extra_env: entries added to this process's environment for the child ("NAME=value").
+static pid_t spawn(const std::vector<std::string>& args, const fs::path& log_path,
+                   const std::vector<std::string>& extra_env) {
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
@@ -509,9 +512,12 @@ static pid_t spawn(const std::vector<std::string>& args, const fs::path& log_pat
   argv.push_back(nullptr);
   // Under `mpirun normlab sweep` each rank is a shard, not an MPI job to join: without Open
   // MPI's variables a run is an ordinary single process (else it would try to join as rank r).
+  // A wait policy normlab chose for the sweep is not passed on either (see extra_env).
   std::vector<char*> env;
   for (char** e = environ; *e; ++e)
-    if (std::strncmp(*e, "OMPI_", 5) != 0 && std::strncmp(*e, "PMIX_", 5) != 0) env.push_back(*e);
+    if (std::strncmp(*e, "OMPI_", 5) != 0 && std::strncmp(*e, "PMIX_", 5) != 0 && !nl::is_normlab_wait_policy_entry(*e))
+      env.push_back(*e);
+  for (const auto& e : extra_env) env.push_back(const_cast<char*>(e.c_str()));
   env.push_back(nullptr);
   pid_t pid = -1;
   const int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), env.data());
@@ -678,10 +684,18 @@ static int run_sweep(const SweepPlan& plan, const app::Shard& shard, double clai
     if (tty) fmt::print(stderr, "\r\033[K{}{}", line, event.empty() ? "" : "\n");
     if (!event.empty()) fmt::print(stderr, "{}{}\n", event, tty ? "" : "\n" + line);
   };
+  // Runs side by side (several jobs, or shards of one machine) would each see the others idle
+  // as they start together and spin against each other: pin them to passive. A lone run
+  // chooses for itself (core/runtime_env.hpp); the user's own choice passes through untouched.
+  const std::vector<std::string> wait_env =
+      !nl::wait_policy_set_by_user() && (plan.jobs > 1 || shard.count > 1)
+          ? nl::passive_wait_policy_env(plan.jobs > 1 ? fmt::format("a sweep running {} jobs at once", plan.jobs)
+                                                     : fmt::format("a sweep in {} shards", shard.count))
+          : std::vector<std::string>{};
   auto start_next_command = [&](Job job) {
     const auto cmd = job.commands.front();
     job.commands.erase(job.commands.begin());
-    pid_t pid = spawn(cmd, fs::path(plan.out_dir) / "logs" / (job.run->name + ".log"));
+    pid_t pid = spawn(cmd, fs::path(plan.out_dir) / "logs" / (job.run->name + ".log"), wait_env);
     running.emplace(pid, std::move(job));
   };
   if (shard.count > 1)

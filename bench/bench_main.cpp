@@ -21,7 +21,7 @@ NL_BENCH_SUITE(info, "the header line only (threads, SIMD level, OpenBLAS core)"
 int main(int argc, char** argv) {
   // The OpenBLAS core as `normlab` chooses it, so benchmarks measure what users run. The wait
   // policy is left to the caller (the bench scripts set it for both sides of a comparison).
-  nl::tune_runtime_and_reexec(argv, {.passive_omp_wait = false, .blas_core = true});
+  nl::tune_runtime_and_reexec(argv, {.wait_policy = nl::WaitPolicyTuning::keep, .blas_core = true});
   nl::configure_denormals();  // as `normlab` does
   using nl::bench::suites;
   auto list = [] {

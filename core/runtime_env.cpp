@@ -10,8 +10,12 @@
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <thread>
 
 #include <cblas.h>
 
@@ -19,9 +23,15 @@ namespace nl {
 
 // Set by tune_runtime_and_reexec for the re-executed process: the core OpenBLAS had chosen.
 static constexpr const char* kDetectedCoreVar = "NORMLAB_BLAS_CORE_DETECTED";
-// Set with OMP_WAIT_POLICY, so the re-executed process (and the runs a sweep starts) can tell
-// normlab's choice from the user's.
+// Set beside the wait-policy variable normlab chose, holding the reason: it tells normlab's
+// choice from the user's (in the re-executed process, and in the runs a sweep starts).
 static constexpr const char* kWaitPolicySetVar = "NORMLAB_OMP_WAIT_POLICY_SET";
+
+static std::string fmt_cores(double cores) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f", cores);
+  return text;
+}
 
 static std::string lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
@@ -61,11 +71,59 @@ std::string blas_core_description() {
 }
 
 std::string omp_wait_policy_description() {
-  if (const char* spin = std::getenv("GOMP_SPINCOUNT")) return std::string("GOMP_SPINCOUNT=") + spin + " (set by the user)";
+  const char* spin = std::getenv("GOMP_SPINCOUNT");
   const char* policy = std::getenv("OMP_WAIT_POLICY");
-  if (!policy) return "libgomp default (spin, then sleep)";
-  if (std::getenv(kWaitPolicySetVar)) return std::string(policy) + " (set by normlab)";
-  return std::string(policy) + " (OMP_WAIT_POLICY set by the user)";
+  if (const char* reason = std::getenv(kWaitPolicySetVar)) {
+    const std::string chosen = spin ? std::string("GOMP_SPINCOUNT=") + spin : std::string(policy ? policy : "libgomp default");
+    return chosen + " (set by normlab: " + reason + ")";
+  }
+  if (spin) return std::string("GOMP_SPINCOUNT=") + spin + " (set by the user)";
+  if (policy) return std::string(policy) + " (OMP_WAIT_POLICY set by the user)";
+  return "libgomp default (spin, then sleep)";
+}
+
+WaitPolicyChoice wait_policy_for(double other_cores_busy, int cores, bool under_mpi) {
+  const WaitPolicyChoice passive{"OMP_WAIT_POLICY", "passive", ""};
+  if (under_mpi) return {passive.variable, passive.value, "under mpirun"};
+  if (cores < 2) return {passive.variable, passive.value, "one core"};
+  if (other_cores_busy < 0) return {passive.variable, passive.value, "/proc/stat unreadable"};
+  const std::string busy = fmt_cores(other_cores_busy) + " other cores busy at start";
+  if (other_cores_busy > kQuietOtherCores) return {passive.variable, passive.value, busy};
+  return {"GOMP_SPINCOUNT", std::to_string(kQuietSpinCount), busy};
+}
+
+// Sum of the busy fields (user nice system irq softirq steal) of /proc/stat's "cpu" line, in
+// clock ticks; -1 if unreadable.
+static long long busy_ticks() {
+  std::ifstream stat("/proc/stat");
+  std::string cpu;
+  long long user, nice, system, idle, iowait, irq, softirq, steal;
+  if (!(stat >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq >> steal) || cpu != "cpu") return -1;
+  return user + nice + system + irq + softirq + steal;
+}
+
+double other_cores_busy(double seconds) {
+  const long long before = busy_ticks();
+  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));  // this process adds ~nothing
+  const long long after = busy_ticks();
+  const long ticks_per_second = sysconf(_SC_CLK_TCK);
+  if (before < 0 || after < before || ticks_per_second <= 0) return -1;
+  return static_cast<double>(after - before) / ticks_per_second / seconds;
+}
+
+bool wait_policy_set_by_user() {
+  return !std::getenv(kWaitPolicySetVar) && (std::getenv("OMP_WAIT_POLICY") || std::getenv("GOMP_SPINCOUNT"));
+}
+
+bool is_normlab_wait_policy_entry(const char* entry) {
+  if (wait_policy_set_by_user()) return false;
+  for (const char* name : {"OMP_WAIT_POLICY=", "GOMP_SPINCOUNT=", "NORMLAB_OMP_WAIT_POLICY_SET="})
+    if (std::strncmp(entry, name, std::strlen(name)) == 0) return true;
+  return false;
+}
+
+std::vector<std::string> passive_wait_policy_env(const std::string& reason) {
+  return {"OMP_WAIT_POLICY=passive", std::string(kWaitPolicySetVar) + "=" + reason};
 }
 
 static void set_flush_denormals_this_thread(bool on) {
@@ -105,9 +163,14 @@ std::string denormals_description() {
 
 void tune_runtime_and_reexec(char** argv, RuntimeTuning tuning) {
   bool changed = false;
-  if (tuning.passive_omp_wait && !std::getenv("OMP_WAIT_POLICY") && !std::getenv("GOMP_SPINCOUNT")) {
-    setenv("OMP_WAIT_POLICY", "passive", 1);
-    setenv(kWaitPolicySetVar, "1", 1);
+  if (tuning.wait_policy == WaitPolicyTuning::by_load && !std::getenv("OMP_WAIT_POLICY") &&
+      !std::getenv("GOMP_SPINCOUNT")) {
+    // 0.1 s is 10 clock ticks per core: enough to tell a busy core from an idle one.
+    const bool mpi = tuning.under_mpirun;
+    const WaitPolicyChoice choice =
+        wait_policy_for(mpi ? 0.0 : other_cores_busy(0.1), static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN)), mpi);
+    setenv(choice.variable.c_str(), choice.value.c_str(), 1);
+    setenv(kWaitPolicySetVar, choice.reason.c_str(), 1);
     changed = true;
   }
   if (tuning.blas_core && !std::getenv("OPENBLAS_CORETYPE")) {

@@ -2,10 +2,15 @@
 //
 // Two settings decide much of normlab's speed and are read by libraries before main() runs,
 // so they can only be changed by setting the variable and re-executing the program:
-//  * libgomp's wait policy. Its default spins ~300k iterations at every barrier; on a machine
-//    whose cores are shared (a 2-core box running a sweep) the spinning thread burns the time
-//    slice its partner needs: the MNIST CNN at batch 8 on 2 threads trained at 96-465 images/s
-//    with the default policy and 2500-2600 with OMP_WAIT_POLICY=passive (load ~5).
+//  * libgomp's wait policy: how a thread waits at the end of a parallel region for its next
+//    one. Spinning costs nothing when every thread has a core of its own and is ruinous when
+//    the cores are shared: the spinning thread burns the time slice its partner needs (the
+//    MNIST CNN at batch 8 on 2 threads trained at 96-465 images/s with libgomp's default spin
+//    and 2500-2600 with OMP_WAIT_POLICY=passive, load ~5). Sleeping (passive) is safe but
+//    wakes the other thread through the kernel at every region: on a quiet 2-core machine the
+//    same CNN at batch 2 trains ~3x slower passive than spinning, and batch 2 is what the
+//    small-batch ablations are about. No setting is good in both, so normlab looks at what the
+//    other processes use when it starts (docs/performance.md, "The wait policy").
 //  * OpenBLAS's kernel set ("core"). A DYNAMIC_ARCH OpenBLAS picks its kernels from the CPU
 //    model; one older than the CPU does not know the model and falls back to its most generic
 //    x86-64 kernels. Debian 12's OpenBLAS 0.3.21 does that on Sapphire Rapids (family 6
@@ -16,13 +21,47 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace nl {
 
-struct RuntimeTuning {
-  bool passive_omp_wait = true;  // set OMP_WAIT_POLICY=passive unless the user chose a policy
-  bool blas_core = true;         // force a better OpenBLAS core when it fell back to a generic one
+// What to do about the wait policy when the user set neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT.
+enum class WaitPolicyTuning {
+  keep,     // libgomp's default (benchmarks and tests, which run alone)
+  by_load,  // wait_policy_for(what other processes use at start): the commands that train
 };
+
+struct RuntimeTuning {
+  WaitPolicyTuning wait_policy = WaitPolicyTuning::by_load;
+  bool under_mpirun = false;  // this process is a rank of an mpirun job (then: passive)
+  bool blas_core = true;  // force a better OpenBLAS core when it fell back to a generic one
+};
+
+// The wait-policy rule. Spin briefly (GOMP_SPINCOUNT=kQuietSpinCount, then sleep) when there are
+// at least two cores and the other processes used at most kQuietOtherCores of them while
+// normlab started; sleep at once (passive) otherwise, and under mpirun (ranks start together,
+// so each sees the others idle). other_cores_busy < 0 (unknown) counts as busy.
+constexpr double kQuietOtherCores = 0.3;
+constexpr int kQuietSpinCount = 10000;
+struct WaitPolicyChoice {
+  std::string variable, value;  // "OMP_WAIT_POLICY" "passive", or "GOMP_SPINCOUNT" "10000"
+  std::string reason;           // "0.0 other cores busy at start", "under mpirun", ...
+};
+WaitPolicyChoice wait_policy_for(double other_cores_busy, int cores, bool under_mpi);
+
+// Cores the other processes of this machine kept busy over the next `seconds` (from
+// /proc/stat: busy time of all CPUs while this thread sleeps); -1 when /proc/stat is unreadable.
+double other_cores_busy(double seconds);
+
+// For a parent that starts compute processes of its own (a sweep's runs). The user's choice
+// (OMP_WAIT_POLICY or GOMP_SPINCOUNT without normlab's marker) is passed on untouched; normlab's
+// own choice is not, so each child decides for itself when it starts, unless the parent pins
+// the children to passive because it starts several of them at once.
+bool wait_policy_set_by_user();
+// Whether an environment entry ("NAME=value") is a wait-policy variable normlab set.
+bool is_normlab_wait_policy_entry(const char* entry);
+// The entries that pin a child to passive, recorded as normlab's choice for `reason`.
+std::vector<std::string> passive_wait_policy_env(const std::string& reason);
 
 // Sets the variables the tuning asks for and re-executes /proc/self/exe with the same argv,
 // at most once (the re-executed process finds the variables set and returns at once).
@@ -39,8 +78,9 @@ bool blas_core_matches_cpu(const std::string& core);
 // For logs and config.json: "SkylakeX (chosen by normlab: OpenBLAS detected Prescott)",
 // "SkylakeX (OPENBLAS_CORETYPE set by the user)", or "SkylakeX (detected by OpenBLAS)".
 std::string blas_core_description();
-// For logs and config.json: "passive (set by normlab)", "active (OMP_WAIT_POLICY set by the
-// user)", "GOMP_SPINCOUNT=10000 (set by the user)" or "libgomp default (spin, then sleep)".
+// For logs and config.json: "passive (set by normlab: 1.2 other cores busy at start)",
+// "GOMP_SPINCOUNT=10000 (set by normlab: 0.0 other cores busy at start)", "active (OMP_WAIT_POLICY
+// set by the user)", "GOMP_SPINCOUNT=1000 (set by the user)" or "libgomp default (spin, then sleep)".
 std::string omp_wait_policy_description();
 
 // Subnormal floats (0 < |x| < 1.18e-38). Intel cores compute on them through a microcode

@@ -4,8 +4,11 @@
 // Prescott) the last check fails without the re-exec.
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <cstdlib>
 #include <limits>
+#include <string>
+#include <thread>
 #include <vector>
 
 #include "core/parallel.hpp"
@@ -63,4 +66,36 @@ TEST_CASE("runtime_env: subnormals flushed on every thread, also on threads the 
   CHECK(flushed == std::vector<int>{0, 0});
   CHECK(half_of_tiny() > 0.0f);
   nl::set_num_threads(1);
+}
+
+TEST_CASE("runtime_env: the wait-policy rule spins only on free cores, never under mpirun") {
+  const nl::WaitPolicyChoice quiet = nl::wait_policy_for(0.04, 2, false);
+  CHECK(quiet.variable == "GOMP_SPINCOUNT");
+  CHECK(quiet.value == std::to_string(nl::kQuietSpinCount));
+  CHECK(quiet.reason == "0.0 other cores busy at start");
+  const nl::WaitPolicyChoice busy = nl::wait_policy_for(1.26, 2, false);
+  CHECK(busy.variable == "OMP_WAIT_POLICY");
+  CHECK(busy.value == "passive");
+  CHECK(busy.reason == "1.3 other cores busy at start");
+  CHECK(nl::wait_policy_for(nl::kQuietOtherCores + 0.01, 8, false).value == "passive");  // the threshold
+  CHECK(nl::wait_policy_for(nl::kQuietOtherCores, 8, false).value == std::to_string(nl::kQuietSpinCount));
+  CHECK(nl::wait_policy_for(0.0, 2, true).reason == "under mpirun");
+  CHECK(nl::wait_policy_for(0.0, 2, true).value == "passive");
+  CHECK(nl::wait_policy_for(0.0, 1, false).value == "passive");
+  CHECK(nl::wait_policy_for(-1.0, 2, false).value == "passive");  // /proc/stat unreadable
+}
+
+TEST_CASE("runtime_env: other_cores_busy sees a thread that computes") {
+  // A thread of this process spinning through the whole sample counts as about one busy core.
+  std::atomic<bool> stop{false};
+  std::thread spinner([&] {
+    volatile double x = 1.0;
+    while (!stop.load(std::memory_order_relaxed)) x = x * 1.0000001 + 1e-9;
+  });
+  const double busy = nl::other_cores_busy(0.3);
+  stop = true;
+  spinner.join();
+  INFO("cores busy during the sample: " << busy);
+  CHECK(busy >= 0.5);
+  CHECK(busy <= static_cast<double>(std::thread::hardware_concurrency()) + 0.2);
 }

@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include <cctype>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -52,6 +53,11 @@ TEST_CASE("sweep runs every (norm, batch size) and scales the learning rate line
   // lr = base_lr * B / base_batch = 0.32 * 4 / 32 and 0.32 * 16 / 32
   CHECK(read_json_file(dir / "bn-b4-s0" / "config.json")["lr"].get<double>() == Approx(0.04));
   CHECK(read_json_file(dir / "gn-b16-s0" / "config.json")["lr"].get<double>() == Approx(0.16));
+  // Two runs at once would each see the other idle as they start: the sweep pins them to
+  // passive (core/runtime_env.hpp), unless the user chose a policy.
+  if (!std::getenv("OMP_WAIT_POLICY") && !std::getenv("GOMP_SPINCOUNT"))
+    CHECK(read_json_file(dir / "bn-b4-s0" / "config.json")["resolved"]["omp_wait_policy"] ==
+          "passive (set by normlab: a sweep running 2 jobs at once)");
   const auto rows = read_lines(dir / "results.csv");
   REQUIRE(rows.size() == 5);  // header + 4 runs
   CHECK(rows[0].rfind("variant,batch_size,seed,lr,status,test_accuracy", 0) == 0);
@@ -86,6 +92,11 @@ TEST_CASE("a diverged run is recorded as diverged and the sweep goes on", "[swee
   const auto bn = read_json_file(out / "bn-b8-s0" / "summary.json");
   CHECK(bn["status"].get<std::string>().rfind("diverged at step", 0) == 0);
   CHECK(fs::exists(out / "none-b8-s0" / "summary.json"));  // the next run still ran
+  // One job at a time: each run chooses its wait policy itself, from the load when it starts.
+  if (!std::getenv("OMP_WAIT_POLICY") && !std::getenv("GOMP_SPINCOUNT")) {
+    const std::string policy = read_json_file(out / "none-b8-s0" / "config.json")["resolved"]["omp_wait_policy"];
+    CHECK(policy.find("other cores busy at start)") != std::string::npos);
+  }
   CHECK(slurp(out / "results.csv").find("diverged at step") != std::string::npos);
 }
 

@@ -6,6 +6,6 @@
 #include "core/runtime_env.hpp"
 
 int main(int argc, char** argv) {
-  nl::tune_runtime_and_reexec(argv, {.passive_omp_wait = false, .blas_core = true});
+  nl::tune_runtime_and_reexec(argv, {.wait_policy = nl::WaitPolicyTuning::keep, .blas_core = true});
   return Catch::Session().run(argc, argv);
 }

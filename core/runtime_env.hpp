@@ -10,7 +10,7 @@
 //    wakes the other thread through the kernel at every region: on a quiet 2-core machine the
 //    same CNN at batch 2 trains ~3x slower passive than spinning, and batch 2 is what the
 //    small-batch ablations are about. No setting is good in both, so normlab looks at what the
-//    other processes use when it starts (docs/performance.md, "The wait policy").
+//    other processes use when it starts (docs/performance.md, "The wait policy, chosen at start").
 //  * OpenBLAS's kernel set ("core"). A DYNAMIC_ARCH OpenBLAS picks its kernels from the CPU
 //    model; one older than the CPU does not know the model and falls back to its most generic
 //    x86-64 kernels. Debian 12's OpenBLAS 0.3.21 does that on Sapphire Rapids (family 6

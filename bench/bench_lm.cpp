@@ -117,7 +117,8 @@ NL_BENCH_SUITE(lm, "char Transformer / LSTM / GRU training tokens/s at batch 16 
 
 // The GEMM shapes of these models, OpenBLAS on 1 thread vs all threads (interleaved, best of
 // several batches each): the data behind the size threshold of core/ops_matmul.cpp's policy.
-NL_BENCH_SUITE(lm_gemm, "sgemm shapes of the sequence models: 1 thread vs all threads (threading policy data)") {
+NL_BENCH_SUITE(lm_gemm,
+               "sgemm shapes of the sequence models: 1 thread vs OpenBLAS's threads vs normlab's split (nl::gemm_raw)") {
   int threads = nl::num_threads();
   CLI::App cli{"sgemm shapes of the sequence models", "normlab_bench lm_gemm"};
   nl::bench::add_threads_option(cli, threads, "the 'all threads' side");
@@ -129,20 +130,26 @@ NL_BENCH_SUITE(lm_gemm, "sgemm shapes of the sequence models: 1 thread vs all th
                               {"tf qkv", 1024, 384, 128},             {"tf proj", 1024, 128, 128},
                               {"tf fc1", 1024, 512, 128},             {"tf fc2", 1024, 128, 512},
                               {"head", 1024, 65, 128},                {"lstm head", 1024, 65, 256}};
-  std::printf("%-22s %6s %6s %6s %10s %10s %8s\n", "shape", "m", "n", "k", "1 thr us", "all us", "speedup");
+  // "blas" = OpenBLAS threading the product itself on all threads; "split" = nl::gemm_raw, which
+  // gives a product of >= 2^25 multiply-adds one single-threaded sgemm per thread on parts of C
+  // and keeps smaller ones on one thread (core/ops_matmul.cpp). Speedups against 1 thread.
+  std::printf("%-22s %6s %6s %6s %10s %10s %10s %8s %8s\n", "shape", "m", "n", "k", "1 thr us", "blas us", "split us",
+              "blas x", "split x");
   for (const auto& s : shapes) {
     nl::Generator gen(0);
     nl::Tensor a = nl::randn({s.m, s.k}, gen), b = nl::randn({s.k, s.n}, gen), c = nl::Tensor::empty({s.m, s.n});
     auto run = [&] { cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)s.m, (int)s.n, (int)s.k, 1.0f, a.data(),
                                  (int)s.k, b.data(), (int)s.n, 0.0f, c.data(), (int)s.n); };
-    double t1 = 1e9, tn = 1e9;
+    auto split = [&] { nl::gemm_raw(false, false, s.m, s.n, s.k, a.data(), s.k, b.data(), s.n, 0.0f, c.data(), s.n); };
+    double t1 = 1e9, tn = 1e9, ts = 1e9;
     for (int rep = 0; rep < 5; ++rep) {
       omp_set_num_threads(1);
       t1 = std::min(t1, nl::bench::seconds_per_call(run, 0.02));
       omp_set_num_threads(all);
       tn = std::min(tn, nl::bench::seconds_per_call(run, 0.02));
+      ts = std::min(ts, nl::bench::seconds_per_call(split, 0.02));
     }
-    std::printf("%-22s %6lld %6lld %6lld %10.1f %10.1f %8.2f\n", s.what, (long long)s.m, (long long)s.n,
-                (long long)s.k, t1 * 1e6, tn * 1e6, t1 / tn);
+    std::printf("%-22s %6lld %6lld %6lld %10.1f %10.1f %10.1f %8.2f %8.2f\n", s.what, (long long)s.m, (long long)s.n,
+                (long long)s.k, t1 * 1e6, tn * 1e6, ts * 1e6, t1 / tn, t1 / ts);
   }
 }

@@ -101,20 +101,50 @@ constexpr int64_t kMinWorkPerThread = 1 << 16;
 // The count depends only on the shape, so results stay deterministic for a thread count.
 constexpr int64_t kMacsPerThread = 1 << 24;
 
+// A product given more than one thread is split here, not by OpenBLAS: C's rows (or its
+// columns, when it has fewer rows than columns) in one part per thread, each part a
+// single-threaded sgemm inside our own parallel region (OpenBLAS called there does not spawn
+// threads). Every element of C is then the same sum of the same products, in the same order,
+// as in one single-threaded sgemm: the bits do not depend on the split. OpenBLAS 0.3.21's own
+// threading of the sequence models' shapes ([1024, 128..512] x [128..512, ...]) gained
+// 1.05-1.9x on 2 threads and lost up to 2x on the LM head ([1024, 65]); this split gained
+// 1.6-2.0x on all of them (docs/performance.md, "Splitting sgemm ourselves").
+// Parts start at multiples of kSplitAlign rows or columns (whole register tiles).
+constexpr int64_t kSplitAlign = 16;
+
 void blas_sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
                 int64_t ldb, float beta, float* c, int64_t ldc) {
-  auto call = [&] {
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, static_cast<int>(m),
-                static_cast<int>(n), static_cast<int>(k), 1.0f, a, static_cast<int>(lda), b, static_cast<int>(ldb),
-                beta, c, static_cast<int>(ldc));
+  auto call = [&](int64_t r0, int64_t r1, int64_t c0, int64_t c1) {  // C[r0:r1, c0:c1]
+    const float* a_part = a + (ta ? r0 : r0 * lda);
+    const float* b_part = b + (tb ? c0 * ldb : c0);
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                static_cast<int>(r1 - r0), static_cast<int>(c1 - c0), static_cast<int>(k), 1.0f, a_part,
+                static_cast<int>(lda), b_part, static_cast<int>(ldb), beta, c + r0 * ldc + c0, static_cast<int>(ldc));
   };
   const int max_threads = num_threads();
-  const int want = static_cast<int>(std::clamp<int64_t>(m * n * k / kMacsPerThread, 1, max_threads));
-  if (want >= max_threads || omp_in_parallel()) return call();  // inside a region OpenBLAS runs on 1 anyway
-  // The OpenMP build of OpenBLAS sizes its team by omp_get_max_threads() at each call.
-  omp_set_num_threads(want);
-  call();
-  omp_set_num_threads(max_threads);
+  const int64_t by_work = std::clamp<int64_t>(m * n * k / kMacsPerThread, 1, max_threads);
+  const bool split_rows = m >= n;
+  const int64_t parts = std::min(by_work, ((split_rows ? m : n) + kSplitAlign - 1) / kSplitAlign);
+  if (parts <= 1 || omp_in_parallel()) {
+    if (omp_in_parallel() || max_threads == 1) return call(0, m, 0, n);  // OpenBLAS runs on 1 thread then
+    // The OpenMP build of OpenBLAS sizes its team by omp_get_max_threads() at each call.
+    omp_set_num_threads(1);
+    call(0, m, 0, n);
+    omp_set_num_threads(max_threads);
+    return;
+  }
+  const int64_t extent = split_rows ? m : n;
+  auto bound = [&](int64_t part) {  // start of part `part`, on a multiple of kSplitAlign
+    return part == parts ? extent : extent * part / parts / kSplitAlign * kSplitAlign;
+  };
+  parallel_for(parts, 1, [&](int64_t p0, int64_t p1) {
+    for (int64_t part = p0; part < p1; ++part) {
+      const int64_t lo = bound(part), hi = bound(part + 1);
+      if (lo == hi) continue;
+      if (split_rows) call(lo, hi, 0, n);
+      else call(0, m, lo, hi);
+    }
+  });
 }
 
 void sgemm(const MatView& a, int64_t ia, const MatView& b, int64_t ib, float* c, int64_t m, int64_t n, int64_t k,

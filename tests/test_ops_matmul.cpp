@@ -100,6 +100,38 @@ TEST_CASE("batched matmul equals a loop of 2-D products, at 1 and 2 threads", "[
   set_num_threads(saved);
 }
 
+TEST_CASE("a product split across threads has the bits of one single-threaded sgemm", "[matmul]") {
+  // Products of >= 2 x 2^24 multiply-adds are split into one sgemm per thread by C's rows, or
+  // by its columns when it has fewer rows (core/ops_matmul.cpp): each element is the same sum
+  // in the same order, so 1, 2 and 3 threads agree bit for bit, for every transposition.
+  Generator gen(11);
+  struct Case {
+    int64_t m, k, n;
+  };
+  const Case cases[] = {{1000, 200, 200}, {1024, 512, 128}, {16, 512, 4100}, {37, 1024, 1100}};
+  const int saved = num_threads();
+  for (const Case& c : cases) {
+    const Tensor a = randn({c.m, c.k}, gen), b = randn({c.k, c.n}, gen);
+    const Tensor a_t = a.transpose(0, 1).contiguous(), b_t = b.transpose(0, 1).contiguous();
+    auto products = [&] {
+      return std::vector<Tensor>{matmul(a, b), matmul(a_t.transpose(0, 1), b), matmul(a, b_t.transpose(0, 1)),
+                                 matmul(a_t.transpose(0, 1), b_t.transpose(0, 1))};
+    };
+    set_num_threads(1);
+    const std::vector<Tensor> one = products();
+    for (int threads : {2, 3}) {
+      set_num_threads(threads);
+      const std::vector<Tensor> many = products();
+      for (size_t i = 0; i < one.size(); ++i) {
+        INFO("m " << c.m << " k " << c.k << " n " << c.n << ", product " << i << ", " << threads << " threads");
+        CHECK(many[i].to_vector() == one[i].to_vector());
+      }
+    }
+    require_close(one[0], one[3], 1e-3f);  // and the four readings are the same product
+  }
+  set_num_threads(saved);
+}
+
 TEST_CASE("matmul rejects mismatched shapes naming both", "[matmul][errors]") {
   REQUIRE_THROWS_WITH(matmul(Tensor::zeros({2, 3}), Tensor::zeros({4, 5})),
                       Catch::Contains("matmul") && Catch::Contains("[2, 3]") && Catch::Contains("[4, 5]"));

@@ -66,6 +66,7 @@ class Storage {
   int64_t numel() const { return numel_; }
 
  private:
+  void* block_;  // what malloc returned; data_ is its first 64-byte boundary
   float* data_;
   int64_t numel_;
 };

@@ -76,7 +76,7 @@ Storage::Storage(int64_t numel) : numel_(numel) {
   // (glibc asks for the size plus the alignment and trims afterwards), so every large tensor
   // of a step took fresh pages from the top of the heap and page-faulted them in, until the
   // freed blocks happened to merge (BatchNorm1d 8192x256 forward + backward: 2048 faults and
-  // ~4 ms instead of ~1.3 ms in ~half of the first dozen steps). Blocks of malloc's own
+  // ~4 ms instead of ~1.3 ms in 7 of the first 8 steps). Blocks of malloc's own
   // sizes are reused exactly.
   size_t bytes = static_cast<size_t>(std::max<int64_t>(numel, 1)) * sizeof(float);
   block_ = std::malloc(bytes + 64);

@@ -131,8 +131,9 @@ NL_BENCH_SUITE(lm_gemm,
                               {"tf fc1", 1024, 512, 128},             {"tf fc2", 1024, 128, 512},
                               {"head", 1024, 65, 128},                {"lstm head", 1024, 65, 256}};
   // "blas" = OpenBLAS threading the product itself on all threads; "split" = nl::gemm_raw, which
-  // gives a product of >= 2^25 multiply-adds one single-threaded sgemm per thread on parts of C
-  // and keeps smaller ones on one thread (core/ops_matmul.cpp). Speedups against 1 thread.
+  // gives a product one single-threaded sgemm per thread on parts of C once each part has
+  // 2^21 multiply-adds (threads spinning; 2^24 when they sleep) and keeps smaller ones on one
+  // thread (core/ops_matmul.cpp). Speedups against 1 thread.
   std::printf("%-22s %6s %6s %6s %10s %10s %10s %8s %8s\n", "shape", "m", "n", "k", "1 thr us", "blas us", "split us",
               "blas x", "split x");
   for (const auto& s : shapes) {

@@ -94,12 +94,17 @@ constexpr int64_t kSmallGemm = 1 << 20;
 constexpr int64_t kMinWorkPerThread = 1 << 16;
 
 // Threading policy for one sgemm: OpenBLAS threads anything above ~256K multiply-adds, but
-// on this kind of machine (2 shared cores) waking a second thread costs tens of
+// on this kind of machine (2 shared cores) waking a sleeping thread costs tens of
 // microseconds -- milliseconds when the other core is busy -- so a product gets one thread
 // per kMacsPerThread multiply-adds. A sequence model's per-step [16, 256] x [256, 1024]
 // (4M) then stays on one thread while the whole-sequence products (100M+) use them all.
-// The count depends only on the shape, so results stay deterministic for a thread count.
+// When the threads spin between regions (a quiet machine: core/parallel.hpp) a region costs
+// a microsecond or two, and a thread is worth it from kMacsPerThreadSpinning: the LSTM's
+// per-step products split too (LSTM training on 2 threads 1.06-1.40x; with the threads
+// sleeping and the other core busy the same split lost 6%: docs/performance.md).
+// The count depends only on the shape and the wait policy; the bits on neither (below).
 constexpr int64_t kMacsPerThread = 1 << 24;
+constexpr int64_t kMacsPerThreadSpinning = 1 << 21;
 
 // A product given more than one thread is split here, not by OpenBLAS: C's rows (or its
 // columns, when it has fewer rows than columns) in one part per thread, each part a
@@ -122,7 +127,8 @@ void blas_sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* 
                 static_cast<int>(lda), b_part, static_cast<int>(ldb), beta, c + r0 * ldc + c0, static_cast<int>(ldc));
   };
   const int max_threads = num_threads();
-  const int64_t by_work = std::clamp<int64_t>(m * n * k / kMacsPerThread, 1, max_threads);
+  const int64_t per_thread = threads_spin_between_regions() ? kMacsPerThreadSpinning : kMacsPerThread;
+  const int64_t by_work = std::clamp<int64_t>(m * n * k / per_thread, 1, max_threads);
   const bool split_rows = m >= n;
   const int64_t parts = std::min(by_work, ((split_rows ? m : n) + kSplitAlign - 1) / kSplitAlign);
   if (parts <= 1 || omp_in_parallel()) {

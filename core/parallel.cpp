@@ -2,8 +2,10 @@
 #include "core/parallel.hpp"
 
 #include <omp.h>
+#include <strings.h>
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "core/tensor.hpp"
 
@@ -18,6 +20,15 @@ void set_num_threads(int n) {
 }
 
 int num_threads() { return omp_get_max_threads(); }
+
+bool threads_spin_between_regions() {
+  static const bool spin = [] {
+    if (const char* count = std::getenv("GOMP_SPINCOUNT")) return std::strtoll(count, nullptr, 10) > 0;
+    const char* policy = std::getenv("OMP_WAIT_POLICY");
+    return !(policy && strcasecmp(policy, "passive") == 0);
+  }();
+  return spin;
+}
 
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
   if (n <= 0) return;

@@ -101,7 +101,7 @@ TEST_CASE("batched matmul equals a loop of 2-D products, at 1 and 2 threads", "[
 }
 
 TEST_CASE("a product split across threads has the bits of one single-threaded sgemm", "[matmul]") {
-  // Products of >= 2 x 2^24 multiply-adds are split into one sgemm per thread by C's rows, or
+  // Products large enough for several threads are split into one sgemm per thread by C's rows, or
   // by its columns when it has fewer rows (core/ops_matmul.cpp): each element is the same sum
   // in the same order, so 1, 2 and 3 threads agree bit for bit, for every transposition.
   Generator gen(11);

@@ -100,7 +100,7 @@ constexpr int64_t kMinWorkPerThread = 1 << 16;
 // (4M) then stays on one thread while the whole-sequence products (100M+) use them all.
 // When the threads spin between regions (a quiet machine: core/parallel.hpp) a region costs
 // a microsecond or two, and a thread is worth it from kMacsPerThreadSpinning: the LSTM's
-// per-step products split too (LSTM training on 2 threads 1.06-1.40x; with the threads
+// per-step products split too (LSTM training on 2 threads 1.08-1.23x; with the threads
 // sleeping and the other core busy the same split lost 6%: docs/performance.md).
 // The count depends only on the shape and the wait policy; the bits on neither (below).
 constexpr int64_t kMacsPerThread = 1 << 24;
@@ -131,8 +131,8 @@ void blas_sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* 
   const int64_t by_work = std::clamp<int64_t>(m * n * k / per_thread, 1, max_threads);
   const bool split_rows = m >= n;
   const int64_t parts = std::min(by_work, ((split_rows ? m : n) + kSplitAlign - 1) / kSplitAlign);
-  if (parts <= 1 || omp_in_parallel()) {
-    if (omp_in_parallel() || max_threads == 1) return call(0, m, 0, n);  // OpenBLAS runs on 1 thread then
+  if (omp_in_parallel() || max_threads == 1) return call(0, m, 0, n);  // OpenBLAS runs on 1 thread then
+  if (parts <= 1) {
     // The OpenMP build of OpenBLAS sizes its team by omp_get_max_threads() at each call.
     omp_set_num_threads(1);
     call(0, m, 0, n);

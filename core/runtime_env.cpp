@@ -166,9 +166,8 @@ void tune_runtime_and_reexec(char** argv, RuntimeTuning tuning) {
   if (tuning.wait_policy == WaitPolicyTuning::by_load && !std::getenv("OMP_WAIT_POLICY") &&
       !std::getenv("GOMP_SPINCOUNT")) {
     // 0.1 s is 10 clock ticks per core: enough to tell a busy core from an idle one.
-    const bool mpi = tuning.under_mpirun;
-    const WaitPolicyChoice choice =
-        wait_policy_for(mpi ? 0.0 : other_cores_busy(0.1), static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN)), mpi);
+    const WaitPolicyChoice choice = wait_policy_for(tuning.under_mpirun ? 0.0 : other_cores_busy(0.1),
+                                                    static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN)), tuning.under_mpirun);
     setenv(choice.variable.c_str(), choice.value.c_str(), 1);
     setenv(kWaitPolicySetVar, choice.reason.c_str(), 1);
     changed = true;

@@ -88,6 +88,23 @@ Adam::Adam(std::vector<ParamGroup> groups, AdamOptions options) : Optimizer(std:
   v_ = zeros_like_groups(groups_);
 }
 
+// One Adam step on elements [begin, end), with loop-invariant values as parameters so the loop
+// is unswitched and vectorized, as sgd_update (the sqrt vectorizes because this library is
+// built with -fno-math-errno: CMakeLists.txt). The vector sqrt and division round exactly as
+// the scalar ones, so the bits are those of the plain loop; this step was scalar before and
+// took 4% of a Transformer step.
+static void adam_update(float* w, const float* g, float* m, float* v, int64_t begin, int64_t end, float b1, float b2,
+                        float step_size, float sqrt_bias2, float eps, float lr_wd, float wd, bool decoupled) {
+  for (int64_t i = begin; i < end; ++i) {
+    float d = g[i];
+    if (decoupled) w[i] -= lr_wd * w[i];
+    else d += wd * w[i];
+    m[i] = b1 * m[i] + (1.0f - b1) * d;
+    v[i] = b2 * v[i] + (1.0f - b2) * d * d;
+    w[i] -= step_size * m[i] / (std::sqrt(v[i]) / sqrt_bias2 + eps);
+  }
+}
+
 void Adam::step() {
   ++steps_;
   const float b1 = options_.beta1, b2 = options_.beta2;
@@ -100,18 +117,11 @@ void Adam::step() {
     float* m = m_[gi][pi].data();
     float* v = v_[gi][pi].data();
     const bool decoupled = options_.decoupled_weight_decay;
-    const float lr = lr_, eps = options_.eps, wd = groups_[gi].weight_decay;
+    const float eps = options_.eps, wd = groups_[gi].weight_decay, lr_wd = lr_ * wd;
     // Every element is independent (same bits for any split); the sqrt and division make
     // this loop compute-bound, so large tensors are worth splitting across threads.
     parallel_for(p.numel(), 1 << 15, [=](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i) {
-        float gi_ = g[i];
-        if (decoupled) w[i] -= lr * wd * w[i];
-        else gi_ += wd * w[i];
-        m[i] = b1 * m[i] + (1.0f - b1) * gi_;
-        v[i] = b2 * v[i] + (1.0f - b2) * gi_ * gi_;
-        w[i] -= step_size * m[i] / (std::sqrt(v[i]) / sqrt_bias2 + eps);
-      }
+      adam_update(w, g, m, v, begin, end, b1, b2, step_size, sqrt_bias2, eps, lr_wd, wd, decoupled);
     });
   });
 }

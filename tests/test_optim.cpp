@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "core/random.hpp"
 #include "optim/optimizer.hpp"
 #include "tests/support/fixtures.hpp"
 
@@ -47,6 +48,44 @@ TEST_CASE("optimizers follow PyTorch's trajectories step by step", "[optim][fixt
       // float32 updates in a different order than PyTorch's: a few ulp per step.
       require_close(a, f.get(c + ".after" + s + "_0"), 1e-6, 1e-5, c + " step " + s + " matrix");
       require_close(b, f.get(c + ".after" + s + "_1"), 1e-6, 1e-5, c + " step " + s + " vector");
+    }
+  }
+}
+
+// The update loops are vectorized (optim/optimizer.cpp); IEEE vector sqrt and division round
+// as the scalar ones, so every element must equal the formula written out one value at a time
+// here. A contraction into FMA or a reordered expression in the library breaks the equality.
+TEST_CASE("Adam and AdamW give the bits of the formula evaluated one element at a time", "[optim]") {
+  for (const bool decoupled : {false, true}) {
+    const int64_t n = 1000 + 13;  // a vector tail after the full vectors
+    Generator gen(7);
+    Tensor w = randn({n}, gen).set_requires_grad();
+    std::vector<float> ref = w.to_vector(), m(n, 0.0f), v(n, 0.0f);
+    AdamOptions o;
+    o.lr = 1e-2f;
+    o.decoupled_weight_decay = decoupled;
+    Adam adam({{{w}, 0.1f}}, o);
+    for (int step = 1; step <= 3; ++step) {
+      Tensor g = randn({n}, gen);
+      const std::vector<float> gv = g.to_vector();
+      w.set_grad(g);
+      adam.step();
+      const float bias1 = 1.0f - std::pow(o.beta1, static_cast<float>(step));
+      const float bias2 = 1.0f - std::pow(o.beta2, static_cast<float>(step));
+      const float step_size = o.lr / bias1, sqrt_bias2 = std::sqrt(bias2), lr_wd = o.lr * 0.1f;
+      for (int64_t i = 0; i < n; ++i) {  // tests are built without FMA: one rounding per operation
+        float d = gv[i];
+        if (decoupled) ref[i] -= lr_wd * ref[i];
+        else d += 0.1f * ref[i];
+        m[i] = o.beta1 * m[i] + (1.0f - o.beta1) * d;
+        v[i] = o.beta2 * v[i] + (1.0f - o.beta2) * d * d;
+        ref[i] -= step_size * m[i] / (std::sqrt(v[i]) / sqrt_bias2 + o.eps);
+      }
+      const std::vector<float> got = w.to_vector();
+      int64_t differ = 0;
+      for (int64_t i = 0; i < n; ++i) differ += got[i] != ref[i];
+      INFO((decoupled ? "AdamW" : "Adam") << " step " << step);
+      REQUIRE(differ == 0);
     }
   }
 }

@@ -136,6 +136,10 @@ Tensor gru_cell(const Tensor& gx, const Tensor& gh, const Tensor& h_prev) {
 // is row b*T + t and "step t of all rows" is a strided matrix (leading dimension T * width)
 // that sgemm reads and writes in place. hp[b, t] = h_{t-1} (zero at t = 0) is kept beside
 // y so that dW_hh = dG^T hp is one GEMM over all B*T rows.
+// step_weights_t: the per-step product h_{t-1} W_hh^T has only B rows, so gemm_raw runs it
+// without packing when W_hh^T is stored as it is read (core/kernels/gemm_few_rows.hpp):
+// W_hh is transposed once per sequence instead of repacked by OpenBLAS at every step. The
+// backward's dG_t W_hh reads W_hh as stored already.
 
 namespace {
 
@@ -211,9 +215,10 @@ Tensor lstm_sequence(const Tensor& x, const Tensor& w_ih, const Tensor& w_hh, co
   }
   float *pa = act.data(), *pc = c.data(), *ptc = tc.data(), *py = y.data(), *php = hp.data();
   gemm_raw(false, true, B * T, G4, D, X.data(), D, Wih.data(), D, 1.0f, pa, G4);  // + W_ih x, all steps
+  const Tensor WhhT = Whh.transpose(0, 1).contiguous();  // [H, 4H]: step_weights_t above
   for (int64_t t = 0; t < T; ++t) {
     // + W_hh h_{t-1} for the B rows of step t (h_{-1} = 0: nothing to add at t = 0).
-    if (t > 0) gemm_raw(false, true, B, G4, H, php + t * H, T * H, Whh.data(), H, 1.0f, pa + t * G4, T * G4);
+    if (t > 0) gemm_raw(false, false, B, G4, H, php + t * H, T * H, WhhT.data(), G4, 1.0f, pa + t * G4, T * G4);
     for (int64_t b = 0; b < B; ++b) {
       const int64_t r = b * T + t;
       float* a = pa + r * G4;
@@ -281,8 +286,9 @@ Tensor gru_sequence(const Tensor& x, const Tensor& w_ih, const Tensor& w_hh, con
   }
   float *pa = act.data(), *pgh = gh.data(), *py = y.data(), *php = hp.data();
   gemm_raw(false, true, B * T, G3, D, X.data(), D, Wih.data(), D, 1.0f, pa, G3);
+  const Tensor WhhT = Whh.transpose(0, 1).contiguous();  // [H, 3H], as in lstm_sequence
   for (int64_t t = 0; t < T; ++t) {
-    if (t > 0) gemm_raw(false, true, B, G3, H, php + t * H, T * H, Whh.data(), H, 1.0f, pgh + t * G3, T * G3);
+    if (t > 0) gemm_raw(false, false, B, G3, H, php + t * H, T * H, WhhT.data(), G3, 1.0f, pgh + t * G3, T * G3);
     for (int64_t b = 0; b < B; ++b) {
       const int64_t r = b * T + t;
       float *a = pa + r * G3, *h = py + r * H, *hprev = php + r * H;

@@ -5,6 +5,7 @@
 
 #include "core/autograd.hpp"
 #include "core/gradcheck.hpp"
+#include "core/kernels/gemm_few_rows.hpp"
 #include "core/ops.hpp"
 #include "core/parallel.hpp"
 #include "core/random.hpp"
@@ -130,6 +131,68 @@ TEST_CASE("a product split across threads has the bits of one single-threaded sg
     require_close(one[0], one[3], 1e-3f);  // and the four readings are the same product
   }
   set_num_threads(saved);
+}
+
+TEST_CASE("the few-rows kernel computes A B + beta C at every SIMD level and leaves the rest alone",
+          "[matmul][simd]") {
+  // core/kernels/gemm_few_rows.hpp: row counts around its row block, column counts around its
+  // vector and block widths (including the zero-padded tail), strided rows, three betas,
+  // against a double-precision sum; C's padding past column n must not be touched.
+  Generator gen(5);
+  const SimdLevel saved = simd_level();
+  for (int l = 0; l <= static_cast<int>(best_simd_level()); ++l) {
+    const GemmFewRowsKernels& kt = gemm_few_rows_kernels_for(static_cast<SimdLevel>(l));
+    for (int64_t m : {1, 3, 7, 8, 9, 17, 64})
+      for (int64_t n : {1, 5, 16, 17, 48, 49, 100})
+        for (int64_t k : {1, 7, 130})
+          for (float beta : {0.0f, 1.0f, 0.5f}) {
+            const int64_t lda = k + 3, ldb = n + 2, ldc = n + 5;
+            const std::vector<float> a = randn({m, lda}, gen).to_vector(), b = randn({k, ldb}, gen).to_vector();
+            std::vector<float> c = randn({m, ldc}, gen).to_vector();
+            const std::vector<float> c0 = c;
+            kt.gemm(m, n, k, a.data(), lda, b.data(), ldb, beta, c.data(), ldc);
+            double worst = 0.0;
+            int64_t padding_changed = 0;
+            for (int64_t i = 0; i < m; ++i) {
+              for (int64_t j = 0; j < n; ++j) {
+                double sum = 0.0, scale = 0.0;
+                for (int64_t p = 0; p < k; ++p) {
+                  sum += static_cast<double>(a[i * lda + p]) * b[p * ldb + j];
+                  scale += std::fabs(static_cast<double>(a[i * lda + p]) * b[p * ldb + j]);
+                }
+                if (beta != 0.0f) sum += static_cast<double>(beta) * c0[i * ldc + j];
+                worst = std::max(worst, std::fabs(c[i * ldc + j] - sum) / (scale + 1.0));
+              }
+              for (int64_t j = n; j < ldc; ++j) padding_changed += c[i * ldc + j] != c0[i * ldc + j];
+            }
+            INFO(simd_level_name(static_cast<SimdLevel>(l)) << " m " << m << " n " << n << " k " << k << " beta "
+                                                            << beta);
+            REQUIRE(worst < 1e-6);
+            REQUIRE(padding_changed == 0);
+          }
+  }
+  set_simd_level(saved);
+}
+
+TEST_CASE("few-row products give the same bits however their columns are split", "[matmul]") {
+  // What lets ops_matmul.cpp split a few-row product across threads by columns: each element
+  // is the same sum in the same order whether its columns are computed in one call or in
+  // parts starting at multiples of the kernel's vector, and whichever block width covers them.
+  Generator gen(9);
+  const GemmFewRowsKernels& kt = gemm_few_rows_kernels();
+  const int64_t m = 16, n = 1000, k = 256;
+  const std::vector<float> a = randn({m, k}, gen).to_vector(), b = randn({k, n}, gen).to_vector();
+  std::vector<float> whole(m * n), parts(m * n);
+  kt.gemm(m, n, k, a.data(), k, b.data(), n, 0.0f, whole.data(), n);
+  for (int64_t j0 = 0; j0 < n;) {
+    const int64_t j1 = std::min(n, j0 + kt.vec * (1 + j0 % 5));  // parts of 1..5 vectors
+    kt.gemm(m, j1 - j0, k, a.data(), k, b.data() + j0, n, 0.0f, parts.data() + j0, n);
+    j0 = j1;
+  }
+  REQUIRE(parts == whole);
+  // and matmul, which takes this path for m <= kGemmFewRowsMax, agrees with it
+  const Tensor c = matmul(Tensor::from_vector({m, k}, a), Tensor::from_vector({k, n}, b));
+  REQUIRE(c.to_vector() == whole);
 }
 
 TEST_CASE("matmul rejects mismatched shapes naming both", "[matmul][errors]") {

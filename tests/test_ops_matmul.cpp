@@ -190,7 +190,7 @@ TEST_CASE("few-row products give the same bits however their columns are split",
     j0 = j1;
   }
   REQUIRE(parts == whole);
-  // and matmul, which takes this path for m <= kGemmFewRowsMax, agrees with it
+  // and matmul, which takes this path (m <= kGemmFewRowsMax, k >= kGemmFewRowsMinDepth), agrees
   const Tensor c = matmul(Tensor::from_vector({m, k}, a), Tensor::from_vector({k, n}, b));
   REQUIRE(c.to_vector() == whole);
 }

@@ -23,7 +23,11 @@
 
 namespace nl {
 
-constexpr int64_t kGemmFewRowsMax = 64;  // above this OpenBLAS's packing pays off (docs/performance.md)
+// Where it beats OpenBLAS 0.3.21 on 1 thread (Zen 4, docs/performance.md): m up to 64 (16 x
+// 1024 x 256: 1.6x, 64 x 1024 x 256: 1.4x; at 128 rows the two are close), and sums of at least
+// 32 terms (an im2col conv's 32 x 1024 x 27 ran 0.8x: with so few terms per element the
+// register block's stores weigh more than OpenBLAS's packing).
+constexpr int64_t kGemmFewRowsMax = 64, kGemmFewRowsMinDepth = 32;
 
 struct GemmFewRowsKernels {
   int vec;  // floats per vector: column splits at multiples of it keep every column block whole

@@ -118,7 +118,7 @@ NL_BENCH_SUITE(lm, "char Transformer / LSTM / GRU training tokens/s at batch 16 
 // The GEMM shapes of these models, OpenBLAS on 1 thread vs all threads (interleaved, best of
 // several batches each): the data behind the size threshold of core/ops_matmul.cpp's policy.
 NL_BENCH_SUITE(lm_gemm,
-               "sgemm shapes of the sequence models: 1 thread vs OpenBLAS's threads vs normlab's split (nl::gemm_raw)") {
+               "sgemm shapes of the sequence models: OpenBLAS vs nl::gemm_raw, on 1 thread and on all") {
   int threads = nl::num_threads();
   CLI::App cli{"sgemm shapes of the sequence models", "normlab_bench lm_gemm"};
   nl::bench::add_threads_option(cli, threads, "the 'all threads' side");
@@ -129,28 +129,33 @@ NL_BENCH_SUITE(lm_gemm,
                               {"lstm x W_ih^T", 1024, 1024, 128},     {"lstm dW_hh", 1024, 256, 1024},
                               {"tf qkv", 1024, 384, 128},             {"tf proj", 1024, 128, 128},
                               {"tf fc1", 1024, 512, 128},             {"tf fc2", 1024, 128, 512},
-                              {"head", 1024, 65, 128},                {"lstm head", 1024, 65, 256}};
-  // "blas" = OpenBLAS threading the product itself on all threads; "split" = nl::gemm_raw, which
-  // gives a product one single-threaded sgemm per thread on parts of C once each part has
-  // 2^21 multiply-adds (threads spinning; 2^24 when they sleep) and keeps smaller ones on one
-  // thread (core/ops_matmul.cpp). Speedups against 1 thread.
-  std::printf("%-22s %6s %6s %6s %10s %10s %10s %8s %8s\n", "shape", "m", "n", "k", "1 thr us", "blas us", "split us",
-              "blas x", "split x");
+                              {"tf attn P V (1 head)", 64, 32, 64},   {"head", 1024, 65, 128},
+                              {"lstm head", 1024, 65, 256}};
+  // Both operands untransposed, as the recurrent steps and attention's P V read them.
+  // "blas" = one cblas_sgemm (on all threads: OpenBLAS threads it itself). "normlab" =
+  // nl::gemm_raw: few-row products (m <= 64) by its own kernel without packing
+  // (core/kernels/gemm_few_rows.hpp); on more threads, one part per thread once each has 2^21
+  // multiply-adds (threads spinning; 2^24 when they sleep), smaller ones on one thread
+  // (core/ops_matmul.cpp). Ratios: OpenBLAS time / normlab time at the same thread count.
+  std::printf("%-22s %6s %6s %6s %11s %11s %11s %11s %7s %7s\n", "shape", "m", "n", "k", "blas 1t us",
+              "normlab 1t", "blas all us", "normlab all", "1t x", "all x");
   for (const auto& s : shapes) {
     nl::Generator gen(0);
     nl::Tensor a = nl::randn({s.m, s.k}, gen), b = nl::randn({s.k, s.n}, gen), c = nl::Tensor::empty({s.m, s.n});
-    auto run = [&] { cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)s.m, (int)s.n, (int)s.k, 1.0f, a.data(),
-                                 (int)s.k, b.data(), (int)s.n, 0.0f, c.data(), (int)s.n); };
-    auto split = [&] { nl::gemm_raw(false, false, s.m, s.n, s.k, a.data(), s.k, b.data(), s.n, 0.0f, c.data(), s.n); };
-    double t1 = 1e9, tn = 1e9, ts = 1e9;
-    for (int rep = 0; rep < 5; ++rep) {
-      omp_set_num_threads(1);
-      t1 = std::min(t1, nl::bench::seconds_per_call(run, 0.02));
-      omp_set_num_threads(all);
-      tn = std::min(tn, nl::bench::seconds_per_call(run, 0.02));
-      ts = std::min(ts, nl::bench::seconds_per_call(split, 0.02));
+    auto blas = [&] { cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)s.m, (int)s.n, (int)s.k, 1.0f, a.data(),
+                                  (int)s.k, b.data(), (int)s.n, 0.0f, c.data(), (int)s.n); };
+    auto ours = [&] { nl::gemm_raw(false, false, s.m, s.n, s.k, a.data(), s.k, b.data(), s.n, 0.0f, c.data(), s.n); };
+    double blas1 = 1e9, ours1 = 1e9, blas_all = 1e9, ours_all = 1e9;
+    for (int rep = 0; rep < 5; ++rep) {  // alternated, best of 5: the machine's speed drifts
+      nl::set_num_threads(1);
+      blas1 = std::min(blas1, nl::bench::seconds_per_call(blas, 0.02));
+      ours1 = std::min(ours1, nl::bench::seconds_per_call(ours, 0.02));
+      nl::set_num_threads(all);
+      blas_all = std::min(blas_all, nl::bench::seconds_per_call(blas, 0.02));
+      ours_all = std::min(ours_all, nl::bench::seconds_per_call(ours, 0.02));
     }
-    std::printf("%-22s %6lld %6lld %6lld %10.1f %10.1f %10.1f %8.2f %8.2f\n", s.what, (long long)s.m, (long long)s.n,
-                (long long)s.k, t1 * 1e6, tn * 1e6, ts * 1e6, t1 / tn, t1 / ts);
+    std::printf("%-22s %6lld %6lld %6lld %11.1f %11.1f %11.1f %11.1f %7.2f %7.2f\n", s.what, (long long)s.m,
+                (long long)s.n, (long long)s.k, blas1 * 1e6, ours1 * 1e6, blas_all * 1e6, ours_all * 1e6,
+                blas1 / ours1, blas_all / ours_all);
   }
 }

@@ -1,11 +1,12 @@
-// normlab core: C = A B + beta C for products with few rows (m <= kGemmFewRowsMax) and both
+// normlab core: C = A B + beta C for products with few rows (m <= max_rows below) and both
 // operands row-major as stored (no transposition), without packing.
 //
 // Why. OpenBLAS copies ("packs") both operands into its panel layout on every call. That pays
 // off when each packed value is used many times; with m = 16 rows (one step of a recurrent
 // net at batch 16: h_{t-1} W_hh^T) each value of the large operand B is used only 16 times,
 // and packing it cost as much as a third of the product (1 thread, Zen 4: 16 x 1024 x 256 in
-// 124 us by OpenBLAS, 77 us here). This kernel reads B in place instead: for a block of kMR
+// 124-174 us by OpenBLAS, 74-80 us here; 64 x 1024 x 256 1.3x, 2 x 4096 x 128 2.8x, 128 rows
+// 1.2x; small products such as 64 x 32 x 64 within 6%: docs/performance.md). This kernel reads B in place instead: for a block of kMR
 // rows of C and kNV vectors of columns it keeps kMR x kNV accumulators in registers and walks
 // k, loading kNV vectors of B's row p and broadcasting A[i][p] for each row i.
 //
@@ -23,19 +24,15 @@
 
 namespace nl {
 
-// Where it beats OpenBLAS 0.3.21 on 1 thread (Zen 4, docs/performance.md): m up to 64 (16 x
-// 1024 x 256: 1.6x, 64 x 1024 x 256: 1.4x; at 128 rows the two are close), and sums of at least
-// 32 terms (an im2col conv's 32 x 1024 x 27 ran 0.8x: with so few terms per element the
-// register block's stores weigh more than OpenBLAS's packing).
-constexpr int64_t kGemmFewRowsMax = 64, kGemmFewRowsMinDepth = 32;
-
 struct GemmFewRowsKernels {
   int vec;  // floats per vector: column splits at multiples of it keep every column block whole
+  // The largest m for which core/ops_matmul.cpp uses this kernel instead of OpenBLAS; 0 at the
+  // levels where OpenBLAS's own kernels were as fast or faster (docs/performance.md).
+  int64_t max_rows;
   // Row-major C[m, n] = A[m, k] B[k, n] + beta C (beta == 0: C is only written), m >= 1.
   void (*gemm)(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb, float beta,
                float* c, int64_t ldc);
 };
-
 const GemmFewRowsKernels& gemm_few_rows_kernels_for(SimdLevel level);
 inline const GemmFewRowsKernels& gemm_few_rows_kernels() { return gemm_few_rows_kernels_for(simd_level()); }
 

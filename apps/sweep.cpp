@@ -688,7 +688,7 @@ static int run_sweep(const SweepPlan& plan, const app::Shard& shard, double clai
   // as they start together and spin against each other: pin them to passive. A lone run
   // chooses for itself (core/runtime_env.hpp); the user's own choice passes through untouched.
   const std::vector<std::string> wait_env =
-      !nl::wait_policy_set_by_user() && (plan.jobs > 1 || shard.count > 1)
+      !nl::wait_policy_env().set_by_user() && (plan.jobs > 1 || shard.count > 1)
           ? nl::passive_wait_policy_env(plan.jobs > 1 ? fmt::format("a sweep running {} jobs at once", plan.jobs)
                                                      : fmt::format("a sweep in {} shards", shard.count))
           : std::vector<std::string>{};

@@ -225,7 +225,7 @@ void Trainer::start() {
                                  "{} lr {}, {} threads (OpenMP wait {}), SIMD {}, BLAS {}, subnormals {}",
                                  NORMLAB_VERSION, cfg_.model.name, cfg_.dataset, cfg_.norm.name,
                                  model_->num_parameters(), total_steps_, data_->steps_per_epoch(), cfg_.batch_size,
-                                 cfg_.optimizer, cfg_.lr, num_threads(), omp_wait_policy_description(), simd_level_name(simd_level()),
+                                 cfg_.optimizer, cfg_.lr, num_threads(), wait_policy_env().description(), simd_level_name(simd_level()),
                                  blas_core_name(), denormals_description()));
   if (comm_.size() > 1)
     progress_->message(fmt::format("data parallel: {} ranks x batch {} = global batch {} ({}); BatchNorm running "

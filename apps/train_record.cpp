@@ -26,7 +26,7 @@ nlohmann::json RunRecord::write_config(const TrainConfig& cfg, const TrainingDat
   resolved["normlab_version"] = NORMLAB_VERSION;
   resolved["simd"] = simd_level_name(simd_level());
   resolved["blas_core"] = blas_core_description();
-  resolved["omp_wait_policy"] = omp_wait_policy_description();
+  resolved["omp_wait_policy"] = wait_policy_env().description();
   resolved["denormals"] = denormals_description();
   resolved["threads"] = num_threads();
   resolved["steps_per_epoch"] = data.steps_per_epoch();

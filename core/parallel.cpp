@@ -2,11 +2,11 @@
 #include "core/parallel.hpp"
 
 #include <omp.h>
-#include <strings.h>
 
 #include <algorithm>
 #include <cstdlib>
 
+#include "core/runtime_env.hpp"
 #include "core/tensor.hpp"
 
 extern "C" void openblas_set_num_threads(int num_threads);
@@ -22,11 +22,7 @@ void set_num_threads(int n) {
 int num_threads() { return omp_get_max_threads(); }
 
 bool threads_spin_between_regions() {
-  static const bool spin = [] {
-    if (const char* count = std::getenv("GOMP_SPINCOUNT")) return std::strtoll(count, nullptr, 10) > 0;
-    const char* policy = std::getenv("OMP_WAIT_POLICY");
-    return !(policy && strcasecmp(policy, "passive") == 0);
-  }();
+  static const bool spin = wait_policy_env().spins();
   return spin;
 }
 

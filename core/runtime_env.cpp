@@ -2,6 +2,7 @@
 #include "core/runtime_env.hpp"
 
 #include <omp.h>
+#include <strings.h>
 #include <unistd.h>
 #if defined(__x86_64__) || defined(__i386__)
 #include <pmmintrin.h>
@@ -70,15 +71,30 @@ std::string blas_core_description() {
   return core + " (detected by OpenBLAS)";
 }
 
-std::string omp_wait_policy_description() {
-  const char* spin = std::getenv("GOMP_SPINCOUNT");
-  const char* policy = std::getenv("OMP_WAIT_POLICY");
-  if (const char* reason = std::getenv(kWaitPolicySetVar)) {
-    const std::string chosen = spin ? std::string("GOMP_SPINCOUNT=") + spin : std::string(policy ? policy : "libgomp default");
-    return chosen + " (set by normlab: " + reason + ")";
+WaitPolicyEnv wait_policy_env() {
+  auto get = [](const char* name) {
+    const char* v = std::getenv(name);
+    return std::string(v ? v : "");
+  };
+  return {get("GOMP_SPINCOUNT"), get("OMP_WAIT_POLICY"), get(kWaitPolicySetVar)};
+}
+
+bool WaitPolicyEnv::spins() const {
+  if (!spin_count.empty()) return std::strtoll(spin_count.c_str(), nullptr, 10) > 0;
+  return strcasecmp(policy.c_str(), "passive") != 0;
+}
+
+bool WaitPolicyEnv::set_by_user() const { return normlab_reason.empty() && !(spin_count.empty() && policy.empty()); }
+
+std::string WaitPolicyEnv::description() const {
+  if (!normlab_reason.empty()) {
+    const std::string chosen = !spin_count.empty() ? "GOMP_SPINCOUNT=" + spin_count
+                               : !policy.empty()   ? policy
+                                                   : std::string("libgomp default");
+    return chosen + " (set by normlab: " + normlab_reason + ")";
   }
-  if (spin) return std::string("GOMP_SPINCOUNT=") + spin + " (set by the user)";
-  if (policy) return std::string(policy) + " (OMP_WAIT_POLICY set by the user)";
+  if (!spin_count.empty()) return "GOMP_SPINCOUNT=" + spin_count + " (set by the user)";
+  if (!policy.empty()) return policy + " (OMP_WAIT_POLICY set by the user)";
   return "libgomp default (spin, then sleep)";
 }
 
@@ -111,12 +127,8 @@ double other_cores_busy(double seconds) {
   return static_cast<double>(after - before) / ticks_per_second / seconds;
 }
 
-bool wait_policy_set_by_user() {
-  return !std::getenv(kWaitPolicySetVar) && (std::getenv("OMP_WAIT_POLICY") || std::getenv("GOMP_SPINCOUNT"));
-}
-
 bool is_normlab_wait_policy_entry(const char* entry) {
-  if (wait_policy_set_by_user()) return false;
+  if (wait_policy_env().set_by_user()) return false;
   for (const char* name : {"OMP_WAIT_POLICY=", "GOMP_SPINCOUNT=", "NORMLAB_OMP_WAIT_POLICY_SET="})
     if (std::strncmp(entry, name, std::strlen(name)) == 0) return true;
   return false;

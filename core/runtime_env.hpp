@@ -53,11 +53,27 @@ WaitPolicyChoice wait_policy_for(double other_cores_busy, int cores, bool under_
 // /proc/stat: busy time of all CPUs while this thread sleeps); -1 when /proc/stat is unreadable.
 double other_cores_busy(double seconds);
 
-// For a parent that starts compute processes of its own (a sweep's runs). The user's choice
-// (OMP_WAIT_POLICY or GOMP_SPINCOUNT without normlab's marker) is passed on untouched; normlab's
-// own choice is not, so each child decides for itself when it starts, unless the parent pins
-// the children to passive because it starts several of them at once.
-bool wait_policy_set_by_user();
+// libgomp's wait policy as this process's environment sets it: the one reader of the two
+// variables libgomp reads (GOMP_SPINCOUNT wins over OMP_WAIT_POLICY, as in libgomp) and of
+// normlab's marker, which holds the reason when normlab set them itself.
+struct WaitPolicyEnv {
+  std::string spin_count;  // GOMP_SPINCOUNT, "" when unset
+  std::string policy;      // OMP_WAIT_POLICY, "" when unset
+  std::string normlab_reason;  // "" unless normlab chose the two above ("0.0 other cores busy at start")
+  // Whether idle threads spin before they sleep: libgomp's default, active, or a spin count > 0.
+  bool spins() const;
+  // A choice of the user's (either variable set, not by normlab). A parent that starts compute
+  // processes of its own (a sweep's runs) passes it on untouched; normlab's own choice is not
+  // passed on, so each child decides for itself when it starts, unless the parent pins the
+  // children to passive because it starts several of them at once.
+  bool set_by_user() const;
+  // For logs and config.json: "passive (set by normlab: 1.2 other cores busy at start)",
+  // "GOMP_SPINCOUNT=10000 (set by normlab: 0.0 other cores busy at start)", "active
+  // (OMP_WAIT_POLICY set by the user)", "GOMP_SPINCOUNT=1000 (set by the user)" or "libgomp
+  // default (spin, then sleep)".
+  std::string description() const;
+};
+WaitPolicyEnv wait_policy_env();  // read now (the variables may have changed since start)
 // Whether an environment entry ("NAME=value") is a wait-policy variable normlab set.
 bool is_normlab_wait_policy_entry(const char* entry);
 // The entries that pin a child to passive, recorded as normlab's choice for `reason`.
@@ -78,10 +94,6 @@ bool blas_core_matches_cpu(const std::string& core);
 // For logs and config.json: "SkylakeX (chosen by normlab: OpenBLAS detected Prescott)",
 // "SkylakeX (OPENBLAS_CORETYPE set by the user)", or "SkylakeX (detected by OpenBLAS)".
 std::string blas_core_description();
-// For logs and config.json: "passive (set by normlab: 1.2 other cores busy at start)",
-// "GOMP_SPINCOUNT=10000 (set by normlab: 0.0 other cores busy at start)", "active (OMP_WAIT_POLICY
-// set by the user)", "GOMP_SPINCOUNT=1000 (set by the user)" or "libgomp default (spin, then sleep)".
-std::string omp_wait_policy_description();
 
 // Subnormal floats (0 < |x| < 1.18e-38). Intel cores compute on them through a microcode
 // assist, about a hundred times slower per instruction. Training makes them: the SGD momentum

@@ -85,6 +85,31 @@ TEST_CASE("runtime_env: the wait-policy rule spins only on free cores, never und
   CHECK(nl::wait_policy_for(-1.0, 2, false).value == "passive");  // /proc/stat unreadable
 }
 
+TEST_CASE("runtime_env: the wait-policy variables read as libgomp reads them") {
+  // {GOMP_SPINCOUNT, OMP_WAIT_POLICY, normlab's reason}: a spin count decides when it is set,
+  // else the policy; what sgemm's split threshold (threads_spin_between_regions) and the logs
+  // both read.
+  auto env = [](const char* spin_count, const char* policy, const char* reason) {
+    return nl::WaitPolicyEnv{spin_count, policy, reason};
+  };
+  CHECK(env("", "", "").spins());
+  CHECK(env("", "active", "").spins());
+  CHECK_FALSE(env("", "passive", "").spins());
+  CHECK_FALSE(env("", "PASSIVE", "").spins());
+  CHECK(env("10000", "passive", "").spins());
+  CHECK_FALSE(env("0", "active", "").spins());
+  CHECK_FALSE(env("", "", "").set_by_user());
+  CHECK(env("", "passive", "").set_by_user());
+  CHECK(env("300", "", "").set_by_user());
+  CHECK_FALSE(env("10000", "", "0.0 other cores busy at start").set_by_user());
+  CHECK(env("10000", "", "0.0 other cores busy at start").description() ==
+        "GOMP_SPINCOUNT=10000 (set by normlab: 0.0 other cores busy at start)");
+  CHECK(env("", "passive", "under mpirun").description() == "passive (set by normlab: under mpirun)");
+  CHECK(env("", "active", "").description() == "active (OMP_WAIT_POLICY set by the user)");
+  CHECK(env("1000", "", "").description() == "GOMP_SPINCOUNT=1000 (set by the user)");
+  CHECK(env("", "", "").description() == "libgomp default (spin, then sleep)");
+}
+
 TEST_CASE("runtime_env: other_cores_busy sees a thread that computes") {
   // A thread of this process spinning through the whole sample counts as about one busy core.
   std::atomic<bool> stop{false};

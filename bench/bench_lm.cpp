@@ -118,7 +118,7 @@ NL_BENCH_SUITE(lm, "char Transformer / LSTM / GRU training tokens/s at batch 16 
 // The GEMM shapes of these models, OpenBLAS on 1 thread vs all threads (interleaved, best of
 // several batches each): the data behind the size threshold of core/ops_matmul.cpp's policy.
 NL_BENCH_SUITE(lm_gemm,
-               "sgemm shapes of the sequence models: OpenBLAS vs nl::gemm_raw, on 1 thread and on all") {
+               "sgemm shapes of the sequence models (and the CNNs' few-row products): OpenBLAS vs nl::gemm_raw, 1 thread and all") {
   int threads = nl::num_threads();
   CLI::App cli{"sgemm shapes of the sequence models", "normlab_bench lm_gemm"};
   nl::bench::add_threads_option(cli, threads, "the 'all threads' side");
@@ -130,7 +130,12 @@ NL_BENCH_SUITE(lm_gemm,
                               {"tf qkv", 1024, 384, 128},             {"tf proj", 1024, 128, 128},
                               {"tf fc1", 1024, 512, 128},             {"tf fc2", 1024, 128, 512},
                               {"tf attn P V (1 head)", 64, 32, 64},   {"head", 1024, 65, 128},
-                              {"lstm head", 1024, 65, 256}};
+                              {"lstm head", 1024, 65, 256},
+                              // the CNNs' few-row products: fc dX = dY W at batch 2 / 32, and the forward
+                              // W col of ResNet-20's stride-2 convs (im2col; one image)
+                              {"cifar fc dX, batch 2", 2, 2048, 128}, {"mnist fc dX, batch 2", 2, 3136, 128},
+                              {"cifar fc dX, batch 32", 32, 2048, 128}, {"resnet s2 conv 16->32", 32, 256, 144},
+                              {"resnet s2 conv 32->64", 64, 64, 288}};
   // Both operands untransposed, as the recurrent steps and attention's P V read them.
   // "blas" = one cblas_sgemm (on all threads: OpenBLAS threads it itself). "normlab" =
   // nl::gemm_raw: few-row products (m <= 64) by its own kernel without packing

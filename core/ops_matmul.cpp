@@ -131,7 +131,7 @@ void blas_sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* 
     const float* a_part = a + (ta ? r0 : r0 * lda);
     const float* b_part = b + (tb ? c0 * ldb : c0);
     const GemmFewRowsKernels& few = gemm_few_rows_kernels();  // core/kernels/gemm_few_rows.hpp
-    if (!ta && !tb && r1 - r0 <= few.max_rows)
+    if (!ta && !tb && r1 - r0 >= kGemmFewRowsMin && r1 - r0 <= few.max_rows)
       return few.gemm(r1 - r0, c1 - c0, k, a_part, lda, b_part, ldb, beta, c + r0 * ldc + c0, ldc);
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                 static_cast<int>(r1 - r0), static_cast<int>(c1 - c0), static_cast<int>(k), 1.0f, a_part,

@@ -33,6 +33,10 @@ struct GemmFewRowsKernels {
   void (*gemm)(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb, float beta,
                float* c, int64_t ldc);
 };
+// ... and from this many rows: OpenBLAS 0.3.21 has a fast path of its own for one and two rows
+// (2 x 2048 x 128: 24 us against 37 here, 1 thread; with 3 rows 83 against 33).
+constexpr int64_t kGemmFewRowsMin = 3;
+
 const GemmFewRowsKernels& gemm_few_rows_kernels_for(SimdLevel level);
 inline const GemmFewRowsKernels& gemm_few_rows_kernels() { return gemm_few_rows_kernels_for(simd_level()); }
 

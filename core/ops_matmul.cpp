@@ -123,6 +123,9 @@ constexpr int64_t kMacsPerThreadSpinning = 1 << 21;
 // 1.05-1.9x on 2 threads and lost up to 2x on the LM head ([1024, 65]); this split gained
 // 1.6-2.0x on all of them (docs/performance.md, "Splitting sgemm ourselves").
 // Parts start at multiples of kSplitAlign rows or columns (whole register tiles).
+// Each part (or the whole product) with 3-64 untransposed rows runs in normlab's few-row kernel
+// instead of OpenBLAS, which would pack its operands on every call
+// (core/kernels/gemm_few_rows.hpp: the recurrent nets' per-step products, 1.4-1.9x).
 constexpr int64_t kSplitAlign = 16;
 
 void blas_sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,

@@ -4,6 +4,7 @@
 // Expects: NL_SIMD_NS, this level's namespace (simd_scalar | simd_avx2 | simd_avx512), defined by
 // the translation unit normlab_simd_kernel (CMakeLists.txt) generates for each level.
 #include <cstring>
+#include <vector>
 
 #include "core/kernels/gemm_few_rows.hpp"
 
@@ -63,7 +64,7 @@ inline void block(const float* a, int64_t lda, const float* b, int64_t ldb, floa
 // n % kVec columns through a zero-padded copy of B's last columns (so they are vector code too).
 template <int MR>
 void rows(int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
-          int64_t ldc, float* tail_b) {
+          int64_t ldc, const float* tail_b) {
   int64_t j = 0;
   for (; j + kNV * kVec <= n; j += kNV * kVec) block<MR, kNV>(a, lda, b + j, ldb, beta, c + j, ldc, k);
   for (; j + kVec <= n; j += kVec) block<MR, 1>(a, lda, b + j, ldb, beta, c + j, ldc, k);
@@ -80,7 +81,7 @@ void rows(int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int
 // The m % kMR last rows, one instantiation per count.
 template <int MR>
 void last_rows(int64_t r, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb, float beta,
-               float* c, int64_t ldc, float* tail_b) {
+               float* c, int64_t ldc, const float* tail_b) {
   if constexpr (MR > 0) {
     if (r == MR) return rows<MR>(n, k, a, lda, b, ldb, beta, c, ldc, tail_b);
     last_rows<MR - 1>(r, n, k, a, lda, b, ldb, beta, c, ldc, tail_b);
@@ -90,16 +91,15 @@ void last_rows(int64_t r, int64_t n, int64_t k, const float* a, int64_t lda, con
 void gemm(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb, float beta,
           float* c, int64_t ldc) {
   const int64_t rest = n % kVec;
-  float* tail_b = nullptr;
-  if (rest) {  // B's last columns, zero-padded to one vector per row
-    tail_b = new float[k * kVec]();  // (only for n % kVec != 0; freed below)
+  std::vector<float> tail_b;  // B's last `rest` columns, zero-padded to one vector per row
+  if (rest) {
+    tail_b.assign(k * kVec, 0.0f);
     for (int64_t p = 0; p < k; ++p)
       for (int64_t q = 0; q < rest; ++q) tail_b[p * kVec + q] = b[p * ldb + n - rest + q];
   }
   int64_t i = 0;
-  for (; i + kMR <= m; i += kMR) rows<kMR>(n, k, a + i * lda, lda, b, ldb, beta, c + i * ldc, ldc, tail_b);
-  if (i < m) last_rows<kMR - 1>(m - i, n, k, a + i * lda, lda, b, ldb, beta, c + i * ldc, ldc, tail_b);
-  delete[] tail_b;
+  for (; i + kMR <= m; i += kMR) rows<kMR>(n, k, a + i * lda, lda, b, ldb, beta, c + i * ldc, ldc, tail_b.data());
+  if (i < m) last_rows<kMR - 1>(m - i, n, k, a + i * lda, lda, b, ldb, beta, c + i * ldc, ldc, tail_b.data());
 }
 
 }  // namespace

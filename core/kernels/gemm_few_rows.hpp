@@ -1,14 +1,15 @@
-// normlab core: C = A B + beta C for products with few rows (m <= max_rows below) and both
-// operands row-major as stored (no transposition), without packing.
+// normlab core: C = A B + beta C for products with few rows (kGemmFewRowsMin <= m <= max_rows)
+// and both operands row-major as stored (no transposition), without packing.
 //
 // Why. OpenBLAS copies ("packs") both operands into its panel layout on every call. That pays
 // off when each packed value is used many times; with m = 16 rows (one step of a recurrent
 // net at batch 16: h_{t-1} W_hh^T) each value of the large operand B is used only 16 times,
 // and packing it cost as much as a third of the product (1 thread, Zen 4: 16 x 1024 x 256 in
-// 124-174 us by OpenBLAS, 74-80 us here; 64 x 1024 x 256 1.3x, 2 x 4096 x 128 2.8x, 128 rows
-// 1.2x; small products such as 64 x 32 x 64 within 6%: docs/performance.md). This kernel reads B in place instead: for a block of kMR
-// rows of C and kNV vectors of columns it keeps kMR x kNV accumulators in registers and walks
-// k, loading kNV vectors of B's row p and broadcasting A[i][p] for each row i.
+// 124-174 us by OpenBLAS, 74-80 us here; 64 x 1024 x 256 1.3x, a CNN's fc dX at batch 32,
+// 32 x 2048 x 128, 1.36x, 128 rows 1.2x; small products such as 64 x 32 x 64 within 6%:
+// docs/performance.md). This kernel reads B in place instead: for a block of kMR rows of C and
+// kNV vectors of columns it keeps kMR x kNV accumulators in registers and walks k, loading kNV
+// vectors of B's row p and broadcasting A[i][p] for each row i.
 //
 //   C[i][j] = sum_p A[i][p] B[p][j]   (p = 0, 1, ..., k-1 in order)  then  + beta C[i][j]
 //

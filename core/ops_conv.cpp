@@ -14,7 +14,7 @@
 // Threads: the per-sample products of the MNIST/CIFAR layers are small (e.g. 64 x 288 x 196),
 // too small for OpenBLAS to thread well, so the batch is split into one chunk per thread and
 // each chunk runs single-threaded sgemms (OpenBLAS inside an OpenMP region does not spawn
-// threads). A batch of one runs sequentially and lets OpenBLAS thread the product instead.
+// threads). A batch of one runs sequentially and lets gemm_raw split the product across threads.
 // dW and db are accumulated into one buffer per chunk, summed afterwards in chunk order:
 // no atomics, and the same bits for the same thread count.
 //
@@ -28,7 +28,6 @@
 //   weight   dW[co, ci] = sum_n sum_q dy[n, q, co] x_pad[n, ci, q + tap]  work items (block of Cout, ci)
 // Each item owns its outputs and sums in a fixed order, so the result is the same for any
 // thread count, and there are no per-thread partials to merge.
-#include <cblas.h>
 
 #include <algorithm>
 #include <cstring>
@@ -125,12 +124,11 @@ void col2im_add(const float* col, float* dx, const ConvGeometry& g) {
   }
 }
 
-// C [m, n] = A [m, k] B [k, n] + beta C, all row-major and tight, A or B optionally transposed.
+// C [m, n] = A [m, k] B [k, n] + beta C, all row-major and tight, A or B optionally transposed
+// (through gemm_raw, so a product of few output channels takes the few-row kernel).
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float* a, const float* b, float beta,
           float* c) {
-  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
-              static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), 1.0f, a,
-              static_cast<int>(trans_a ? m : k), b, static_cast<int>(trans_b ? k : n), beta, c, static_cast<int>(n));
+  gemm_raw(trans_a, trans_b, m, n, k, a, trans_a ? m : k, b, trans_b ? k : n, beta, c, n);
 }
 
 // Split [0, n) samples into one chunk per thread (at most n chunks) and run

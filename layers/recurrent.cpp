@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -25,28 +26,46 @@ static void check_state_pair(const char* op, const Tensor& gates, int64_t g, con
 
 // ---- fused pointwise steps; backward recomputes the gate activations from the inputs ----
 
+// i, f, g of every row of [B, 4H] pre-activations G -> a [B, 3H]: sigmoid, sigmoid, tanh, by the
+// kernel table's vectorized functions (as lstm_sequence; std::exp / std::tanh per element took
+// a fifth of a recurrent-BN LSTM step).
+static Tensor lstm_ifg(const Tensor& G, int64_t B, int64_t H) {
+  const KernelTable& k = kernels();
+  Tensor a = Tensor::empty({B, 3 * H});
+  for (int64_t b = 0; b < B; ++b) {
+    const float* g = G.data() + b * 4 * H;
+    float* out = a.data() + b * 3 * H;
+    k.sigmoid(g, out, 2 * H);
+    k.tanh(g + 2 * H, out + 2 * H, H);
+  }
+  return a;
+}
+
 Tensor lstm_cell_state(const Tensor& gates, const Tensor& c_prev) {
   check_state_pair("lstm_cell_state", gates, 4, c_prev);
   const int64_t B = c_prev.size(0), H = c_prev.size(1);
   Tensor G = gates.detach().contiguous(), C = c_prev.detach().contiguous();
   Tensor c = Tensor::empty({B, H});
-  const float *pg = G.data(), *pc = C.data();
-  float* out = c.data();
-  for (int64_t b = 0; b < B; ++b) {
-    const float* g = pg + b * 4 * H;
-    for (int64_t j = 0; j < H; ++j)
-      out[b * H + j] = sigmoidf(g[H + j]) * pc[b * H + j] + sigmoidf(g[j]) * std::tanh(g[2 * H + j]);
+  {
+    const Tensor A = lstm_ifg(G, B, H);
+    const float *pa = A.data(), *pc = C.data();
+    float* out = c.data();
+    for (int64_t b = 0; b < B; ++b) {
+      const float* a = pa + b * 3 * H;  // i, f, g
+      for (int64_t j = 0; j < H; ++j) out[b * H + j] = a[H + j] * pc[b * H + j] + a[j] * a[2 * H + j];
+    }
   }
   return record(c, "lstm_cell_state", {gates, c_prev}, [gates, c_prev, G, C, B, H](const Tensor& grad) {
     Tensor dc = grad.contiguous();
     Tensor dgates = Tensor::zeros({B, 4 * H}), dprev = Tensor::empty({B, H});
-    const float *pg = G.data(), *pc = C.data(), *pd = dc.data();
+    const Tensor A = lstm_ifg(G, B, H);
+    const float *pa = A.data(), *pc = C.data(), *pd = dc.data();
     float *dg = dgates.data(), *dp = dprev.data();
     for (int64_t b = 0; b < B; ++b) {
-      const float* g = pg + b * 4 * H;
+      const float* a = pa + b * 3 * H;
       float* d = dg + b * 4 * H;
       for (int64_t j = 0; j < H; ++j) {
-        const float i = sigmoidf(g[j]), f = sigmoidf(g[H + j]), gg = std::tanh(g[2 * H + j]);
+        const float i = a[j], f = a[H + j], gg = a[2 * H + j];
         const float dcj = pd[b * H + j];
         d[j] = dcj * gg * i * (1.0f - i);                       // d/d(i pre-activation)
         d[H + j] = dcj * pc[b * H + j] * f * (1.0f - f);        // d/d(f pre-activation)
@@ -59,23 +78,35 @@ Tensor lstm_cell_state(const Tensor& gates, const Tensor& c_prev) {
   });
 }
 
+// o = sigmoid(the 4th quarter of each row of G) and tanh(C), [B, H] each, vectorized as lstm_ifg.
+static std::pair<Tensor, Tensor> lstm_o_tanh_c(const Tensor& G, const Tensor& C, int64_t B, int64_t H) {
+  const KernelTable& k = kernels();
+  Tensor o = Tensor::empty({B, H}), tc = Tensor::empty({B, H});
+  for (int64_t b = 0; b < B; ++b) k.sigmoid(G.data() + b * 4 * H + 3 * H, o.data() + b * H, H);
+  k.tanh(C.data(), tc.data(), B * H);
+  return {o, tc};
+}
+
 Tensor lstm_cell_output(const Tensor& gates, const Tensor& c_normed) {
   check_state_pair("lstm_cell_output", gates, 4, c_normed);
   const int64_t B = c_normed.size(0), H = c_normed.size(1);
   Tensor G = gates.detach().contiguous(), C = c_normed.detach().contiguous();
   Tensor h = Tensor::empty({B, H});
-  const float *pg = G.data(), *pc = C.data();
-  float* out = h.data();
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t j = 0; j < H; ++j) out[b * H + j] = sigmoidf(pg[b * 4 * H + 3 * H + j]) * std::tanh(pc[b * H + j]);
+  {
+    const auto [o, tc] = lstm_o_tanh_c(G, C, B, H);
+    const float *po = o.data(), *ptc = tc.data();
+    float* out = h.data();
+    for (int64_t i = 0; i < B * H; ++i) out[i] = po[i] * ptc[i];
+  }
   return record(h, "lstm_cell_output", {gates, c_normed}, [gates, c_normed, G, C, B, H](const Tensor& grad) {
     Tensor dh = grad.contiguous();
     Tensor dgates = Tensor::zeros({B, 4 * H}), dc = Tensor::empty({B, H});
-    const float *pg = G.data(), *pc = C.data(), *pd = dh.data();
+    const auto [o_t, tc_t] = lstm_o_tanh_c(G, C, B, H);
+    const float *po = o_t.data(), *ptc = tc_t.data(), *pd = dh.data();
     float *dg = dgates.data(), *dcp = dc.data();
     for (int64_t b = 0; b < B; ++b)
       for (int64_t j = 0; j < H; ++j) {
-        const float o = sigmoidf(pg[b * 4 * H + 3 * H + j]), tc = std::tanh(pc[b * H + j]), d = pd[b * H + j];
+        const float o = po[b * H + j], tc = ptc[b * H + j], d = pd[b * H + j];
         dg[b * 4 * H + 3 * H + j] = d * tc * o * (1.0f - o);
         dcp[b * H + j] = d * o * (1.0f - tc * tc);
       }

@@ -16,8 +16,6 @@ namespace nl {
 
 std::vector<std::string> recurrent_norm_names() { return {"none", "ln", "rms", "bn"}; }
 
-static inline float sigmoidf(float v) { return 1.0f / (1.0f + std::exp(-v)); }
-
 static void check_state_pair(const char* op, const Tensor& gates, int64_t g, const Tensor& state) {
   NL_CHECK(state.dim() == 2 && gates.dim() == 2 && gates.size(0) == state.size(0) &&
                gates.size(1) == g * state.size(1),
@@ -115,6 +113,22 @@ Tensor lstm_cell_output(const Tensor& gates, const Tensor& c_normed) {
   });
 }
 
+// r, z, n of a GRU step -> [B, 3H]: r, z = sigmoid(gx + gh), n = tanh(gx_n + r gh_n), by the
+// kernel table's vectorized functions (as lstm_ifg).
+static Tensor gru_rzn(const Tensor& X, const Tensor& Hh, int64_t B, int64_t H) {
+  const KernelTable& k = kernels();
+  Tensor a = Tensor::empty({B, 3 * H});
+  for (int64_t b = 0; b < B; ++b) {
+    const float *x = X.data() + b * 3 * H, *hh = Hh.data() + b * 3 * H;
+    float* out = a.data() + b * 3 * H;
+    for (int64_t j = 0; j < 2 * H; ++j) out[j] = x[j] + hh[j];
+    k.sigmoid(out, out, 2 * H);
+    for (int64_t j = 0; j < H; ++j) out[2 * H + j] = x[2 * H + j] + out[j] * hh[2 * H + j];
+    k.tanh(out + 2 * H, out + 2 * H, H);
+  }
+  return a;
+}
+
 Tensor gru_cell(const Tensor& gx, const Tensor& gh, const Tensor& h_prev) {
   check_state_pair("gru_cell", gx, 3, h_prev);
   NL_CHECK(gh.shape() == gx.shape(), "gru_cell: gx and gh must have the same shape, got ", gx.shape(), " and ",
@@ -123,27 +137,24 @@ Tensor gru_cell(const Tensor& gx, const Tensor& gh, const Tensor& h_prev) {
   Tensor X = gx.detach().contiguous(), Hh = gh.detach().contiguous(), P = h_prev.detach().contiguous();
   Tensor h = Tensor::empty({B, H});
   {
-    const float *px = X.data(), *ph = Hh.data(), *pp = P.data();
+    const Tensor A = gru_rzn(X, Hh, B, H);
+    const float *pa = A.data(), *pp = P.data();
     float* out = h.data();
     for (int64_t b = 0; b < B; ++b) {
-      const float *x = px + b * 3 * H, *hh = ph + b * 3 * H;
-      for (int64_t j = 0; j < H; ++j) {
-        const float r = sigmoidf(x[j] + hh[j]), z = sigmoidf(x[H + j] + hh[H + j]);
-        const float n = std::tanh(x[2 * H + j] + r * hh[2 * H + j]);
-        out[b * H + j] = (1.0f - z) * n + z * pp[b * H + j];
-      }
+      const float* a = pa + b * 3 * H;  // r, z, n
+      for (int64_t j = 0; j < H; ++j) out[b * H + j] = (1.0f - a[H + j]) * a[2 * H + j] + a[H + j] * pp[b * H + j];
     }
   }
   return record(h, "gru_cell", {gx, gh, h_prev}, [gx, gh, h_prev, X, Hh, P, B, H](const Tensor& grad) {
     Tensor dh = grad.contiguous();
     Tensor dgx = Tensor::empty({B, 3 * H}), dgh = Tensor::empty({B, 3 * H}), dprev = Tensor::empty({B, H});
-    const float *px = X.data(), *ph = Hh.data(), *pp = P.data(), *pd = dh.data();
+    const Tensor A = gru_rzn(X, Hh, B, H);
+    const float *pa = A.data(), *ph = Hh.data(), *pp = P.data(), *pd = dh.data();
     for (int64_t b = 0; b < B; ++b) {
-      const float *x = px + b * 3 * H, *hh = ph + b * 3 * H;
+      const float *a = pa + b * 3 * H, *hh = ph + b * 3 * H;
       float *dx = dgx.data() + b * 3 * H, *dhh = dgh.data() + b * 3 * H;
       for (int64_t j = 0; j < H; ++j) {
-        const float r = sigmoidf(x[j] + hh[j]), z = sigmoidf(x[H + j] + hh[H + j]);
-        const float n = std::tanh(x[2 * H + j] + r * hh[2 * H + j]);
+        const float r = a[j], z = a[H + j], n = a[2 * H + j];
         const float d = pd[b * H + j];
         const float dn_pre = d * (1.0f - z) * (1.0f - n * n);           // through n = tanh(.)
         const float dz_pre = d * (pp[b * H + j] - n) * z * (1.0f - z);  // through z = sigmoid(.)

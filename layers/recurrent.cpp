@@ -113,19 +113,20 @@ Tensor lstm_cell_output(const Tensor& gates, const Tensor& c_normed) {
   });
 }
 
-// r, z, n of a GRU step -> [B, 3H]: r, z = sigmoid(gx + gh), n = tanh(gx_n + r gh_n), by the
-// kernel table's vectorized functions (as lstm_ifg).
+// One row of a GRU step: out = r, z, n with r, z = sigmoid(x + hh), n = tanh(x_n + r hh_n), by
+// the kernel table's vectorized functions (out may be x: gru_sequence works in place).
+static void gru_row_rzn(const KernelTable& k, const float* x, const float* hh, float* out, int64_t H) {
+  for (int64_t j = 0; j < 2 * H; ++j) out[j] = x[j] + hh[j];
+  k.sigmoid(out, out, 2 * H);                                                 // r, z
+  for (int64_t j = 0; j < H; ++j) out[2 * H + j] = x[2 * H + j] + out[j] * hh[2 * H + j];
+  k.tanh(out + 2 * H, out + 2 * H, H);                                        // n
+}
+
+// r, z, n of every row -> [B, 3H] (as lstm_ifg).
 static Tensor gru_rzn(const Tensor& X, const Tensor& Hh, int64_t B, int64_t H) {
   const KernelTable& k = kernels();
   Tensor a = Tensor::empty({B, 3 * H});
-  for (int64_t b = 0; b < B; ++b) {
-    const float *x = X.data() + b * 3 * H, *hh = Hh.data() + b * 3 * H;
-    float* out = a.data() + b * 3 * H;
-    for (int64_t j = 0; j < 2 * H; ++j) out[j] = x[j] + hh[j];
-    k.sigmoid(out, out, 2 * H);
-    for (int64_t j = 0; j < H; ++j) out[2 * H + j] = x[2 * H + j] + out[j] * hh[2 * H + j];
-    k.tanh(out + 2 * H, out + 2 * H, H);
-  }
+  for (int64_t b = 0; b < B; ++b) gru_row_rzn(k, X.data() + b * 3 * H, Hh.data() + b * 3 * H, a.data() + b * 3 * H, H);
   return a;
 }
 
@@ -336,10 +337,7 @@ Tensor gru_sequence(const Tensor& x, const Tensor& w_ih, const Tensor& w_hh, con
       float *a = pa + r * G3, *h = py + r * H, *hprev = php + r * H;
       const float* ghr = pgh + r * G3;
       if (t == 0) std::fill(hprev, hprev + H, 0.0f);
-      for (int64_t j = 0; j < 2 * H; ++j) a[j] += ghr[j];
-      k.sigmoid(a, a, 2 * H);                                          // r, z
-      for (int64_t j = 0; j < H; ++j) a[2 * H + j] += a[j] * ghr[2 * H + j];  // gx_n + r * gh_n
-      k.tanh(a + 2 * H, a + 2 * H, H);                                 // n
+      gru_row_rzn(k, a, ghr, a, H);  // r, z, n in place
       for (int64_t j = 0; j < H; ++j) h[j] = (1.0f - a[H + j]) * a[2 * H + j] + a[H + j] * hprev[j];
       if (t + 1 < T) std::copy(h, h + H, hprev + H);
     }

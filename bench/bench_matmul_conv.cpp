@@ -4,7 +4,8 @@
 //                           (the fraction is the cost of normlab's wrapper: allocation, views)
 //   normlab_bench conv      conv2d forward and forward+backward milliseconds per call for the
 //                           layers of the benchmark CNNs (scripts/torch_models.py) at batch 2..128
-//                           (args: batch sizes, e.g. `normlab_bench conv 2 32`)
+//                           (args: batch sizes, e.g. `normlab_bench conv 2 32`; --algorithm
+//                           direct|winograd forces one 3x3 algorithm, --only picks layers)
 //
 // The PyTorch side of the conv table is scripts/bench_torch_ops.py, which can run this
 // binary right after itself and print the ratio per row:
@@ -15,6 +16,7 @@
 // column order (layer, batch, fwd_ms, fwdbwd_ms).
 #include <cblas.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -70,22 +72,37 @@ struct ConvLayer {
   int64_t cin, cout, hw;
 };
 
-// The conv layers of the reference CNNs (3x3, padding 1, bias).
+// The conv layers of the reference CNNs (3x3, padding 1, bias) and ResNet-20's three stride-1
+// shapes (it has no conv bias; the bias here changes little).
 const std::vector<ConvLayer> kConvLayers = {
-    {"mnist1_1-32_28", 1, 32, 28},   {"mnist2_32-64_14", 32, 64, 14}, {"cifar1_3-32_32", 3, 32, 32},
-    {"cifar2_32-64_16", 32, 64, 16}, {"cifar3_64-128_8", 64, 128, 8},
+    {"mnist1_1-32_28", 1, 32, 28},      {"mnist2_32-64_14", 32, 64, 14},   {"cifar1_3-32_32", 3, 32, 32},
+    {"cifar2_32-64_16", 32, 64, 16},    {"cifar3_64-128_8", 64, 128, 8},   {"resnet1_16-16_32", 16, 16, 32},
+    {"resnet2_32-32_16", 32, 32, 16},   {"resnet3_64-64_8", 64, 64, 8},
 };
 
 NL_BENCH_SUITE(conv, "conv2d fwd and fwd+bwd ms on the MNIST/CIFAR CNN layers (compare: scripts/bench_torch_ops.py)") {
   std::vector<int64_t> batches = {2, 8, 32, 128};
   CLI::App cli{"conv2d fwd and fwd+bwd ms", "normlab_bench conv"};
+  std::string algorithm = "automatic";
+  std::vector<std::string> only;
   cli.add_option("batches", batches, "batch sizes (default 2 8 32 128)")->check(nl::bench::kPositive);
+  cli.add_option("--algorithm", algorithm, "3x3 algorithm: automatic (as in training), direct or winograd")
+      ->check(CLI::IsMember({"automatic", "direct", "winograd"}));
+  std::vector<std::string> names;
+  for (const auto& layer : kConvLayers) names.push_back(layer.name);
+  cli.add_option("--only", only, "layers to run (default all)")->delimiter(',')->allow_extra_args(false)->check(CLI::IsMember(names));
   nl::bench::parse_args(cli, args);
+  const nl::Conv3x3Algorithm saved = nl::conv3x3_algorithm();
+  nl::set_conv3x3_algorithm(algorithm == "direct"     ? nl::Conv3x3Algorithm::direct
+                            : algorithm == "winograd" ? nl::Conv3x3Algorithm::winograd
+                                                      : nl::Conv3x3Algorithm::automatic);
+  std::printf("# 3x3 algorithm: %s\n", algorithm.c_str());
   nl::Generator gen(2);
   nl::Conv2dOptions opt;
   opt.pad_h = opt.pad_w = 1;
   print_row({"conv", "layer", "batch", "fwd_ms", "fwdbwd_ms"}, 18);
   for (const auto& layer : kConvLayers) {
+    if (!only.empty() && std::find(only.begin(), only.end(), layer.name) == only.end()) continue;
     for (int64_t n : batches) {
       Tensor x = nl::randn({n, layer.cin, layer.hw, layer.hw}, gen);
       // As in training: the image layer's input needs no gradient, later layers' inputs do.
@@ -105,6 +122,7 @@ NL_BENCH_SUITE(conv, "conv2d fwd and fwd+bwd ms on the MNIST/CIFAR CNN layers (c
       print_row({"conv", layer.name, std::to_string(n), fmt_num(t_fwd * 1e3, 3), fmt_num(t_both * 1e3, 3)}, 18);
     }
   }
+  nl::set_conv3x3_algorithm(saved);
 }
 
 }  // namespace

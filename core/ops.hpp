@@ -79,6 +79,12 @@ struct Conv2dOptions {
 // x: [N, Cin, H, W], weight: [Cout, Cin/groups, KH, KW], bias: [Cout] or undefined.
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
               const Conv2dOptions& options = {});
+// How 3x3 stride-1 convolutions (and their input gradients) are computed: `automatic` takes
+// Winograd F(2x2, 3x3) for the shapes where it measured faster, else the direct kernel; the
+// others force one, for tests and benchmarks (Winograd needs even H and W).
+enum class Conv3x3Algorithm { automatic, direct, winograd };
+void set_conv3x3_algorithm(Conv3x3Algorithm algorithm);
+Conv3x3Algorithm conv3x3_algorithm();
 Tensor max_pool2d(const Tensor& x, int64_t kernel, int64_t stride = 0, int64_t padding = 0);
 Tensor avg_pool2d(const Tensor& x, int64_t kernel, int64_t stride = 0, int64_t padding = 0);
 Tensor global_avg_pool2d(const Tensor& x);  // [N, C, H, W] -> [N, C]

@@ -28,8 +28,11 @@
 //   weight   dW[co, ci] = sum_n sum_q dy[n, q, co] x_pad[n, ci, q + tap]  work items (block of Cout, ci)
 // Each item owns its outputs and sums in a fixed order, so the result is the same for any
 // thread count, and there are no per-thread partials to merge.
+// Forward and input gradient take Winograd F(2x2, 3x3) instead where it is faster (use_winograd):
+// 2.25x fewer multiplies for two cheap transforms, on layers with enough channels.
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <vector>
 
@@ -157,6 +160,7 @@ Plane3x3 plane3x3(int64_t h, int64_t w, const Conv3x3Kernels& k) {
   p.wp = w + 2;
   p.q_count = (h * p.wp + k.vec - 1) / k.vec * k.vec;
   p.plane = std::max((h + 2) * p.wp, p.q_count + 2 * p.wp + 2);
+  p.plane = std::max(p.plane, (h + 1) * p.wp + w + 2 * k.vec + 2);  // Winograd's reads of the last tile row
   return p;
 }
 
@@ -217,6 +221,82 @@ std::vector<float> pack_3x3(const float* w, int64_t cout, int64_t cin, int64_t c
   return pk;
 }
 
+// ---- Winograd F(2x2, 3x3) (core/kernels/conv3x3.hpp) ----
+
+std::atomic<Conv3x3Algorithm> g_conv3x3_algorithm{Conv3x3Algorithm::automatic};
+
+// Whether a 3x3 product with `ins` input and `outs` output channels on an h x w map takes
+// Winograd. Automatic: where it measured faster than the direct kernel (`normlab_bench conv`,
+// docs/performance.md): every layer with 16 or more input channels, not the image layers (1 or
+// 3 channels: too few products per tile to pay for its transforms).
+bool use_winograd(int64_t ins, int64_t outs, int64_t h, int64_t w) {
+  if (h % 2 != 0 || w % 2 != 0) return false;
+  switch (g_conv3x3_algorithm.load()) {
+    case Conv3x3Algorithm::direct: return false;
+    case Conv3x3Algorithm::winograd: return true;
+    case Conv3x3Algorithm::automatic: break;
+  }
+  return ins >= 16;
+}
+
+// w [cout, cin, 3, 3] -> u [ceil(outs / cb)][16][ins][cb] = G g G^T per (out, in) pair, zero past
+// outs; flip = the input gradient's (in and out swapped, taps reversed, as in pack_3x3). This
+// runs every step on up to 64 x 128 pairs, so it is written for speed: few operations per pair
+// (G's rows 1 and 2 share g0 + g2) and u written in order, a block of cb pairs at a time.
+std::vector<float> pack_winograd(const float* w, int64_t cout, int64_t cin, int64_t cb, bool flip) {
+  const int64_t outs = flip ? cin : cout, ins = flip ? cout : cin;
+  const int64_t blocks = (outs + cb - 1) / cb;
+  std::vector<float> u(blocks * 16 * ins * cb);
+  std::vector<float> block_u(16 * cb);  // [xi][c] of one (block, input) pair of the loops below
+  for (int64_t ob = 0; ob < blocks; ++ob)
+    for (int64_t i = 0; i < ins; ++i) {
+      for (int64_t c = 0; c < cb; ++c) {
+        const int64_t o = ob * cb + c;
+        if (o >= outs) {
+          for (int xi = 0; xi < 16; ++xi) block_u[xi * cb + c] = 0.0f;
+          continue;
+        }
+        float g[9];
+        for (int t = 0; t < 9; ++t) g[t] = flip ? w[(i * cin + o) * 9 + 8 - t] : w[(o * cin + i) * 9 + t];
+        float gg[4][3];  // G g: rows 0 and 3 are g's, rows 1 and 2 (g0 + g2 +- g1) / 2
+        for (int col = 0; col < 3; ++col) {
+          const float outer = g[col] + g[6 + col];
+          gg[0][col] = g[col], gg[1][col] = 0.5f * (outer + g[3 + col]);
+          gg[2][col] = 0.5f * (outer - g[3 + col]), gg[3][col] = g[6 + col];
+        }
+        for (int r = 0; r < 4; ++r) {  // (G g) G^T: the same combination along the row
+          const float outer = gg[r][0] + gg[r][2];
+          float* ur = block_u.data() + r * 4 * cb + c;
+          ur[0] = gg[r][0], ur[cb] = 0.5f * (outer + gg[r][1]), ur[2 * cb] = 0.5f * (outer - gg[r][1]);
+          ur[3 * cb] = gg[r][2];
+        }
+      }
+      for (int xi = 0; xi < 16; ++xi)
+        std::memcpy(u.data() + ((ob * 16 + xi) * ins + i) * cb, block_u.data() + xi * cb, cb * sizeof(float));
+    }
+  return u;
+}
+
+// out [n, outs, h, w] = Winograd conv of in_pad [n][ins][plane] (+ bias). Work items are blocks
+// of whole tile rows, sized so that a block's V (16 x ins x tiles floats, ~256 KB) stays in L2,
+// and at most an even share per thread; the bits do not depend on the blocking (each tile's
+// sums run in the same order wherever it sits).
+void winograd_3x3(const float* in_pad, int64_t n, int64_t ins, int64_t outs, int64_t h, int64_t w, const Plane3x3& p,
+                  const float* u, const float* bias, float* out, const Conv3x3Kernels& k) {
+  const int64_t th = h / 2, tw = w / 2, tile_rows = n * th;
+  const int64_t per_thread = (tile_rows + num_threads() - 1) / num_threads();
+  const int64_t block = std::clamp<int64_t>(4096 / ins / tw, 1, per_thread);
+  const int64_t blocks = (tile_rows + block - 1) / block;
+  parallel_for(blocks, 1, [&](int64_t b, int64_t e) {
+    std::vector<float> scratch(k.winograd_scratch(ins, block * tw));
+    for (int64_t i = b; i < e; ++i) {
+      const int64_t row0 = i * block;
+      k.winograd(in_pad, ins, p.plane, p.wp, th, tw, u, outs, bias, out, row0, std::min(block, tile_rows - row0),
+                 scratch.data());
+    }
+  });
+}
+
 // The direct path of conv2d (3x3, stride 1, padding 1, dilation 1, groups 1).
 Tensor conv2d_3x3(const Tensor& x, const Tensor& weight, const Tensor& bias, const ConvGeometry& g) {
   const Conv3x3Kernels& k = conv3x3_kernels();
@@ -227,9 +307,14 @@ Tensor conv2d_3x3(const Tensor& x, const Tensor& weight, const Tensor& bias, con
   Tensor x_pad = Tensor::empty({g.n, g.cin, p.plane});
   pad_planes(xc.data(), x_pad.data(), g.n * g.cin, g.h, g.w, p);
   Tensor y = Tensor::empty({g.n, g.cout, g.h, g.w});
-  const std::vector<float> wpk = pack_3x3(wc.data(), g.cout, g.cin, k.co_block, false);
-  direct_3x3(x_pad.data(), g.n, g.cin, g.cout, g.h, g.w, p, wpk.data(), bc.defined() ? bc.data() : nullptr, y.data(),
-             k);
+  const float* b = bc.defined() ? bc.data() : nullptr;
+  if (use_winograd(g.cin, g.cout, g.h, g.w)) {
+    const std::vector<float> u = pack_winograd(wc.data(), g.cout, g.cin, k.co_block, false);
+    winograd_3x3(x_pad.data(), g.n, g.cin, g.cout, g.h, g.w, p, u.data(), b, y.data(), k);
+  } else {
+    const std::vector<float> wpk = pack_3x3(wc.data(), g.cout, g.cin, k.co_block, false);
+    direct_3x3(x_pad.data(), g.n, g.cin, g.cout, g.h, g.w, p, wpk.data(), b, y.data(), k);
+  }
 
   return record(y, "conv2d", {x, weight, bias}, [x, weight, bias, x_pad, wc, g](const Tensor& gy_in) {
     // The level may have changed since the forward (tests switch it): use one level throughout.
@@ -248,8 +333,13 @@ Tensor conv2d_3x3(const Tensor& x, const Tensor& weight, const Tensor& bias, con
       Tensor dy_pad = Tensor::empty({g.n, g.cout, p.plane});
       pad_planes(gy.data(), dy_pad.data(), g.n * g.cout, g.h, g.w, p, need_b ? plane_sums.data() : nullptr);
       Tensor dx = Tensor::empty(x.shape());
-      const std::vector<float> wt = pack_3x3(wc.data(), g.cout, g.cin, k.co_block, true);
-      direct_3x3(dy_pad.data(), g.n, g.cout, g.cin, g.h, g.w, p, wt.data(), nullptr, dx.data(), k);
+      if (use_winograd(g.cout, g.cin, g.h, g.w)) {
+        const std::vector<float> u = pack_winograd(wc.data(), g.cout, g.cin, k.co_block, true);
+        winograd_3x3(dy_pad.data(), g.n, g.cout, g.cin, g.h, g.w, p, u.data(), nullptr, dx.data(), k);
+      } else {
+        const std::vector<float> wt = pack_3x3(wc.data(), g.cout, g.cin, k.co_block, true);
+        direct_3x3(dy_pad.data(), g.n, g.cout, g.cin, g.h, g.w, p, wt.data(), nullptr, dx.data(), k);
+      }
       accumulate_grad(x, dx);
     } else if (need_b) {  // the image layer: no dy_pad, only the bias gradient's plane sums
       parallel_for(g.n * g.cout, 8, [&](int64_t b, int64_t e) {
@@ -298,6 +388,9 @@ Tensor conv2d_3x3(const Tensor& x, const Tensor& weight, const Tensor& bias, con
 }
 
 }  // namespace
+
+void set_conv3x3_algorithm(Conv3x3Algorithm algorithm) { g_conv3x3_algorithm = algorithm; }
+Conv3x3Algorithm conv3x3_algorithm() { return g_conv3x3_algorithm.load(); }
 
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& o) {
   NL_CHECK(x.dim() == 4, "conv2d: input must be 4-D [N, C, H, W], got ", x.shape(), " (weight ", weight.shape(), ")");

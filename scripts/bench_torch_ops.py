@@ -30,6 +30,9 @@ LAYERS = [  # name, cin, cout, hw -- same names as bench/bench_matmul_conv.cpp
     ("cifar1_3-32_32", 3, 32, 32),
     ("cifar2_32-64_16", 32, 64, 16),
     ("cifar3_64-128_8", 64, 128, 8),
+    ("resnet1_16-16_32", 16, 16, 32),
+    ("resnet2_32-32_16", 32, 32, 16),
+    ("resnet3_64-64_8", 64, 64, 8),
 ]
 
 

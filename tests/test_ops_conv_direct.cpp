@@ -1,9 +1,12 @@
 // Tests of the direct 3x3 convolution path of conv2d (stride 1, padding 1; core/kernels/conv3x3.hpp):
 // output and all three gradients against plain-loop definitions (double accumulation), at
-// every SIMD level this CPU has, on awkward shapes (1x1 images, odd widths, channel counts
-// that are not multiples of the kernels' blocks, more columns than one vector), and the
-// same bits for any thread count. Also the 2x2 stride-2 max pool's own loops (core/ops_pool.cpp)
+// every SIMD level this CPU has, with each algorithm forced (the direct kernel, Winograd
+// F(2x2, 3x3) where H and W are even, the automatic choice), on awkward shapes (1x1 images,
+// odd widths, channel counts that are not multiples of the kernels' blocks, more columns or
+// tiles than one vector, blocks of tile rows that span samples), and the same bits for any
+// thread count. Also the 2x2 stride-2 max pool's own loops (core/ops_pool.cpp)
 // against the window definition, with ties, NaNs and odd sizes.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <catch2/catch.hpp>
@@ -69,12 +72,21 @@ struct Case {
   int64_t n, cin, cout, h, w;
 };
 
+const Conv3x3Algorithm kAlgorithms[] = {Conv3x3Algorithm::direct, Conv3x3Algorithm::winograd,
+                                        Conv3x3Algorithm::automatic};
+
+const char* name(Conv3x3Algorithm a) {
+  return a == Conv3x3Algorithm::direct ? "direct" : a == Conv3x3Algorithm::winograd ? "winograd" : "automatic";
+}
+
 }  // namespace
 
-TEST_CASE("direct 3x3 conv2d matches the definition at every SIMD level, awkward shapes", "[conv][simd]") {
+TEST_CASE("3x3 conv2d matches the definition at every SIMD level and with each algorithm, awkward shapes",
+          "[conv][simd]") {
   const std::vector<Case> cases = {
-      {1, 1, 1, 1, 1},  {2, 1, 32, 28, 28}, {2, 3, 5, 7, 9},   {3, 17, 13, 5, 31}, {1, 2, 9, 3, 40},
-      {2, 4, 3, 1, 17}, {1, 32, 64, 14, 14}, {2, 64, 19, 8, 8}, {1, 5, 2, 11, 1},
+      {1, 1, 1, 1, 1},   {2, 1, 32, 28, 28},  {2, 3, 5, 7, 9},      {3, 17, 13, 5, 31},  {1, 2, 9, 3, 40},
+      {2, 4, 3, 1, 17},  {1, 32, 64, 14, 14}, {2, 64, 19, 8, 8},    {1, 5, 2, 11, 1},    {1, 3, 7, 4, 40},
+      {7, 9, 11, 4, 6},  {2, 33, 17, 2, 2},   {3, 16, 40, 16, 16},  {1, 40, 33, 2, 70},  {4, 64, 64, 8, 8},
   };
   const SimdLevel saved = simd_level();
   for (const Case& c : cases) {
@@ -84,20 +96,53 @@ TEST_CASE("direct 3x3 conv2d matches the definition at every SIMD level, awkward
     Tensor b = randn({c.cout}, gen).set_requires_grad();
     Tensor dy = randn({c.n, c.cout, c.h, c.w}, gen);
     const Reference r = reference(x, w, b, dy);
-    for (int l = 0; l <= static_cast<int>(best_simd_level()); ++l) {
-      set_simd_level(static_cast<SimdLevel>(l));
-      INFO("level " << simd_level_name(simd_level()) << ", x [" << c.n << ", " << c.cin << ", " << c.h << ", " << c.w
-                    << "], cout " << c.cout);
-      x.zero_grad(), w.zero_grad(), b.zero_grad();
-      Tensor y = conv2d(x, w, b, same3x3());
-      y.backward(dy);
-      require_close(y, r.y, "y");
-      require_close(x.grad(), r.dx, "dx");
-      require_close(w.grad(), r.dw, "dw");
-      require_close(b.grad(), r.db, "db");
-    }
+    for (int l = 0; l <= static_cast<int>(best_simd_level()); ++l)
+      for (Conv3x3Algorithm algorithm : kAlgorithms) {
+        set_simd_level(static_cast<SimdLevel>(l));
+        set_conv3x3_algorithm(algorithm);
+        INFO("level " << simd_level_name(simd_level()) << ", " << name(algorithm) << ", x [" << c.n << ", " << c.cin
+                      << ", " << c.h << ", " << c.w << "], cout " << c.cout);
+        x.zero_grad(), w.zero_grad(), b.zero_grad();
+        Tensor y = conv2d(x, w, b, same3x3());
+        y.backward(dy);
+        require_close(y, r.y, "y");
+        require_close(x.grad(), r.dx, "dx");
+        require_close(w.grad(), r.dw, "dw");
+        require_close(b.grad(), r.db, "db");
+      }
   }
   set_simd_level(saved);
+  set_conv3x3_algorithm(Conv3x3Algorithm::automatic);
+}
+
+TEST_CASE("Winograd 3x3 conv2d differs from the direct kernel only by rounding", "[conv]") {
+  // Forward and input gradient of both algorithms on a ResNet-20 shape, compared elementwise
+  // against the outputs' scale: Winograd's transforms cost a few ulps more, no more (a wrong
+  // transform coefficient shows as errors of the outputs' own size).
+  Generator gen(23);
+  Tensor x = randn({4, 64, 8, 8}, gen).set_requires_grad(), w = randn({64, 64, 3, 3}, gen);
+  Tensor dy = randn({4, 64, 8, 8}, gen);
+  auto run = [&](Conv3x3Algorithm algorithm) {
+    set_conv3x3_algorithm(algorithm);
+    x.zero_grad();
+    Tensor y = conv2d(x, w, Tensor(), same3x3());
+    y.backward(dy);
+    return std::vector<std::vector<float>>{y.to_vector(), x.grad().to_vector()};
+  };
+  const auto direct = run(Conv3x3Algorithm::direct), winograd = run(Conv3x3Algorithm::winograd);
+  set_conv3x3_algorithm(Conv3x3Algorithm::automatic);
+  for (int i = 0; i < 2; ++i) {
+    const std::vector<float>&a = direct[i], &b = winograd[i];
+    double max_diff = 0.0, sum_sq = 0.0;
+    for (size_t j = 0; j < a.size(); ++j) {
+      max_diff = std::max(max_diff, std::abs(static_cast<double>(a[j]) - b[j]));
+      sum_sq += static_cast<double>(a[j]) * a[j];
+    }
+    const double rms = std::sqrt(sum_sq / a.size());  // ~20: sums of 576 unit-variance terms (fewer at borders)
+    INFO((i == 0 ? "y" : "dx") << ": max |direct - winograd| " << max_diff << ", rms " << rms);
+    REQUIRE(max_diff > 0.0);         // two different computations, not one called twice
+    REQUIRE(max_diff < 1e-5 * rms);  // fp32 rounding of sums of 576 terms
+  }
 }
 
 TEST_CASE("direct 3x3 conv2d without bias, and with an input that needs no gradient", "[conv]") {
@@ -112,11 +157,12 @@ TEST_CASE("direct 3x3 conv2d without bias, and with an input that needs no gradi
   REQUIRE_FALSE(x.grad().defined());
 }
 
-TEST_CASE("direct 3x3 conv2d gives the same bits for 1 and 2 threads", "[conv]") {
+TEST_CASE("3x3 conv2d gives the same bits for 1 and 2 threads, with each algorithm", "[conv]") {
   Generator gen(17);
-  Tensor x = randn({5, 6, 9, 12}, gen).set_requires_grad(), w = randn({10, 6, 3, 3}, gen).set_requires_grad();
+  // Even H and W, so that Winograd applies; 5 samples of 5 tile rows split into uneven blocks.
+  Tensor x = randn({5, 6, 10, 12}, gen).set_requires_grad(), w = randn({10, 6, 3, 3}, gen).set_requires_grad();
   Tensor b = randn({10}, gen).set_requires_grad();
-  Tensor dy = randn({5, 10, 9, 12}, gen);
+  Tensor dy = randn({5, 10, 10, 12}, gen);
   auto run = [&](int threads) {
     set_num_threads(threads);
     x.zero_grad(), w.zero_grad(), b.zero_grad();
@@ -126,9 +172,14 @@ TEST_CASE("direct 3x3 conv2d gives the same bits for 1 and 2 threads", "[conv]")
                                            b.grad().to_vector()};
   };
   const int saved = num_threads();
-  auto one = run(1), two = run(2);
+  for (Conv3x3Algorithm algorithm : kAlgorithms) {
+    INFO(name(algorithm));
+    set_conv3x3_algorithm(algorithm);
+    auto one = run(1), two = run(2);
+    for (int i = 0; i < 4; ++i) REQUIRE(one[i] == two[i]);
+  }
   set_num_threads(saved);
-  for (int i = 0; i < 4; ++i) REQUIRE(one[i] == two[i]);
+  set_conv3x3_algorithm(Conv3x3Algorithm::automatic);
 }
 
 TEST_CASE("2x2 stride-2 max_pool2d matches the window definition with ties, NaNs and odd sizes", "[pool]") {

@@ -10,6 +10,22 @@
 // The weight gradient instead reads dy channels-last (to_channels_last) and keeps output
 // channels in the vector lanes: it visits only real positions and needs no sum across lanes.
 //
+// Winograd F(2x2, 3x3) (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks",
+// 2016): every 2 x 2 block of outputs ("tile" (ty, tx), ty < H/2, tx < W/2) comes from the
+// 4 x 4 input patch d at padded rows 2ty .. 2ty+3, columns 2tx .. 2tx+3, and a 3 x 3 filter g:
+//   Y = A^T [ (G g G^T) (.) (B^T d B) ] A       (.) elementwise: 16 products instead of 36
+//   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]   G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1]
+//   A^T = [1 1 1 0; 0 1 -1 -1]
+// Over channels the sum moves inside: with U = G g G^T per (co, ci) (packed once per call) and
+// V = B^T d B per (ci, tile), each position xi of the 4 x 4 grid is a matrix product
+//   M[xi][co][tile] = sum_ci U[xi][co][ci] V[xi][ci][tile],   then Y[co][tile] = A^T M A.
+// 2.25x fewer multiplies than the direct kernel, paid for with the two transforms and with
+// rounding (U and V mix values of different sizes: errors a few times the direct kernel's,
+// still ~1e-6 relative; the tests bound them). Even H and W only; core/ops_conv.cpp says when.
+// One call: a block of consecutive tile rows (sample s = row / (H/2)), its tiles in vector
+// lanes, numbered row after row; V [16][cin][tiles] and M [16][co_block][tiles] in scratch
+// (each xi plane padded), U [ceil(cout / co_block)][16][cin][co_block].
+//
 // Compiled three times like kernels_impl.inl (normlab_simd_kernel in CMakeLists.txt); the block
 // sizes differ per level (they fit the register file), so results may differ across levels
 // in the last bits, never across runs or thread counts.
@@ -40,6 +56,13 @@ struct Conv3x3Kernels {
   // multiple of vec).
   void (*weight_grad)(const float* dyt, int64_t co_stride, int64_t dyt_stride, const float* in, int64_t in_stride,
                       int64_t n, int64_t h, int64_t w, int64_t wp, int64_t rows, float* dw, int64_t ldw);
+  // Winograd F(2x2, 3x3) for the tile rows [row0, row0 + rows) of samples of th x tw tiles
+  // (H = 2 th, W = 2 tw), all cout outputs: out [n, cout, H, W] (+ bias[co] when given) from the
+  // padded planes in_pad [n][cin][plane], u packed as above. scratch: winograd_scratch(cin,
+  // rows * tw) floats.
+  void (*winograd)(const float* in_pad, int64_t cin, int64_t plane, int64_t wp, int64_t th, int64_t tw, const float* u,
+                   int64_t cout, const float* bias, float* out, int64_t row0, int64_t rows, float* scratch);
+  int64_t (*winograd_scratch)(int64_t cin, int64_t tiles);
 };
 
 const Conv3x3Kernels& conv3x3_kernels_for(SimdLevel level);

@@ -10,6 +10,9 @@
 //
 // Expects: NL_SIMD_NS, this level's namespace (simd_scalar | simd_avx2 | simd_avx512), defined by
 // the translation unit normlab_simd_kernel (CMakeLists.txt) generates for each level.
+#include <immintrin.h>
+
+#include <algorithm>
 #include <cstring>
 
 #include "core/kernels/conv3x3.hpp"
@@ -146,9 +149,148 @@ void weight_grad(const float* dyt, int64_t co_stride, int64_t dyt_stride, const 
   else weight_grad_channel<1>(dyt, co_stride, dyt_stride, in, in_stride, n, h, w, wp, rows, dw, ldw);
 }
 
+// ---- Winograd F(2x2, 3x3) (the math is in conv3x3.hpp) ----
+
+// The first n (<= kVec) lanes of v to p: the output rows must not be written past their end,
+// another thread may own what follows.
+inline void store_first(float* p, vf v, int64_t n) {
+#if defined(__AVX512F__)
+  _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << n) - 1), reinterpret_cast<__m512>(v));
+#elif defined(__AVX2__)
+  vi lane;
+  for (int l = 0; l < kVec; ++l) lane[l] = l;
+  const vi keep = lane < static_cast<int>(n);
+  _mm256_maskstore_ps(p, reinterpret_cast<__m256i>(keep), reinterpret_cast<__m256>(v));
+#else
+  for (int64_t l = 0; l < n; ++l) p[l] = v[l];
+#endif
+}
+
+// p[0], p[2], ... and p[1], p[3], ...: the columns 2tx and 2tx + 1 of kVec consecutive tiles.
+inline void load_even_odd(const float* p, vf& even, vf& odd) {
+  const vf a = load(p), b = load(p + kVec);
+  vi ev, od;
+  for (int l = 0; l < kVec; ++l) ev[l] = 2 * l, od[l] = 2 * l + 1;
+  even = __builtin_shuffle(a, b, ev);
+  odd = __builtin_shuffle(a, b, od);
+}
+
+// V = B^T d B for the tiles of one tile row (tiles in lanes). x: the padded plane at row 2ty,
+// the tiles' first row; v[xi * v_xi + tx] receives V[xi] of tile tx. Whole vectors are
+// stored: lanes past tw hold the next tiles' values, which the next tile row (stored at
+// v + tw) overwrites, and the buffer has a vector of slack after the last row.
+void input_tile_row(const float* x, int64_t wp, int64_t tw, float* v, int64_t v_xi) {
+  for (int64_t tx0 = 0; tx0 < tw; tx0 += kVec) {
+    vf hd[4][4];  // hd[j][k] = (d B)[j][k]: row j of the tile, combined across its columns
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) {
+      vf d0, d1, d2, d3;  // columns 2tx .. 2tx + 3
+      load_even_odd(x + j * wp + 2 * tx0, d0, d1);
+      load_even_odd(x + j * wp + 2 * tx0 + 2, d2, d3);
+      hd[j][0] = d0 - d2, hd[j][1] = d1 + d2, hd[j][2] = d2 - d1, hd[j][3] = d1 - d3;
+    }
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; ++k) {  // B^T (d B): the same combination across rows
+      store(v + (0 + k) * v_xi + tx0, hd[0][k] - hd[2][k]);
+      store(v + (4 + k) * v_xi + tx0, hd[1][k] + hd[2][k]);
+      store(v + (8 + k) * v_xi + tx0, hd[2][k] - hd[1][k]);
+      store(v + (12 + k) * v_xi + tx0, hd[1][k] - hd[3][k]);
+    }
+  }
+}
+
+// Y = A^T M A + bias for one output channel and one tile row: m[xi * m_xi + tx] is M[xi] of
+// tile tx; the 2 x 2 outputs of the row's tiles go to out (row 2ty) and out + w (row 2ty + 1).
+void output_tile_row(const float* m, int64_t m_xi, int64_t tw, float bias, float* out, int64_t w) {
+  vi lo, hi;  // interleave (y0 of tile 0, y1 of tile 0, y0 of tile 1, ...)
+  for (int l = 0; l < kVec; ++l) lo[l] = (l % 2) * kVec + l / 2, hi[l] = lo[l] + kVec / 2;
+  for (int64_t tx0 = 0; tx0 < tw; tx0 += kVec) {
+    vf am[2][4];  // (A^T M)[a][k]
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; ++k) {
+      const vf m0 = load(m + (0 + k) * m_xi + tx0), m1 = load(m + (4 + k) * m_xi + tx0);
+      const vf m2 = load(m + (8 + k) * m_xi + tx0), m3 = load(m + (12 + k) * m_xi + tx0);
+      am[0][k] = m0 + m1 + m2, am[1][k] = m1 - m2 - m3;
+    }
+    const int64_t n = 2 * std::min<int64_t>(kVec, tw - tx0);  // output columns of these tiles
+#pragma GCC unroll 2
+    for (int a = 0; a < 2; ++a) {
+      const vf y0 = am[a][0] + am[a][1] + am[a][2] + bias, y1 = am[a][1] - am[a][2] - am[a][3] + bias;
+      float* row = out + a * w + 2 * tx0;
+      store_first(row, __builtin_shuffle(y0, y1, lo), std::min<int64_t>(n, kVec));
+      if (n > kVec) store_first(row + kVec, __builtin_shuffle(y0, y1, hi), n - kVec);
+    }
+  }
+}
+
+// M[xi][c][t] = sum_ci U[xi][c][ci] V[xi][ci][t] for kCB channels c and tiles [t0, t0 + QV*kVec):
+// the forward kernel's register block with one tap.
+template <int QV>
+inline void tile_products(const float* v, int64_t cin, int64_t tps, const float* u, float* m, int64_t t0) {
+  vf acc[kCB][QV] = {};
+  for (int64_t ci = 0; ci < cin; ++ci) {
+    vf x[QV];
+#pragma GCC unroll 4
+    for (int j = 0; j < QV; ++j) x[j] = load(v + ci * tps + t0 + j * kVec);
+#pragma GCC unroll 8
+    for (int c = 0; c < kCB; ++c) {
+      const float uc = u[ci * kCB + c];
+#pragma GCC unroll 4
+      for (int j = 0; j < QV; ++j) acc[c][j] += x[j] * uc;
+    }
+  }
+  for (int c = 0; c < kCB; ++c)
+    for (int j = 0; j < QV; ++j) store(m + c * tps + t0 + j * kVec, acc[c][j]);
+}
+
+// The scratch of a block of tp tiles: per input channel (V) and per block channel (M), tps
+// floats (whole vectors plus a vector of slack); each of the 16 xi planes is padded by a cache
+// line so that the 16 streams of a transform do not fall into the same L1 sets.
+struct WinogradLayout {
+  int64_t tps, v_xi, m_xi;
+  WinogradLayout(int64_t cin, int64_t tp)
+      : tps((tp + kVec - 1) / kVec * kVec + kVec), v_xi(cin * tps + 16), m_xi(kCB * tps + 16) {}
+  int64_t floats() const { return 16 * (v_xi + m_xi); }
+};
+
+int64_t winograd_scratch(int64_t cin, int64_t tiles) { return WinogradLayout(cin, tiles).floats(); }
+
+void winograd(const float* in_pad, int64_t cin, int64_t plane, int64_t wp, int64_t th, int64_t tw, const float* u,
+              int64_t cout, const float* bias, float* out, int64_t row0, int64_t rows, float* scratch) {
+  const int64_t tp = rows * tw, h = 2 * th, w = 2 * tw;
+  const WinogradLayout L(cin, tp);
+  float* v = scratch;
+  float* m = scratch + 16 * L.v_xi;
+  for (int64_t ci = 0; ci < cin; ++ci)
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t s = (row0 + r) / th, ty = (row0 + r) % th;
+      input_tile_row(in_pad + (s * cin + ci) * plane + 2 * ty * wp, wp, tw, v + ci * L.tps + r * tw, L.v_xi);
+    }
+  const int64_t tq = (tp + kVec - 1) / kVec * kVec;
+  for (int64_t co0 = 0; co0 < cout; co0 += kCB) {
+    const float* u_block = u + co0 * 16 * cin;  // [16][cin][kCB]
+    for (int xi = 0; xi < 16; ++xi) {
+      const float* vx = v + xi * L.v_xi;
+      const float* ux = u_block + xi * cin * kCB;
+      float* mx = m + xi * L.m_xi;
+      int64_t t = 0;
+      for (; t + kQV * kVec <= tq; t += kQV * kVec) tile_products<kQV>(vx, cin, L.tps, ux, mx, t);
+      if (kQV > 2 && t + 2 * kVec <= tq) tile_products<2>(vx, cin, L.tps, ux, mx, t), t += 2 * kVec;
+      for (; t < tq; t += kVec) tile_products<1>(vx, cin, L.tps, ux, mx, t);
+    }
+    for (int64_t c = 0; c < std::min<int64_t>(kCB, cout - co0); ++c)
+      for (int64_t r = 0; r < rows; ++r) {
+        const int64_t s = (row0 + r) / th, ty = (row0 + r) % th;
+        output_tile_row(m + c * L.tps + r * tw, L.m_xi, tw, bias ? bias[co0 + c] : 0.0f,
+                        out + ((s * cout + co0 + c) * h + 2 * ty) * w, w);
+      }
+  }
+}
+
 }  // namespace
 
 extern const Conv3x3Kernels conv3x3_table;
-const Conv3x3Kernels conv3x3_table = {kCB, kVec, kDwVecs * kVec, forward, to_channels_last, weight_grad};
+const Conv3x3Kernels conv3x3_table = {kCB,         kVec,     kDwVecs * kVec,  forward, to_channels_last,
+                                      weight_grad, winograd, winograd_scratch};
 
 }  // namespace nl::NL_SIMD_NS

@@ -3,7 +3,7 @@
 `normlab_bench train` (scripts/profile_train.sh makes one), as fractions of all samples of
 the timed steps, per category:
 
-  conv fwd            3x3 direct kernel called from the forward (conv2d_3x3), its output copy
+  conv fwd            3x3 direct or Winograd kernel called from the forward (conv2d_3x3), its output copy
   conv bwd data       the same kernel called from conv2d's backward (input gradient)
   conv bwd weights    the 3x3 weight-gradient kernel and its channels-last copy of dy
   conv pad/bias       zero-bordered copies of x and dy (pad_planes), bias sums, weight packing
@@ -62,9 +62,9 @@ def classify(frames):
         return "allocation"
     if "im2col" in joined or "col2im" in joined or ("sgemm" in joined and "conv2d" in joined):
         return "im2col conv"
-    if "forward_block" in joined or "direct_3x3" in joined:
+    if any(w in joined for w in ("forward_block", "direct_3x3", "winograd", "tile_products", "_tile_row")):
         return "conv bwd data" if CONV_BWD in joined else "conv fwd"
-    if "pad_planes" in joined or "pack_3x3" in joined or "conv2d" in joined:
+    if "pad_planes" in joined or "pack_" in joined or "conv2d" in joined:
         return "conv pad/bias"
     if "sgemm" in joined or "matmul" in joined or "Linear" in joined:
         return "linear (sgemm)"

@@ -239,6 +239,13 @@ bool use_winograd(int64_t ins, int64_t outs, int64_t h, int64_t w) {
   return ins >= 16;
 }
 
+// The weight gradient's products sum over the batch's tiles: below 128 of them (8x8 maps at
+// batch 2) its 16 small sgemms cost more than the direct kernel saves.
+bool use_winograd_weight_grad(const ConvGeometry& g) {
+  if (!use_winograd(g.cin, g.cout, g.h, g.w)) return false;
+  return g_conv3x3_algorithm.load() == Conv3x3Algorithm::winograd || g.n * (g.h / 2) * (g.w / 2) >= 128;
+}
+
 // w [cout, cin, 3, 3] -> u [ceil(outs / cb)][16][ins][cb] = G g G^T per (out, in) pair, zero past
 // outs; flip = the input gradient's (in and out swapped, taps reversed, as in pack_3x3). This
 // runs every step on up to 64 x 128 pairs, so it is written for speed: few operations per pair
@@ -297,6 +304,52 @@ void winograd_3x3(const float* in_pad, int64_t n, int64_t ins, int64_t outs, int
   });
 }
 
+// dw [cout, cin, 3, 3] = the weight gradient by Winograd (conv3x3.hpp): per block of tile rows,
+// the transforms V of x and Z of dy (one work item per channel), then per xi the product
+// dU[xi] += Z[xi] V[xi]^T (sgemm, one work item per xi, blocks in order: the same bits for any
+// thread count), and at the end dW = G^T dU G per (co, ci).
+void winograd_weight_grad(const float* x_pad, const float* dy_pad, const ConvGeometry& g, const Plane3x3& p,
+                          const Conv3x3Kernels& k, float* dw) {
+  const int64_t th = g.h / 2, tw = g.w / 2, tile_rows = g.n * th, pairs = g.cout * g.cin;
+  // About 2 MB of V and Z per block: each xi's slice, which one product reads, stays in L2.
+  const int64_t block = std::clamp<int64_t>(32768 / (g.cin + g.cout) / tw, 1, tile_rows);
+  const int64_t tps = winograd_tile_stride(block * tw, k.vec);
+  const int64_t v_xi = winograd_xi_stride(g.cin, tps), z_xi = winograd_xi_stride(g.cout, tps);
+  Tensor v = Tensor::empty({16 * v_xi}), z = Tensor::empty({16 * z_xi});
+  std::vector<float> du(16 * pairs, 0.0f);  // [xi][co][ci]
+  for (int64_t row0 = 0; row0 < tile_rows; row0 += block) {
+    const int64_t rows = std::min(block, tile_rows - row0);
+    parallel_for(g.cin + g.cout, 1, [&](int64_t b, int64_t e) {
+      for (int64_t c = b; c < e; ++c) {
+        if (c < g.cin)
+          k.winograd_input(x_pad + c * p.plane, g.cin * p.plane, p.wp, th, tw, row0, rows, v.data() + c * tps, v_xi);
+        else
+          k.winograd_output_grad(dy_pad + (c - g.cin) * p.plane, g.cout * p.plane, p.wp, th, tw, row0, rows,
+                                 z.data() + (c - g.cin) * tps, z_xi);
+      }
+    });
+    parallel_for(16, 1, [&](int64_t b, int64_t e) {
+      for (int64_t xi = b; xi < e; ++xi)
+        gemm_raw(false, true, g.cout, g.cin, rows * tw, z.data() + xi * z_xi, tps, v.data() + xi * v_xi, tps, 1.0f,
+                 du.data() + xi * pairs, g.cin);
+    });
+  }
+  for (int64_t pair = 0; pair < pairs; ++pair) {  // dW = G^T dU G
+    float gu[3][4];                               // G^T dU: rows a = dU0 + (dU1 + dU2) / 2, (dU1 - dU2) / 2, ...
+    for (int c = 0; c < 4; ++c) {
+      const float u0 = du[c * pairs + pair], u1 = du[(4 + c) * pairs + pair];
+      const float u2 = du[(8 + c) * pairs + pair], u3 = du[(12 + c) * pairs + pair];
+      gu[0][c] = u0 + 0.5f * (u1 + u2), gu[1][c] = 0.5f * (u1 - u2), gu[2][c] = 0.5f * (u1 + u2) + u3;
+    }
+    float* out = dw + pair * 9;
+    for (int a = 0; a < 3; ++a) {  // (G^T dU) G: the same combination along the row
+      out[a * 3 + 0] = gu[a][0] + 0.5f * (gu[a][1] + gu[a][2]);
+      out[a * 3 + 1] = 0.5f * (gu[a][1] - gu[a][2]);
+      out[a * 3 + 2] = 0.5f * (gu[a][1] + gu[a][2]) + gu[a][3];
+    }
+  }
+}
+
 // The direct path of conv2d (3x3, stride 1, padding 1, dilation 1, groups 1).
 Tensor conv2d_3x3(const Tensor& x, const Tensor& weight, const Tensor& bias, const ConvGeometry& g) {
   const Conv3x3Kernels& k = conv3x3_kernels();
@@ -328,10 +381,18 @@ Tensor conv2d_3x3(const Tensor& x, const Tensor& weight, const Tensor& bias, con
     Tensor gy = gy_in.contiguous();
     const bool need_x = x.requires_grad(), need_w = weight.requires_grad();
     const bool need_b = bias.defined() && bias.requires_grad();
+    const bool winograd_w = need_w && use_winograd_weight_grad(g);
     std::vector<double> plane_sums(need_b ? g.n * g.cout : 0);
-    if (need_x) {
-      Tensor dy_pad = Tensor::empty({g.n, g.cout, p.plane});
+    Tensor dy_pad;
+    if (need_x || winograd_w) {
+      dy_pad = Tensor::empty({g.n, g.cout, p.plane});
       pad_planes(gy.data(), dy_pad.data(), g.n * g.cout, g.h, g.w, p, need_b ? plane_sums.data() : nullptr);
+    } else if (need_b) {  // the image layer: no dy_pad, only the bias gradient's plane sums
+      parallel_for(g.n * g.cout, 8, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) plane_sums[i] = kernels().sum(gy.data() + i * g.h * g.w, g.h * g.w);
+      });
+    }
+    if (need_x) {
       Tensor dx = Tensor::empty(x.shape());
       if (use_winograd(g.cout, g.cin, g.h, g.w)) {
         const std::vector<float> u = pack_winograd(wc.data(), g.cout, g.cin, k.co_block, true);
@@ -341,12 +402,12 @@ Tensor conv2d_3x3(const Tensor& x, const Tensor& weight, const Tensor& bias, con
         direct_3x3(dy_pad.data(), g.n, g.cout, g.cin, g.h, g.w, p, wt.data(), nullptr, dx.data(), k);
       }
       accumulate_grad(x, dx);
-    } else if (need_b) {  // the image layer: no dy_pad, only the bias gradient's plane sums
-      parallel_for(g.n * g.cout, 8, [&](int64_t b, int64_t e) {
-        for (int64_t i = b; i < e; ++i) plane_sums[i] = kernels().sum(gy.data() + i * g.h * g.w, g.h * g.w);
-      });
     }
-    if (need_w) {
+    if (winograd_w) {
+      Tensor dw = Tensor::empty(weight.shape());
+      winograd_weight_grad(xp.data(), dy_pad.data(), g, p, k, dw.data());
+      accumulate_grad(weight, dw);
+    } else if (need_w) {
       // The weight-gradient kernel wants dy channels-last, dyt [n, h*w, co_stride] (channels
       // padded with zeros to whole vectors): it keeps output channels in vector lanes.
       const int64_t hw = g.h * g.w, co_stride = (g.cout + k.vec - 1) / k.vec * k.vec;

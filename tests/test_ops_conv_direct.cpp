@@ -116,32 +116,33 @@ TEST_CASE("3x3 conv2d matches the definition at every SIMD level and with each a
 }
 
 TEST_CASE("Winograd 3x3 conv2d differs from the direct kernel only by rounding", "[conv]") {
-  // Forward and input gradient of both algorithms on a ResNet-20 shape, compared elementwise
+  // Forward and both gradients of both algorithms on a ResNet-20 shape, compared elementwise
   // against the outputs' scale: Winograd's transforms cost a few ulps more, no more (a wrong
   // transform coefficient shows as errors of the outputs' own size).
   Generator gen(23);
-  Tensor x = randn({4, 64, 8, 8}, gen).set_requires_grad(), w = randn({64, 64, 3, 3}, gen);
+  Tensor x = randn({4, 64, 8, 8}, gen).set_requires_grad(), w = randn({64, 64, 3, 3}, gen).set_requires_grad();
   Tensor dy = randn({4, 64, 8, 8}, gen);
   auto run = [&](Conv3x3Algorithm algorithm) {
     set_conv3x3_algorithm(algorithm);
-    x.zero_grad();
+    x.zero_grad(), w.zero_grad();
     Tensor y = conv2d(x, w, Tensor(), same3x3());
     y.backward(dy);
-    return std::vector<std::vector<float>>{y.to_vector(), x.grad().to_vector()};
+    return std::vector<std::vector<float>>{y.to_vector(), x.grad().to_vector(), w.grad().to_vector()};
   };
   const auto direct = run(Conv3x3Algorithm::direct), winograd = run(Conv3x3Algorithm::winograd);
   set_conv3x3_algorithm(Conv3x3Algorithm::automatic);
-  for (int i = 0; i < 2; ++i) {
+  for (int i = 0; i < 3; ++i) {
     const std::vector<float>&a = direct[i], &b = winograd[i];
     double max_diff = 0.0, sum_sq = 0.0;
     for (size_t j = 0; j < a.size(); ++j) {
       max_diff = std::max(max_diff, std::abs(static_cast<double>(a[j]) - b[j]));
       sum_sq += static_cast<double>(a[j]) * a[j];
     }
-    const double rms = std::sqrt(sum_sq / a.size());  // ~20: sums of 576 unit-variance terms (fewer at borders)
-    INFO((i == 0 ? "y" : "dx") << ": max |direct - winograd| " << max_diff << ", rms " << rms);
+    // y, dx: sums of 576 unit-variance terms (rms ~20); dw: of 256 (rms ~16)
+    const double rms = std::sqrt(sum_sq / a.size());
+    INFO((i == 0 ? "y" : i == 1 ? "dx" : "dw") << ": max |direct - winograd| " << max_diff << ", rms " << rms);
     REQUIRE(max_diff > 0.0);         // two different computations, not one called twice
-    REQUIRE(max_diff < 1e-5 * rms);  // fp32 rounding of sums of 576 terms
+    REQUIRE(max_diff < 1e-5 * rms);  // fp32 rounding
   }
 }
 

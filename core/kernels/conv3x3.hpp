@@ -22,6 +22,9 @@
 // 2.25x fewer multiplies than the direct kernel, paid for with the two transforms and with
 // rounding (U and V mix values of different sizes: errors a few times the direct kernel's,
 // still ~1e-6 relative; the tests bound them). Even H and W only; core/ops_conv.cpp says when.
+// The weight gradient is the same identity read the other way: sum_ij dY_ij Y_ij =
+// sum_xi (A dY A^T)[xi] U[xi] V[xi], so with Z = A dY A^T per (co, tile)
+//   dU[xi][co][ci] = sum_tiles Z[xi][co][tile] V[xi][ci][tile],   dW[co][ci] = G^T dU G.
 // One call: a block of consecutive tile rows (sample s = row / (H/2)), its tiles in vector
 // lanes, numbered row after row; V [16][cin][tiles] and M [16][co_block][tiles] in scratch
 // (each xi plane padded), U [ceil(cout / co_block)][16][cin][co_block].
@@ -63,7 +66,21 @@ struct Conv3x3Kernels {
   void (*winograd)(const float* in_pad, int64_t cin, int64_t plane, int64_t wp, int64_t th, int64_t tw, const float* u,
                    int64_t cout, const float* bias, float* out, int64_t row0, int64_t rows, float* scratch);
   int64_t (*winograd_scratch)(int64_t cin, int64_t tiles);
+  // One channel's transform for the tile rows [row0, row0 + rows), tiles in lanes: V = B^T d B
+  // from x (the channel's padded plane in sample 0; sample s at x + s * sample_stride), or
+  // Z = A dY A^T from g (dy's padded plane, likewise), into v / z [xi * xi_stride + tile],
+  // tile = (row - row0) * tw + tx, with winograd_tile_stride(rows * tw, vec) floats of room.
+  void (*winograd_input)(const float* x, int64_t sample_stride, int64_t wp, int64_t th, int64_t tw, int64_t row0,
+                         int64_t rows, float* v, int64_t xi_stride);
+  void (*winograd_output_grad)(const float* g, int64_t sample_stride, int64_t wp, int64_t th, int64_t tw,
+                               int64_t row0, int64_t rows, float* z, int64_t xi_stride);
 };
+
+// Floats per channel of a block of `tiles` tiles: whole vectors plus a vector of slack (the
+// transforms store whole vectors). Floats per xi plane of `channels` such rows: padded by a
+// cache line, so that the 16 streams of a transform do not fall into the same L1 sets.
+inline int64_t winograd_tile_stride(int64_t tiles, int64_t vec) { return (tiles + vec - 1) / vec * vec + vec; }
+inline int64_t winograd_xi_stride(int64_t channels, int64_t tile_stride) { return channels * tile_stride + 16; }
 
 const Conv3x3Kernels& conv3x3_kernels_for(SimdLevel level);
 inline const Conv3x3Kernels& conv3x3_kernels() { return conv3x3_kernels_for(simd_level()); }

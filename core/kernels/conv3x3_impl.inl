@@ -199,6 +199,28 @@ void input_tile_row(const float* x, int64_t wp, int64_t tw, float* v, int64_t v_
   }
 }
 
+// Z = A dY A^T (the weight gradient's transform of dy) for the tiles of one tile row: g points at
+// row 2ty of dy, inside its padded plane; z[xi * z_xi + tx] receives Z[xi] of tile tx (whole
+// vectors, as in input_tile_row).
+void grad_tile_row(const float* g, int64_t wp, int64_t tw, float* z, int64_t z_xi) {
+  for (int64_t tx0 = 0; tx0 < tw; tx0 += kVec) {
+    vf ga[2][4];  // ga[j][k] = (dY A^T)[j][k]: row j of the 2 x 2 tile, spread over 4 columns
+#pragma GCC unroll 2
+    for (int j = 0; j < 2; ++j) {
+      vf d0, d1;  // columns 2tx, 2tx + 1
+      load_even_odd(g + j * wp + 2 * tx0, d0, d1);
+      ga[j][0] = d0, ga[j][1] = d0 + d1, ga[j][2] = d0 - d1, ga[j][3] = -d1;
+    }
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; ++k) {  // A (dY A^T): the same spread over rows
+      store(z + (0 + k) * z_xi + tx0, ga[0][k]);
+      store(z + (4 + k) * z_xi + tx0, ga[0][k] + ga[1][k]);
+      store(z + (8 + k) * z_xi + tx0, ga[0][k] - ga[1][k]);
+      store(z + (12 + k) * z_xi + tx0, -ga[1][k]);
+    }
+  }
+}
+
 // Y = A^T M A + bias for one output channel and one tile row: m[xi * m_xi + tx] is M[xi] of
 // tile tx; the 2 x 2 outputs of the row's tiles go to out (row 2ty) and out + w (row 2ty + 1).
 void output_tile_row(const float* m, int64_t m_xi, int64_t tw, float bias, float* out, int64_t w) {
@@ -244,16 +266,31 @@ inline void tile_products(const float* v, int64_t cin, int64_t tps, const float*
 }
 
 // The scratch of a block of tp tiles: per input channel (V) and per block channel (M), tps
-// floats (whole vectors plus a vector of slack); each of the 16 xi planes is padded by a cache
-// line so that the 16 streams of a transform do not fall into the same L1 sets.
+// floats; each of the 16 xi planes is padded by a cache line (winograd_xi_stride).
 struct WinogradLayout {
   int64_t tps, v_xi, m_xi;
   WinogradLayout(int64_t cin, int64_t tp)
-      : tps((tp + kVec - 1) / kVec * kVec + kVec), v_xi(cin * tps + 16), m_xi(kCB * tps + 16) {}
+      : tps(winograd_tile_stride(tp, kVec)), v_xi(winograd_xi_stride(cin, tps)), m_xi(winograd_xi_stride(kCB, tps)) {}
   int64_t floats() const { return 16 * (v_xi + m_xi); }
 };
 
 int64_t winograd_scratch(int64_t cin, int64_t tiles) { return WinogradLayout(cin, tiles).floats(); }
+
+void winograd_input(const float* x, int64_t sample_stride, int64_t wp, int64_t th, int64_t tw, int64_t row0,
+                    int64_t rows, float* v, int64_t v_xi) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t s = (row0 + r) / th, ty = (row0 + r) % th;
+    input_tile_row(x + s * sample_stride + 2 * ty * wp, wp, tw, v + r * tw, v_xi);
+  }
+}
+
+void winograd_output_grad(const float* g, int64_t sample_stride, int64_t wp, int64_t th, int64_t tw, int64_t row0,
+                          int64_t rows, float* z, int64_t z_xi) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t s = (row0 + r) / th, ty = (row0 + r) % th;
+    grad_tile_row(g + s * sample_stride + (2 * ty + 1) * wp + 1, wp, tw, z + r * tw, z_xi);
+  }
+}
 
 void winograd(const float* in_pad, int64_t cin, int64_t plane, int64_t wp, int64_t th, int64_t tw, const float* u,
               int64_t cout, const float* bias, float* out, int64_t row0, int64_t rows, float* scratch) {
@@ -262,10 +299,7 @@ void winograd(const float* in_pad, int64_t cin, int64_t plane, int64_t wp, int64
   float* v = scratch;
   float* m = scratch + 16 * L.v_xi;
   for (int64_t ci = 0; ci < cin; ++ci)
-    for (int64_t r = 0; r < rows; ++r) {
-      const int64_t s = (row0 + r) / th, ty = (row0 + r) % th;
-      input_tile_row(in_pad + (s * cin + ci) * plane + 2 * ty * wp, wp, tw, v + ci * L.tps + r * tw, L.v_xi);
-    }
+    winograd_input(in_pad + ci * plane, cin * plane, wp, th, tw, row0, rows, v + ci * L.tps, L.v_xi);
   const int64_t tq = (tp + kVec - 1) / kVec * kVec;
   for (int64_t co0 = 0; co0 < cout; co0 += kCB) {
     const float* u_block = u + co0 * 16 * cin;  // [16][cin][kCB]
@@ -290,7 +324,8 @@ void winograd(const float* in_pad, int64_t cin, int64_t plane, int64_t wp, int64
 }  // namespace
 
 extern const Conv3x3Kernels conv3x3_table;
-const Conv3x3Kernels conv3x3_table = {kCB,         kVec,     kDwVecs * kVec,  forward, to_channels_last,
-                                      weight_grad, winograd, winograd_scratch};
+const Conv3x3Kernels conv3x3_table = {kCB,      kVec,           kDwVecs * kVec, forward,
+                                      to_channels_last, weight_grad, winograd, winograd_scratch,
+                                      winograd_input, winograd_output_grad};
 
 }  // namespace nl::NL_SIMD_NS

@@ -5,7 +5,8 @@ the timed steps, per category:
 
   conv fwd            3x3 direct or Winograd kernel called from the forward (conv2d_3x3), its output copy
   conv bwd data       the same kernel called from conv2d's backward (input gradient)
-  conv bwd weights    the 3x3 weight-gradient kernel and its channels-last copy of dy
+  conv bwd weights    the 3x3 weight-gradient kernel and its channels-last copy of dy, or the
+                      Winograd weight gradient (its transforms and sgemms)
   conv pad/bias       zero-bordered copies of x and dy (pad_planes), bias sums, weight packing
   im2col conv         the im2col + sgemm path (ResNet-20's stride-2 convs): im2col/col2im and
                       its sgemm calls (fwd and bwd together)
@@ -54,7 +55,7 @@ def classify(frames):
     joined = "\n".join(syms)
     if "libgomp" in dso:
         return "OpenMP"
-    if "weight_grad_channel" in joined or "to_channels_last" in joined:
+    if "weight_grad_channel" in joined or "to_channels_last" in joined or "winograd_weight_grad" in joined:
         return "conv bwd weights"
     if any(w in leaf for w in ALLOC_WORDS) or (dso.endswith("[kernel.kallsyms]") and "page_fault" in joined):
         return "allocation"

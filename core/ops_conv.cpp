@@ -249,14 +249,16 @@ bool use_winograd_weight_grad(const ConvGeometry& g) {
 // w [cout, cin, 3, 3] -> u [ceil(outs / cb)][16][ins][cb] = G g G^T per (out, in) pair, zero past
 // outs; flip = the input gradient's (in and out swapped, taps reversed, as in pack_3x3). This
 // runs every step on up to 64 x 128 pairs, so it is written for speed: few operations per pair
-// (G's rows 1 and 2 share g0 + g2) and u written in order, a block of cb pairs at a time.
+// (G's rows 1 and 2 share g0 + g2), u written in order, a block of cb pairs at a time, and
+// split across threads (at batch 2 a serial pack left the second thread waiting).
 std::vector<float> pack_winograd(const float* w, int64_t cout, int64_t cin, int64_t cb, bool flip) {
   const int64_t outs = flip ? cin : cout, ins = flip ? cout : cin;
   const int64_t blocks = (outs + cb - 1) / cb;
   std::vector<float> u(blocks * 16 * ins * cb);
-  std::vector<float> block_u(16 * cb);  // [xi][c] of one (block, input) pair of the loops below
-  for (int64_t ob = 0; ob < blocks; ++ob)
-    for (int64_t i = 0; i < ins; ++i) {
+  parallel_for(blocks * ins, 64, [&](int64_t begin, int64_t end) {
+    std::vector<float> block_u(16 * cb);  // [xi][c] of one (block, input) pair
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t ob = item / ins, i = item % ins;
       for (int64_t c = 0; c < cb; ++c) {
         const int64_t o = ob * cb + c;
         if (o >= outs) {
@@ -281,6 +283,7 @@ std::vector<float> pack_winograd(const float* w, int64_t cout, int64_t cin, int6
       for (int xi = 0; xi < 16; ++xi)
         std::memcpy(u.data() + ((ob * 16 + xi) * ins + i) * cb, block_u.data() + xi * cb, cb * sizeof(float));
     }
+  });
   return u;
 }
 
@@ -334,20 +337,22 @@ void winograd_weight_grad(const float* x_pad, const float* dy_pad, const ConvGeo
                  du.data() + xi * pairs, g.cin);
     });
   }
-  for (int64_t pair = 0; pair < pairs; ++pair) {  // dW = G^T dU G
-    float gu[3][4];                               // G^T dU: rows a = dU0 + (dU1 + dU2) / 2, (dU1 - dU2) / 2, ...
-    for (int c = 0; c < 4; ++c) {
-      const float u0 = du[c * pairs + pair], u1 = du[(4 + c) * pairs + pair];
-      const float u2 = du[(8 + c) * pairs + pair], u3 = du[(12 + c) * pairs + pair];
-      gu[0][c] = u0 + 0.5f * (u1 + u2), gu[1][c] = 0.5f * (u1 - u2), gu[2][c] = 0.5f * (u1 + u2) + u3;
+  parallel_for(pairs, 256, [&](int64_t begin, int64_t end) {
+    for (int64_t pair = begin; pair < end; ++pair) {  // dW = G^T dU G
+      float gu[3][4];                                 // G^T dU: rows a = dU0 + (dU1 + dU2) / 2, (dU1 - dU2) / 2, ...
+      for (int c = 0; c < 4; ++c) {
+        const float u0 = du[c * pairs + pair], u1 = du[(4 + c) * pairs + pair];
+        const float u2 = du[(8 + c) * pairs + pair], u3 = du[(12 + c) * pairs + pair];
+        gu[0][c] = u0 + 0.5f * (u1 + u2), gu[1][c] = 0.5f * (u1 - u2), gu[2][c] = 0.5f * (u1 + u2) + u3;
+      }
+      float* out = dw + pair * 9;
+      for (int a = 0; a < 3; ++a) {  // (G^T dU) G: the same combination along the row
+        out[a * 3 + 0] = gu[a][0] + 0.5f * (gu[a][1] + gu[a][2]);
+        out[a * 3 + 1] = 0.5f * (gu[a][1] - gu[a][2]);
+        out[a * 3 + 2] = 0.5f * (gu[a][1] + gu[a][2]) + gu[a][3];
+      }
     }
-    float* out = dw + pair * 9;
-    for (int a = 0; a < 3; ++a) {  // (G^T dU) G: the same combination along the row
-      out[a * 3 + 0] = gu[a][0] + 0.5f * (gu[a][1] + gu[a][2]);
-      out[a * 3 + 1] = 0.5f * (gu[a][1] - gu[a][2]);
-      out[a * 3 + 2] = 0.5f * (gu[a][1] + gu[a][2]) + gu[a][3];
-    }
-  }
+  });
 }
 
 // The direct path of conv2d (3x3, stride 1, padding 1, dilation 1, groups 1).

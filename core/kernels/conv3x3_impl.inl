@@ -300,7 +300,15 @@ void winograd(const float* in_pad, int64_t cin, int64_t plane, int64_t wp, int64
   float* m = scratch + 16 * L.v_xi;
   for (int64_t ci = 0; ci < cin; ++ci)
     winograd_input(in_pad + ci * plane, cin * plane, wp, th, tw, row0, rows, v + ci * L.tps, L.v_xi);
+  // The products run over whole vectors, up to tq: the lanes past the last tile hold whatever
+  // the scratch held (it is not cleared per call), set to zero so that they cannot be slow
+  // (subnormal) operands. Their results are never stored.
   const int64_t tq = (tp + kVec - 1) / kVec * kVec;
+  for (int xi = 0; xi < 16; ++xi)
+    for (int64_t ci = 0; ci < cin; ++ci) {
+      float* tail = v + xi * L.v_xi + ci * L.tps;
+      std::fill(tail + tp, tail + tq, 0.0f);
+    }
   for (int64_t co0 = 0; co0 < cout; co0 += kCB) {
     const float* u_block = u + co0 * 16 * cin;  // [16][cin][kCB]
     for (int xi = 0; xi < 16; ++xi) {

@@ -86,16 +86,13 @@ NL_BENCH_SUITE(conv, "conv2d fwd and fwd+bwd ms on the MNIST/CIFAR CNN layers (c
   std::string algorithm = "automatic";
   std::vector<std::string> only;
   cli.add_option("batches", batches, "batch sizes (default 2 8 32 128)")->check(nl::bench::kPositive);
-  cli.add_option("--algorithm", algorithm, "3x3 algorithm: automatic (as in training), direct or winograd")
-      ->check(CLI::IsMember({"automatic", "direct", "winograd"}));
+  nl::bench::add_conv3x3_algorithm_option(cli, algorithm);
   std::vector<std::string> names;
   for (const auto& layer : kConvLayers) names.push_back(layer.name);
   cli.add_option("--only", only, "layers to run (default all)")->delimiter(',')->allow_extra_args(false)->check(CLI::IsMember(names));
   nl::bench::parse_args(cli, args);
   const nl::Conv3x3Algorithm saved = nl::conv3x3_algorithm();
-  nl::set_conv3x3_algorithm(algorithm == "direct"     ? nl::Conv3x3Algorithm::direct
-                            : algorithm == "winograd" ? nl::Conv3x3Algorithm::winograd
-                                                      : nl::Conv3x3Algorithm::automatic);
+  nl::set_conv3x3_algorithm(nl::bench::conv3x3_algorithm_named(algorithm));
   std::printf("# 3x3 algorithm: %s\n", algorithm.c_str());
   nl::Generator gen(2);
   nl::Conv2dOptions opt;

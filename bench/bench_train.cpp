@@ -2,7 +2,7 @@
 // scripts/bench_torch.py images (same models, scripts/torch_models.py; same step and timing rule):
 //
 //   normlab_bench train [--budget S] [--batches 2,8,32,128] [--norms none,bn,gn,in,ln]
-//                       [--only mnist,cifar,resnet20] [--max-steps N]
+//                       [--only mnist,cifar,resnet20] [--max-steps N] [--algorithm direct|winograd]
 //
 // mnist / cifar: the cnn model on [1,28,28] / [3,32,32]; resnet20: ResNet-20 on [3,32,32]
 // (not in the default --only: one setting costs ~10x a CIFAR CNN one).
@@ -69,7 +69,11 @@ NL_BENCH_SUITE(train, "CNN training images/s (MNIST, CIFAR x norms x batch; comp
       ->delimiter(',')
       ->check(CLI::IsMember({"mnist", "cifar", "resnet20"}));
   cli.add_option("--max-steps", max_steps, "at most this many timed steps (more: for profiling)")->capture_default_str();
+  std::string algorithm = "automatic";
+  nl::bench::add_conv3x3_algorithm_option(cli, algorithm);
   nl::bench::parse_args(cli, args);
+  const nl::Conv3x3Algorithm saved = nl::conv3x3_algorithm();
+  nl::set_conv3x3_algorithm(nl::bench::conv3x3_algorithm_named(algorithm));
   print_row({"train", "model", "norm", "batch", "images_per_s", "step_ms"});
   for (const auto& d : datasets) {
     for (const auto& norm : norms) {
@@ -79,6 +83,7 @@ NL_BENCH_SUITE(train, "CNN training images/s (MNIST, CIFAR x norms x batch; comp
       }
     }
   }
+  nl::set_conv3x3_algorithm(saved);
 }
 
 }  // namespace

@@ -28,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "core/ops.hpp"
 #include "core/parallel.hpp"
 
 namespace nl::bench {
@@ -85,6 +86,19 @@ inline void parse_args(CLI::App& cli, const std::vector<std::string>& args) {
 inline CLI::Option* add_threads_option(CLI::App& cli, int& threads, const std::string& help = "") {
   cli.final_callback([&threads] { nl::set_num_threads(threads); });
   return cli.add_option("--threads", threads, help)->capture_default_str()->check(kPositive);
+}
+
+// --algorithm automatic|direct|winograd: the 3x3 convolution algorithm (core/ops.hpp) a suite
+// forces, so one binary can A/B the two on the machine at hand (`automatic` is training's rule).
+inline CLI::Option* add_conv3x3_algorithm_option(CLI::App& cli, std::string& algorithm) {
+  return cli.add_option("--algorithm", algorithm, "3x3 convolution algorithm: automatic (as in training), direct or winograd")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"automatic", "direct", "winograd"}));
+}
+inline nl::Conv3x3Algorithm conv3x3_algorithm_named(const std::string& name) {
+  return name == "direct" ? nl::Conv3x3Algorithm::direct
+         : name == "winograd" ? nl::Conv3x3Algorithm::winograd
+                              : nl::Conv3x3Algorithm::automatic;
 }
 
 // Keeps the compiler from deleting a computation whose result is unused.

@@ -226,24 +226,26 @@ std::vector<float> pack_3x3(const float* w, int64_t cout, int64_t cin, int64_t c
 
 std::atomic<Conv3x3Algorithm> g_conv3x3_algorithm{Conv3x3Algorithm::automatic};
 
-// Whether a 3x3 product with `ins` input and `outs` output channels on an h x w map takes
+// Whether a 3x3 product with `ins` input channels over the batch's n maps of h x w takes
 // Winograd. Automatic: where it measured faster than the direct kernel (`normlab_bench conv`,
-// docs/performance.md): every layer with 16 or more input channels, not the image layers (1 or
-// 3 channels: too few products per tile to pay for its transforms).
-bool use_winograd(int64_t ins, int64_t outs, int64_t h, int64_t w) {
-  if (h % 2 != 0 || w % 2 != 0) return false;
+// docs/performance.md) on both CPUs measured (Zen 4, Sapphire Rapids): 16 or more input
+// channels (not the image layers, 1 or 3 channels: too few products per tile to pay for the
+// transforms) and 64 or more tiles in the batch (below, 8x8 maps at batch 2, the transforms'
+// fixed costs win: 0.5x on Sapphire Rapids, 1.0x on Zen 4).
+bool use_winograd(int64_t ins, const ConvGeometry& g) {
+  if (g.h % 2 != 0 || g.w % 2 != 0) return false;
   switch (g_conv3x3_algorithm.load()) {
     case Conv3x3Algorithm::direct: return false;
     case Conv3x3Algorithm::winograd: return true;
     case Conv3x3Algorithm::automatic: break;
   }
-  return ins >= 16;
+  return ins >= 16 && g.n * (g.h / 2) * (g.w / 2) >= 64;
 }
 
-// The weight gradient's products sum over the batch's tiles: below 128 of them (8x8 maps at
-// batch 2) its 16 small sgemms cost more than the direct kernel saves.
+// The weight gradient's products sum over the batch's tiles: below 128 of them its 16 small
+// sgemms cost more than the direct kernel saves.
 bool use_winograd_weight_grad(const ConvGeometry& g) {
-  if (!use_winograd(g.cin, g.cout, g.h, g.w)) return false;
+  if (!use_winograd(g.cin, g)) return false;
   return g_conv3x3_algorithm.load() == Conv3x3Algorithm::winograd || g.n * (g.h / 2) * (g.w / 2) >= 128;
 }
 
@@ -368,7 +370,7 @@ Tensor conv2d_3x3(const Tensor& x, const Tensor& weight, const Tensor& bias, con
   pad_planes(xc.data(), x_pad.data(), g.n * g.cin, g.h, g.w, p);
   Tensor y = Tensor::empty({g.n, g.cout, g.h, g.w});
   const float* b = bc.defined() ? bc.data() : nullptr;
-  if (use_winograd(g.cin, g.cout, g.h, g.w)) {
+  if (use_winograd(g.cin, g)) {
     const std::vector<float> u = pack_winograd(wc.data(), g.cout, g.cin, k.co_block, false);
     winograd_3x3(x_pad.data(), g.n, g.cin, g.cout, g.h, g.w, p, u.data(), b, y.data(), k);
   } else {
@@ -401,7 +403,7 @@ Tensor conv2d_3x3(const Tensor& x, const Tensor& weight, const Tensor& bias, con
     }
     if (need_x) {
       Tensor dx = Tensor::empty(x.shape());
-      if (use_winograd(g.cout, g.cin, g.h, g.w)) {
+      if (use_winograd(g.cout, g)) {
         const std::vector<float> u = pack_winograd(wc.data(), g.cout, g.cin, k.co_block, true);
         winograd_3x3(dy_pad.data(), g.n, g.cout, g.cin, g.h, g.w, p, u.data(), nullptr, dx.data(), k);
       } else {

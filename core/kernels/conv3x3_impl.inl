@@ -175,18 +175,43 @@ inline void load_even_odd(const float* p, vf& even, vf& odd) {
   odd = __builtin_shuffle(a, b, od);
 }
 
-// V = B^T d B for the tiles of one tile row (tiles in lanes). x: the padded plane at row 2ty,
-// the tiles' first row; v[xi * v_xi + tx] receives V[xi] of tile tx. Whole vectors are
-// stored: lanes past tw hold the next tiles' values, which the next tile row (stored at
-// v + tw) overwrites, and the buffer has a vector of slack after the last row.
-void input_tile_row(const float* x, int64_t wp, int64_t tw, float* v, int64_t v_xi) {
+// Tile rows per vector. A row of tw tiles fills a vector only when tw >= kVec; when kVec = R tw
+// (R = 2 or 4: the 16x16 and 8x8 maps at AVX-512), R consecutive tile rows share one vector's
+// lanes instead of leaving most of them idle, R times fewer transforms. Their tiles are
+// consecutive in V, Z and M (tile = row * tw + tx), so only the loads of the patches and the
+// stores of the outputs see the rows apart.
+inline int rows_per_vector(int64_t tw) { return tw * 2 == kVec ? 2 : tw * 4 == kVec ? 4 : 1; }
+
+// As load_even_odd, for R rows of kVec / R tiles each: lanes [q tw, (q + 1) tw) hold row q's
+// columns, read at rows[q] + off. R = 4 joins the first halves of two rows' loads.
+inline void load_even_odd_rows(const float* const* rows, int R, int64_t off, vf& even, vf& odd) {
+  if (R == 1) return load_even_odd(rows[0] + off, even, odd);
+  vf a = load(rows[0] + off), b = load(rows[1] + off);
+  if (R == 4) {
+    vi halves;  // the first kVec / 2 lanes of each operand
+    for (int l = 0; l < kVec; ++l) halves[l] = l < kVec / 2 ? l : kVec + l - kVec / 2;
+    a = __builtin_shuffle(a, b, halves);
+    b = __builtin_shuffle(load(rows[2] + off), load(rows[3] + off), halves);
+  }
+  vi ev, od;
+  for (int l = 0; l < kVec; ++l) ev[l] = 2 * l, od[l] = 2 * l + 1;
+  even = __builtin_shuffle(a, b, ev);
+  odd = __builtin_shuffle(a, b, od);
+}
+
+// V = B^T d B for the tiles of R tile rows (tiles in lanes; R = rows_per_vector(tw)). x[q]: the
+// padded plane at row 2ty of the q-th tile row, its tiles' first row; v[xi * v_xi + q tw + tx]
+// receives V[xi] of its tile tx. Whole vectors are stored: lanes past the rows' tiles hold the
+// next tiles' values, which the next tile rows (stored at v + R tw) overwrite, and the buffer
+// has a vector of slack after the last row.
+void input_tile_rows(const float* const* x, int R, int64_t wp, int64_t tw, float* v, int64_t v_xi) {
   for (int64_t tx0 = 0; tx0 < tw; tx0 += kVec) {
     vf hd[4][4];  // hd[j][k] = (d B)[j][k]: row j of the tile, combined across its columns
 #pragma GCC unroll 4
     for (int j = 0; j < 4; ++j) {
       vf d0, d1, d2, d3;  // columns 2tx .. 2tx + 3
-      load_even_odd(x + j * wp + 2 * tx0, d0, d1);
-      load_even_odd(x + j * wp + 2 * tx0 + 2, d2, d3);
+      load_even_odd_rows(x, R, j * wp + 2 * tx0, d0, d1);
+      load_even_odd_rows(x, R, j * wp + 2 * tx0 + 2, d2, d3);
       hd[j][0] = d0 - d2, hd[j][1] = d1 + d2, hd[j][2] = d2 - d1, hd[j][3] = d1 - d3;
     }
 #pragma GCC unroll 4
@@ -199,16 +224,16 @@ void input_tile_row(const float* x, int64_t wp, int64_t tw, float* v, int64_t v_
   }
 }
 
-// Z = A dY A^T (the weight gradient's transform of dy) for the tiles of one tile row: g points at
-// row 2ty of dy, inside its padded plane; z[xi * z_xi + tx] receives Z[xi] of tile tx (whole
-// vectors, as in input_tile_row).
-void grad_tile_row(const float* g, int64_t wp, int64_t tw, float* z, int64_t z_xi) {
+// Z = A dY A^T (the weight gradient's transform of dy) for the tiles of R tile rows: g[q] points
+// at row 2ty of dy for the q-th of them, inside its padded plane; z[xi * z_xi + q tw + tx]
+// receives Z[xi] of its tile tx (whole vectors, as in input_tile_rows).
+void grad_tile_rows(const float* const* g, int R, int64_t wp, int64_t tw, float* z, int64_t z_xi) {
   for (int64_t tx0 = 0; tx0 < tw; tx0 += kVec) {
     vf ga[2][4];  // ga[j][k] = (dY A^T)[j][k]: row j of the 2 x 2 tile, spread over 4 columns
 #pragma GCC unroll 2
     for (int j = 0; j < 2; ++j) {
       vf d0, d1;  // columns 2tx, 2tx + 1
-      load_even_odd(g + j * wp + 2 * tx0, d0, d1);
+      load_even_odd_rows(g, R, j * wp + 2 * tx0, d0, d1);
       ga[j][0] = d0, ga[j][1] = d0 + d1, ga[j][2] = d0 - d1, ga[j][3] = -d1;
     }
 #pragma GCC unroll 4
@@ -221,9 +246,11 @@ void grad_tile_row(const float* g, int64_t wp, int64_t tw, float* z, int64_t z_x
   }
 }
 
-// Y = A^T M A + bias for one output channel and one tile row: m[xi * m_xi + tx] is M[xi] of
-// tile tx; the 2 x 2 outputs of the row's tiles go to out (row 2ty) and out + w (row 2ty + 1).
-void output_tile_row(const float* m, int64_t m_xi, int64_t tw, float bias, float* out, int64_t w) {
+// Y = A^T M A + bias for one output channel and R tile rows (R = rows_per_vector(tw)), of which
+// the first `valid` exist: m[xi * m_xi + q tw + tx] is M[xi] of tile tx of the q-th; its 2 x 2
+// outputs go to out[q] (row 2ty) and out[q] + w (row 2ty + 1).
+void output_tile_rows(const float* m, int64_t m_xi, int64_t tw, float bias, float* const* out, int R, int valid,
+                      int64_t w) {
   vi lo, hi;  // interleave (y0 of tile 0, y1 of tile 0, y0 of tile 1, ...)
   for (int l = 0; l < kVec; ++l) lo[l] = (l % 2) * kVec + l / 2, hi[l] = lo[l] + kVec / 2;
   for (int64_t tx0 = 0; tx0 < tw; tx0 += kVec) {
@@ -234,13 +261,24 @@ void output_tile_row(const float* m, int64_t m_xi, int64_t tw, float bias, float
       const vf m2 = load(m + (8 + k) * m_xi + tx0), m3 = load(m + (12 + k) * m_xi + tx0);
       am[0][k] = m0 + m1 + m2, am[1][k] = m1 - m2 - m3;
     }
-    const int64_t n = 2 * std::min<int64_t>(kVec, tw - tx0);  // output columns of these tiles
 #pragma GCC unroll 2
     for (int a = 0; a < 2; ++a) {
       const vf y0 = am[a][0] + am[a][1] + am[a][2] + bias, y1 = am[a][1] - am[a][2] - am[a][3] + bias;
-      float* row = out + a * w + 2 * tx0;
-      store_first(row, __builtin_shuffle(y0, y1, lo), std::min<int64_t>(n, kVec));
-      if (n > kVec) store_first(row + kVec, __builtin_shuffle(y0, y1, hi), n - kVec);
+      const vf first = __builtin_shuffle(y0, y1, lo), second = __builtin_shuffle(y0, y1, hi);
+      if (R == 1) {
+        const int64_t n = 2 * std::min<int64_t>(kVec, tw - tx0);  // output columns of these tiles
+        float* row = out[0] + a * w + 2 * tx0;
+        store_first(row, first, std::min<int64_t>(n, kVec));
+        if (n > kVec) store_first(row + kVec, second, n - kVec);
+      } else if (R == 2) {  // w = kVec: one vector per row
+        store(out[0] + a * w, first);
+        if (valid > 1) store(out[1] + a * w, second);
+      } else {  // R = 4, w = kVec / 2: half a vector per row
+        vi upper;  // lanes kVec / 2 .. kVec - 1 moved down
+        for (int l = 0; l < kVec; ++l) upper[l] = (l + kVec / 2) % kVec;
+        const vf rows[4] = {first, __builtin_shuffle(first, upper), second, __builtin_shuffle(second, upper)};
+        for (int q = 0; q < valid; ++q) store_first(out[q] + a * w, rows[q], w);
+      }
     }
   }
 }
@@ -278,17 +316,27 @@ int64_t winograd_scratch(int64_t cin, int64_t tiles) { return WinogradLayout(cin
 
 void winograd_input(const float* x, int64_t sample_stride, int64_t wp, int64_t th, int64_t tw, int64_t row0,
                     int64_t rows, float* v, int64_t v_xi) {
-  for (int64_t r = 0; r < rows; ++r) {
-    const int64_t s = (row0 + r) / th, ty = (row0 + r) % th;
-    input_tile_row(x + s * sample_stride + 2 * ty * wp, wp, tw, v + r * tw, v_xi);
+  const int R = rows_per_vector(tw);
+  for (int64_t r = 0; r < rows; r += R) {
+    const float* patch[4];  // past the last row: the last row again (lanes past the tiles)
+    for (int q = 0; q < R; ++q) {
+      const int64_t row = row0 + std::min<int64_t>(r + q, rows - 1), s = row / th, ty = row % th;
+      patch[q] = x + s * sample_stride + 2 * ty * wp;
+    }
+    input_tile_rows(patch, R, wp, tw, v + r * tw, v_xi);
   }
 }
 
 void winograd_output_grad(const float* g, int64_t sample_stride, int64_t wp, int64_t th, int64_t tw, int64_t row0,
                           int64_t rows, float* z, int64_t z_xi) {
-  for (int64_t r = 0; r < rows; ++r) {
-    const int64_t s = (row0 + r) / th, ty = (row0 + r) % th;
-    grad_tile_row(g + s * sample_stride + (2 * ty + 1) * wp + 1, wp, tw, z + r * tw, z_xi);
+  const int R = rows_per_vector(tw);
+  for (int64_t r = 0; r < rows; r += R) {
+    const float* patch[4];  // past the last row: the last row again (lanes past the tiles)
+    for (int q = 0; q < R; ++q) {
+      const int64_t row = row0 + std::min<int64_t>(r + q, rows - 1), s = row / th, ty = row % th;
+      patch[q] = g + s * sample_stride + (2 * ty + 1) * wp + 1;
+    }
+    grad_tile_rows(patch, R, wp, tw, z + r * tw, z_xi);
   }
 }
 
@@ -320,11 +368,16 @@ void winograd(const float* in_pad, int64_t cin, int64_t plane, int64_t wp, int64
       if (kQV > 2 && t + 2 * kVec <= tq) tile_products<2>(vx, cin, L.tps, ux, mx, t), t += 2 * kVec;
       for (; t < tq; t += kVec) tile_products<1>(vx, cin, L.tps, ux, mx, t);
     }
+    const int R = rows_per_vector(tw);
     for (int64_t c = 0; c < std::min<int64_t>(kCB, cout - co0); ++c)
-      for (int64_t r = 0; r < rows; ++r) {
-        const int64_t s = (row0 + r) / th, ty = (row0 + r) % th;
-        output_tile_row(m + c * L.tps + r * tw, L.m_xi, tw, bias ? bias[co0 + c] : 0.0f,
-                        out + ((s * cout + co0 + c) * h + 2 * ty) * w, w);
+      for (int64_t r = 0; r < rows; r += R) {
+        const int valid = static_cast<int>(std::min<int64_t>(R, rows - r));
+        float* dst[4];
+        for (int q = 0; q < valid; ++q) {
+          const int64_t s = (row0 + r + q) / th, ty = (row0 + r + q) % th;
+          dst[q] = out + ((s * cout + co0 + c) * h + 2 * ty) * w;
+        }
+        output_tile_rows(m + c * L.tps + r * tw, L.m_xi, tw, bias ? bias[co0 + c] : 0.0f, dst, R, valid, w);
       }
   }
 }

@@ -5,21 +5,25 @@
 # of each pair's ratio B/A, so drift slower than one pair cancels.
 #   scripts/bench_ab.sh build-a/normlab_bench build-b/normlab_bench
 #   REPEATS=8 CONFIGS="cifar:2:1 cifar:2:2 resnet20:32:2" NORM=gn scripts/bench_ab.sh A B
-# CONFIGS: model:batch:threads (models of `normlab_bench train --only`).
+#   ARGS_A="--algorithm direct" scripts/bench_ab.sh build/normlab_bench build/normlab_bench   # one binary, two settings
+# CONFIGS: model:batch:threads (models of `normlab_bench train --only`); ARGS_A / ARGS_B: more
+# `normlab_bench train` arguments for side A / B.
 set -euo pipefail
 a="$1" b="$2"
 repeats="${REPEATS:-8}" configs="${CONFIGS:-mnist:2:1 mnist:2:2 cifar:2:1 cifar:2:2 cifar:32:2 resnet20:32:2}"
 out="$(mktemp)"
 trap 'rm -f "$out"' EXIT
-echo "# A = $a, B = $b; $repeats repeats; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# A = $a ${ARGS_A:-}, B = $b ${ARGS_B:-}; $repeats repeats; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 for r in $(seq "$repeats"); do
   for c in $configs; do
     IFS=: read -r model batch threads <<< "$c"
     order="A B"; [ $((r % 2)) = 0 ] && order="B A"
     for side in $order; do
-      bin="$a"; [ "$side" = B ] && bin="$b"
+      bin="$a" extra="${ARGS_A:-}"
+      [ "$side" = B ] && bin="$b" extra="${ARGS_B:-}"
+      # shellcheck disable=SC2086  # extra: words to split
       v=$(OMP_NUM_THREADS="$threads" "$bin" train --only "$model" --norms "${NORM:-bn}" --batches "$batch" \
-            --budget "${BUDGET:-0.3}" | awk '$1 == "train" && $2 != "model" {print $5}')
+            --budget "${BUDGET:-0.3}" $extra | awk '$1 == "train" && $2 != "model" {print $5}')
       echo "$side $c $r $v" >> "$out"
     done
   done

@@ -226,12 +226,15 @@ std::vector<float> pack_3x3(const float* w, int64_t cout, int64_t cin, int64_t c
 
 std::atomic<Conv3x3Algorithm> g_conv3x3_algorithm{Conv3x3Algorithm::automatic};
 
+// The 2 x 2 output tiles of a batch (even h and w).
+int64_t winograd_tiles(const ConvGeometry& g) { return g.n * (g.h / 2) * (g.w / 2); }
+
 // Whether a 3x3 product with `ins` input channels over the batch's n maps of h x w takes
 // Winograd. Automatic: where it measured faster than the direct kernel (`normlab_bench conv`,
 // docs/performance.md) on both CPUs measured (Zen 4, Sapphire Rapids): 16 or more input
 // channels (not the image layers, 1 or 3 channels: too few products per tile to pay for the
 // transforms) and 64 or more tiles in the batch (below, 8x8 maps at batch 2, the transforms'
-// fixed costs win: 0.5x on Sapphire Rapids, 1.0x on Zen 4).
+// fixed costs win: 0.76x on Sapphire Rapids, 1.0x on Zen 4).
 bool use_winograd(int64_t ins, const ConvGeometry& g) {
   if (g.h % 2 != 0 || g.w % 2 != 0) return false;
   switch (g_conv3x3_algorithm.load()) {
@@ -239,14 +242,14 @@ bool use_winograd(int64_t ins, const ConvGeometry& g) {
     case Conv3x3Algorithm::winograd: return true;
     case Conv3x3Algorithm::automatic: break;
   }
-  return ins >= 16 && g.n * (g.h / 2) * (g.w / 2) >= 64;
+  return ins >= 16 && winograd_tiles(g) >= 64;
 }
 
 // The weight gradient's products sum over the batch's tiles: below 128 of them its 16 small
 // sgemms cost more than the direct kernel saves.
 bool use_winograd_weight_grad(const ConvGeometry& g) {
   if (!use_winograd(g.cin, g)) return false;
-  return g_conv3x3_algorithm.load() == Conv3x3Algorithm::winograd || g.n * (g.h / 2) * (g.w / 2) >= 128;
+  return g_conv3x3_algorithm.load() == Conv3x3Algorithm::winograd || winograd_tiles(g) >= 128;
 }
 
 // w [cout, cin, 3, 3] -> u [ceil(outs / cb)][16][ins][cb] = G g G^T per (out, in) pair, zero past

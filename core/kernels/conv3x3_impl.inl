@@ -166,9 +166,8 @@ inline void store_first(float* p, vf v, int64_t n) {
 #endif
 }
 
-// p[0], p[2], ... and p[1], p[3], ...: the columns 2tx and 2tx + 1 of kVec consecutive tiles.
-inline void load_even_odd(const float* p, vf& even, vf& odd) {
-  const vf a = load(p), b = load(p + kVec);
+// The even and the odd lanes of a followed by b: the columns 2tx and 2tx + 1 of kVec tiles.
+inline void split_even_odd(vf a, vf b, vf& even, vf& odd) {
   vi ev, od;
   for (int l = 0; l < kVec; ++l) ev[l] = 2 * l, od[l] = 2 * l + 1;
   even = __builtin_shuffle(a, b, ev);
@@ -182,10 +181,11 @@ inline void load_even_odd(const float* p, vf& even, vf& odd) {
 // stores of the outputs see the rows apart.
 inline int rows_per_vector(int64_t tw) { return tw * 2 == kVec ? 2 : tw * 4 == kVec ? 4 : 1; }
 
-// As load_even_odd, for R rows of kVec / R tiles each: lanes [q tw, (q + 1) tw) hold row q's
-// columns, read at rows[q] + off. R = 4 joins the first halves of two rows' loads.
+// Columns 2tx and 2tx + 1 of R rows of kVec / R tiles each (R = 1: kVec tiles of one row):
+// lanes [q tw, (q + 1) tw) hold row q's, read at rows[q] + off. R = 4 joins the first halves of
+// two rows' loads.
 inline void load_even_odd_rows(const float* const* rows, int R, int64_t off, vf& even, vf& odd) {
-  if (R == 1) return load_even_odd(rows[0] + off, even, odd);
+  if (R == 1) return split_even_odd(load(rows[0] + off), load(rows[0] + off + kVec), even, odd);
   vf a = load(rows[0] + off), b = load(rows[1] + off);
   if (R == 4) {
     vi halves;  // the first kVec / 2 lanes of each operand
@@ -193,10 +193,18 @@ inline void load_even_odd_rows(const float* const* rows, int R, int64_t off, vf&
     a = __builtin_shuffle(a, b, halves);
     b = __builtin_shuffle(load(rows[2] + off), load(rows[3] + off), halves);
   }
-  vi ev, od;
-  for (int l = 0; l < kVec; ++l) ev[l] = 2 * l, od[l] = 2 * l + 1;
-  even = __builtin_shuffle(a, b, ev);
-  odd = __builtin_shuffle(a, b, od);
+  split_even_odd(a, b, even, odd);
+}
+
+// The first rows of the padded planes' patches of tile rows [r, r + R) of a block starting at
+// tile row row0 (sample s = row / th, patch at first + s * sample_stride + 2 ty wp); past the
+// block's last row, that row again (its values land in lanes past the tiles).
+inline void tile_row_patches(const float* first, int64_t sample_stride, int64_t wp, int64_t th, int64_t row0,
+                             int64_t r, int64_t rows, int R, const float** patch) {
+  for (int q = 0; q < R; ++q) {
+    const int64_t row = row0 + std::min<int64_t>(r + q, rows - 1), s = row / th, ty = row % th;
+    patch[q] = first + s * sample_stride + 2 * ty * wp;
+  }
 }
 
 // V = B^T d B for the tiles of R tile rows (tiles in lanes; R = rows_per_vector(tw)). x[q]: the
@@ -318,11 +326,8 @@ void winograd_input(const float* x, int64_t sample_stride, int64_t wp, int64_t t
                     int64_t rows, float* v, int64_t v_xi) {
   const int R = rows_per_vector(tw);
   for (int64_t r = 0; r < rows; r += R) {
-    const float* patch[4];  // past the last row: the last row again (lanes past the tiles)
-    for (int q = 0; q < R; ++q) {
-      const int64_t row = row0 + std::min<int64_t>(r + q, rows - 1), s = row / th, ty = row % th;
-      patch[q] = x + s * sample_stride + 2 * ty * wp;
-    }
+    const float* patch[4];
+    tile_row_patches(x, sample_stride, wp, th, row0, r, rows, R, patch);
     input_tile_rows(patch, R, wp, tw, v + r * tw, v_xi);
   }
 }
@@ -331,11 +336,8 @@ void winograd_output_grad(const float* g, int64_t sample_stride, int64_t wp, int
                           int64_t rows, float* z, int64_t z_xi) {
   const int R = rows_per_vector(tw);
   for (int64_t r = 0; r < rows; r += R) {
-    const float* patch[4];  // past the last row: the last row again (lanes past the tiles)
-    for (int q = 0; q < R; ++q) {
-      const int64_t row = row0 + std::min<int64_t>(r + q, rows - 1), s = row / th, ty = row % th;
-      patch[q] = g + s * sample_stride + (2 * ty + 1) * wp + 1;
-    }
+    const float* patch[4];  // dy's rows start one padded row and one column in
+    tile_row_patches(g + wp + 1, sample_stride, wp, th, row0, r, rows, R, patch);
     grad_tile_rows(patch, R, wp, tw, z + r * tw, z_xi);
   }
 }

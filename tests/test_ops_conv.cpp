@@ -109,6 +109,7 @@ TEST_CASE("conv2d gradcheck on input, weight and bias", "[conv][gradcheck]") {
   const std::vector<Case> cases = {
       {"3x3 pad 1", {2, 3, 6, 6}, {4, 3, 3, 3}, opts(1, 1)},
       {"stride 2 pad 1", {2, 3, 7, 7}, {4, 3, 3, 3}, opts(2, 1)},
+      {"stride 3 pad 1", {1, 2, 8, 8}, {2, 2, 3, 3}, opts(3, 1)},  // im2col's run-time stride
       {"dilation 2", {2, 2, 7, 7}, {3, 2, 3, 3}, opts(1, 2, 2)},
       {"groups 2", {3, 4, 5, 5}, {6, 2, 3, 3}, opts(1, 1, 1, 2)},
       {"depthwise", {2, 3, 5, 5}, {3, 1, 3, 3}, opts(1, 1, 1, 3)},

@@ -32,6 +32,9 @@ Tensor pow(const Tensor& x, float exponent);
 Tensor abs(const Tensor& x);
 Tensor clamp(const Tensor& x, float lo, float hi);
 Tensor relu(const Tensor& x);
+// relu(a + b) for same-shape a and b in one pass (a residual block's output): the same values
+// and gradients as the two ops, without the sum's tensor. d/da = d/db = [out > 0].
+Tensor add_relu(const Tensor& a, const Tensor& b);
 Tensor leaky_relu(const Tensor& x, float negative_slope = 0.01f);
 Tensor gelu(const Tensor& x);  // exact erf form, PyTorch's default
 Tensor sigmoid(const Tensor& x);

@@ -314,6 +314,31 @@ Tensor relu(const Tensor& x) {
   });
 }
 
+Tensor add_relu(const Tensor& a, const Tensor& b) {
+  NL_CHECK(a.shape() == b.shape(), "add_relu: shapes ", a.shape(), " and ", b.shape(),
+           " differ (it does not broadcast; use relu(a + b))");
+  Tensor ac = a.detach().contiguous(), bc = b.detach().contiguous();
+  Tensor out = Tensor::empty(a.shape());
+  const float *pa = ac.data(), *pb = bc.data();
+  float* po = out.data();
+  const auto& kt = kernels();
+  // In pieces of 16 KB: relu reads each piece of the sum while it is still in L1.
+  constexpr int64_t kPiece = 4096;
+  parallel_for(out.numel(), kElementwiseGrain, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; i += kPiece) {
+      const int64_t n = std::min(kPiece, end - i);
+      kt.add(pa + i, pb + i, po + i, n);
+      kt.relu(po + i, po + i, n);
+    }
+  });
+  Tensor y = out.detach();  // [y > 0] is [a + b > 0]: the output serves as relu's saved input
+  return record(out, "add_relu", {a, b}, [a, b, y](const Tensor& g) {
+    Tensor masked = grad_kernel(y, g, kernels().relu_backward);
+    accumulate_grad(a, masked);
+    accumulate_grad(b, masked);
+  });
+}
+
 Tensor leaky_relu(const Tensor& x, float slope) {
   Tensor out = map_unary(x, [slope](float v) { return v > 0.0f ? v : v * slope; });
   return record(out, "leaky_relu", {x}, [x, slope](const Tensor& g) {

@@ -136,6 +136,28 @@ TEST_CASE("binary ops with broadcasting pass gradcheck", "[elementwise][gradchec
   REQUIRE(r.ok);
 }
 
+TEST_CASE("add_relu gives relu(a + b)'s bits, forward and backward, and passes gradcheck", "[elementwise][gradcheck]") {
+  Generator gen(21);
+  // 3 x 30000 elements: several pieces of the fused loop and, at 2 threads, a split across threads.
+  Tensor a = randn({3, 30000}, gen).set_requires_grad(), b = randn({3, 30000}, gen).set_requires_grad();
+  Tensor a2 = a.detach().clone().set_requires_grad(), b2 = b.detach().clone().set_requires_grad();
+  Tensor weights = randn({3, 30000}, gen);  // a loss whose gradient differs per element
+  Tensor fused = add_relu(a, b), composite = relu(a2 + b2);
+  REQUIRE(fused.to_vector() == composite.to_vector());
+  sum(mul(fused, weights)).backward();
+  sum(mul(composite, weights)).backward();
+  REQUIRE(a.grad().to_vector() == a2.grad().to_vector());
+  REQUIRE(b.grad().to_vector() == b2.grad().to_vector());
+  // One tensor as both inputs (a block whose shortcut is its input): twice the masked gradient.
+  Tensor x = Tensor::from_vector({4}, {-2, -0.5f, 0.5f, 3}).set_requires_grad();
+  sum(add_relu(x, x)).backward();
+  REQUIRE(x.grad().to_vector() == std::vector<float>{0, 0, 2, 2});
+  Tensor p = randn({2, 3, 4}, gen).set_requires_grad(), q = randn({2, 3, 4}, gen).set_requires_grad();
+  auto r = gradcheck([](const std::vector<Tensor>& in) { return add_relu(in[0], in[1]); }, {p, q});
+  INFO(r.report);
+  REQUIRE(r.ok);
+}
+
 TEST_CASE("the broadcast fast path equals computing on materialized inputs", "[elementwise]") {
   Generator gen(9);
   const std::vector<std::pair<Shape, Shape>> shapes = {
@@ -165,6 +187,7 @@ TEST_CASE("bad shapes and arguments throw nl::Error naming the op and shapes", "
   REQUIRE_THROWS_WITH(mul(a, Tensor::zeros({3, 2})), Catch::Contains("mul") && Catch::Contains("[3, 2]"));
   REQUIRE_THROWS_WITH(div(b, a), Catch::Contains("div") && Catch::Contains("[2, 3]"));
   REQUIRE_THROWS_WITH(sub(a, b), Catch::Contains("sub"));
+  REQUIRE_THROWS_WITH(add_relu(a, Tensor::zeros({1, 3})), Catch::Contains("add_relu") && Catch::Contains("[1, 3]"));
   REQUIRE_THROWS_WITH(clamp(a, 1.0f, -1.0f), Catch::Contains("clamp") && Catch::Contains("[2, 3]"));
 }
 

@@ -43,7 +43,7 @@ class BasicBlock : public Module {
 
   Tensor forward(const Tensor& x) override {
     Tensor y = norm2_->forward(conv2_->forward(act1_->forward(conv1_->forward(x))));
-    return relu(y + shortcut(x));
+    return add_relu(y, shortcut(x));
   }
 
   std::string name() const override { return fmt::format("BasicBlock({}, {}, stride {})", in_, out_, stride_); }

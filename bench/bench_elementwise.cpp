@@ -69,7 +69,7 @@ NL_BENCH_SUITE(elementwise, "GB/s of add/mul/exp/relu/sum/softmax vs memcpy; sca
         {"exp", 8, [](const nl::KernelTable& k, const float* a, const float*, float* o, int64_t n) { k.exp(a, o, n); }},
         {"relu", 8, [](const nl::KernelTable& k, const float* a, const float*, float* o, int64_t n) { k.relu(a, o, n); }},
         {"sum", 4, [](const nl::KernelTable& k, const float* a, const float*, float* o, int64_t n) { o[0] = static_cast<float>(k.sum(a, n)); }},
-        {"gelu", 8, [](const nl::KernelTable& k, const float* a, const float*, float* o, int64_t n) { k.gelu(a, o, n); }},
+        {"gelu", 8, [](const nl::KernelTable& k, const float* a, const float*, float* o, int64_t n) { k.gelu(a, o, nullptr, n); }},
         {"tanh", 8, [](const nl::KernelTable& k, const float* a, const float*, float* o, int64_t n) { k.tanh(a, o, n); }},
     };
     for (const K& kernel : kernels) {

@@ -73,10 +73,12 @@ struct KernelTable {
   void (*maximum)(const float* a, const float* b, float* out, int64_t n);
   void (*fill)(float* out, float value, int64_t n);
   void (*copy)(const float* x, float* out, int64_t n);
-  void (*gelu)(const float* x, float* out, int64_t n);  // x * Phi(x), exact erf form
+  // out = x * Phi(x), exact erf form; cdf = Phi(x) too unless cdf is null (the costly part of
+  // gelu', kept from the forward for gelu_backward)
+  void (*gelu)(const float* x, float* out, float* cdf, int64_t n);
   // backward helpers: out = g * f'(x)
   void (*relu_backward)(const float* x, const float* g, float* out, int64_t n);
-  void (*gelu_backward)(const float* x, const float* g, float* out, int64_t n);
+  void (*gelu_backward)(const float* x, const float* cdf, const float* g, float* out, int64_t n);  // cdf = Phi(x)
   float (*max)(const float* x, int64_t n);  // NaNs are skipped; -inf when n == 0 or all NaN
   double (*exp_shift_sum)(const float* x, float shift, float* out, int64_t n);  // out = exp(x - shift); returns the sum
   double (*sum_sq_dev)(const float* x, float mean, int64_t n);  // sum (x - mean)^2

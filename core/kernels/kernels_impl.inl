@@ -160,11 +160,9 @@ static inline float normal_cdf(float x) {
   return 0.5f * select(x > 0.0f, 2.0f - e, e);
 }
 
-static inline float gelu_approx(float x) { return x * normal_cdf(x); }
-
-// d/dx x Phi(x) = Phi(x) + x phi(x), phi the standard normal density.
-static inline float gelu_grad_approx(float x) {
-  return normal_cdf(x) + x * (kInvSqrt2Pi * exp_minus_half_square(x, 0.0f));
+// d/dx x Phi(x) = Phi(x) + x phi(x), phi the standard normal density; cdf = Phi(x).
+static inline float gelu_grad_approx(float x, float cdf) {
+  return cdf + x * (kInvSqrt2Pi * exp_minus_half_square(x, 0.0f));
 }
 
 // ---------------------------------------------------------------- elementwise
@@ -223,8 +221,16 @@ static void tanh_(const float* x, float* out, int64_t n) {
 static void sigmoid(const float* x, float* out, int64_t n) {
   for (int64_t i = 0; i < n; ++i) out[i] = sigmoid_approx(x[i]);
 }
-static void gelu(const float* x, float* out, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) out[i] = gelu_approx(x[i]);
+static void gelu(const float* x, float* out, float* cdf, int64_t n) {
+  if (!cdf) {
+    for (int64_t i = 0; i < n; ++i) out[i] = x[i] * normal_cdf(x[i]);
+    return;
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    const float phi_x = normal_cdf(x[i]);  // Phi(x)
+    out[i] = x[i] * phi_x;
+    cdf[i] = phi_x;
+  }
 }
 static void relu(const float* x, float* out, int64_t n) {
   for (int64_t i = 0; i < n; ++i) out[i] = x[i] > 0.0f ? x[i] : 0.0f;
@@ -232,8 +238,8 @@ static void relu(const float* x, float* out, int64_t n) {
 static void relu_backward(const float* x, const float* g, float* out, int64_t n) {
   for (int64_t i = 0; i < n; ++i) out[i] = x[i] > 0.0f ? g[i] : 0.0f;
 }
-static void gelu_backward(const float* x, const float* g, float* out, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) out[i] = g[i] * gelu_grad_approx(x[i]);
+static void gelu_backward(const float* x, const float* cdf, const float* g, float* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = g[i] * gelu_grad_approx(x[i], cdf[i]);
 }
 
 // ---------------------------------------------------------------- reductions

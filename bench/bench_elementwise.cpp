@@ -70,6 +70,8 @@ NL_BENCH_SUITE(elementwise, "GB/s of add/mul/exp/relu/sum/softmax vs memcpy; sca
         {"relu", 8, [](const nl::KernelTable& k, const float* a, const float*, float* o, int64_t n) { k.relu(a, o, n); }},
         {"sum", 4, [](const nl::KernelTable& k, const float* a, const float*, float* o, int64_t n) { o[0] = static_cast<float>(k.sum(a, n)); }},
         {"gelu", 8, [](const nl::KernelTable& k, const float* a, const float*, float* o, int64_t n) { k.gelu(a, o, nullptr, n); }},
+        // x = a; b serves as Phi(x) and as g (the cost does not depend on the values)
+        {"gelu_backward", 12, [](const nl::KernelTable& k, const float* a, const float* b, float* o, int64_t n) { k.gelu_backward(a, b, b, o, n); }},
         {"tanh", 8, [](const nl::KernelTable& k, const float* a, const float*, float* o, int64_t n) { k.tanh(a, o, n); }},
     };
     for (const K& kernel : kernels) {

@@ -304,23 +304,22 @@ std::vector<float> pack_winograd(const float* w, int64_t cout, int64_t cin, int6
   return u;
 }
 
-// out [n, outs, h, w] = Winograd conv of in_pad [n][ins][plane] (+ bias). Work items are blocks
+// out [n, outs, h, w] = Winograd conv of in [n, ins, h, w] (+ bias). Work items are blocks
 // of whole tile rows, sized so that a block's V (16 x ins x tiles floats, ~256 KB) stays in L2,
 // and at most an even share per thread; the bits do not depend on the blocking (each tile's
 // sums run in the same order wherever it sits).
-void winograd_3x3(const float* in_pad, int64_t n, int64_t ins, int64_t outs, int64_t h, int64_t w, const Plane3x3& p,
-                  const float* u, const float* bias, float* out, const Conv3x3Kernels& k) {
+void winograd_3x3(const float* in, int64_t n, int64_t ins, int64_t outs, int64_t h, int64_t w, const float* u,
+                  const float* bias, float* out, const Conv3x3Kernels& k) {
   const int64_t th = h / 2, tw = w / 2, tile_rows = n * th;
   const int64_t per_thread = (tile_rows + num_threads() - 1) / num_threads();
   const int64_t block = std::clamp<int64_t>(4096 / ins / tw, 1, per_thread);
   const int64_t blocks = (tile_rows + block - 1) / block;
   parallel_for(blocks, 1, [&](int64_t b, int64_t e) {
     // Not zeroed per call (a memset of it cost 2-5% of a ResNet-20 step at batch 2): see winograd().
-    const std::unique_ptr<float[]> scratch(new float[k.winograd_scratch(ins, block * tw)]);
+    const std::unique_ptr<float[]> scratch(new float[k.winograd_scratch(ins, th, tw, block)]);
     for (int64_t i = b; i < e; ++i) {
       const int64_t row0 = i * block;
-      k.winograd(in_pad, ins, p.plane, p.wp, th, tw, u, outs, bias, out, row0, std::min(block, tile_rows - row0),
-                 scratch.get());
+      k.winograd(in, ins, th, tw, u, outs, bias, out, row0, std::min(block, tile_rows - row0), scratch.get());
     }
   });
 }
@@ -329,9 +328,9 @@ void winograd_3x3(const float* in_pad, int64_t n, int64_t ins, int64_t outs, int
 // the transforms V of x and Z of dy (one work item per channel), then per xi the product
 // dU[xi] += Z[xi] V[xi]^T (sgemm, one work item per xi, blocks in order: the same bits for any
 // thread count), and at the end dW = G^T dU G per (co, ci).
-void winograd_weight_grad(const float* x_pad, const float* dy_pad, const ConvGeometry& g, const Plane3x3& p,
-                          const Conv3x3Kernels& k, float* dw) {
-  const int64_t th = g.h / 2, tw = g.w / 2, tile_rows = g.n * th, pairs = g.cout * g.cin;
+void winograd_weight_grad(const float* x, const float* dy, const ConvGeometry& g, const Conv3x3Kernels& k,
+                          float* dw) {
+  const int64_t th = g.h / 2, tw = g.w / 2, tile_rows = g.n * th, pairs = g.cout * g.cin, hw = g.h * g.w;
   // About 2 MB of V and Z per block: each xi's slice, which one product reads, stays in L2.
   const int64_t block = std::clamp<int64_t>(32768 / (g.cin + g.cout) / tw, 1, tile_rows);
   const int64_t tps = winograd_tile_stride(block * tw, k.vec);
@@ -341,12 +340,13 @@ void winograd_weight_grad(const float* x_pad, const float* dy_pad, const ConvGeo
   for (int64_t row0 = 0; row0 < tile_rows; row0 += block) {
     const int64_t rows = std::min(block, tile_rows - row0);
     parallel_for(g.cin + g.cout, 1, [&](int64_t b, int64_t e) {
+      std::vector<float> pad(winograd_pad_floats(th, tw, rows, k.vec));
       for (int64_t c = b; c < e; ++c) {
         if (c < g.cin)
-          k.winograd_input(x_pad + c * p.plane, g.cin * p.plane, p.wp, th, tw, row0, rows, v.data() + c * tps, v_xi);
+          k.winograd_input(x + c * hw, g.cin * hw, th, tw, row0, rows, v.data() + c * tps, v_xi, pad.data());
         else
-          k.winograd_output_grad(dy_pad + (c - g.cin) * p.plane, g.cout * p.plane, p.wp, th, tw, row0, rows,
-                                 z.data() + (c - g.cin) * tps, z_xi);
+          k.winograd_output_grad(dy + (c - g.cin) * hw, g.cout * hw, th, tw, row0, rows, z.data() + (c - g.cin) * tps,
+                                 z_xi, pad.data());
       }
     });
     parallel_for(16, 1, [&](int64_t b, int64_t e) {
@@ -379,47 +379,45 @@ Tensor conv2d_3x3(const Tensor& x, const Tensor& weight, const Tensor& bias, con
   const Plane3x3 p = plane3x3(g.h, g.w, k);
   Tensor xc = x.detach().contiguous(), wc = weight.detach().contiguous();
   Tensor bc = bias.defined() ? bias.detach().contiguous() : Tensor();
-  // The padded input is kept for the weight gradient.
-  Tensor x_pad = Tensor::empty({g.n, g.cin, p.plane});
-  pad_planes(xc.data(), x_pad.data(), g.n * g.cin, g.h, g.w, p);
+  // The direct kernels read a zero-bordered copy of the input (kept for the weight gradient);
+  // Winograd borders each block of it in cache instead.
+  Tensor x_pad;
   Tensor y = Tensor::empty({g.n, g.cout, g.h, g.w});
   const float* b = bc.defined() ? bc.data() : nullptr;
   if (use_winograd(g.cin, g)) {
     const std::vector<float> u = pack_winograd(wc.data(), g.cout, g.cin, k.co_block, false);
-    winograd_3x3(x_pad.data(), g.n, g.cin, g.cout, g.h, g.w, p, u.data(), b, y.data(), k);
+    winograd_3x3(xc.data(), g.n, g.cin, g.cout, g.h, g.w, u.data(), b, y.data(), k);
   } else {
+    x_pad = Tensor::empty({g.n, g.cin, p.plane});
+    pad_planes(xc.data(), x_pad.data(), g.n * g.cin, g.h, g.w, p);
     const std::vector<float> wpk = pack_3x3(wc.data(), g.cout, g.cin, k.co_block, false);
     direct_3x3(x_pad.data(), g.n, g.cin, g.cout, g.h, g.w, p, wpk.data(), b, y.data(), k);
   }
 
-  return record(y, "conv2d", {x, weight, bias}, [x, weight, bias, x_pad, wc, g](const Tensor& gy_in) {
+  return record(y, "conv2d", {x, weight, bias}, [x, weight, bias, xc, x_pad, wc, g](const Tensor& gy_in) {
     // The level may have changed since the forward (tests switch it): use one level throughout.
     const Conv3x3Kernels& k = conv3x3_kernels();
     const Plane3x3 p = plane3x3(g.h, g.w, k);
-    Tensor xp = x_pad;
-    if (p.plane != x_pad.size(2)) {  // the forward ran at another level, with another rounding
-      xp = Tensor::empty({g.n, g.cin, p.plane});
-      pad_planes(x.detach().contiguous().data(), xp.data(), g.n * g.cin, g.h, g.w, p);
-    }
     Tensor gy = gy_in.contiguous();
     const bool need_x = x.requires_grad(), need_w = weight.requires_grad();
     const bool need_b = bias.defined() && bias.requires_grad();
+    const bool winograd_x = need_x && use_winograd(g.cout, g);
     const bool winograd_w = need_w && use_winograd_weight_grad(g);
     std::vector<double> plane_sums(need_b ? g.n * g.cout : 0);
-    Tensor dy_pad;
-    if (need_x || winograd_w) {
+    Tensor dy_pad;  // for the direct input gradient only
+    if (need_x && !winograd_x) {
       dy_pad = Tensor::empty({g.n, g.cout, p.plane});
       pad_planes(gy.data(), dy_pad.data(), g.n * g.cout, g.h, g.w, p, need_b ? plane_sums.data() : nullptr);
-    } else if (need_b) {  // the image layer: no dy_pad, only the bias gradient's plane sums
+    } else if (need_b) {  // no dy_pad to take the bias gradient's plane sums on the way
       parallel_for(g.n * g.cout, 8, [&](int64_t b, int64_t e) {
         for (int64_t i = b; i < e; ++i) plane_sums[i] = kernels().sum(gy.data() + i * g.h * g.w, g.h * g.w);
       });
     }
     if (need_x) {
       Tensor dx = Tensor::empty(x.shape());
-      if (use_winograd(g.cout, g)) {
+      if (winograd_x) {
         const std::vector<float> u = pack_winograd(wc.data(), g.cout, g.cin, k.co_block, true);
-        winograd_3x3(dy_pad.data(), g.n, g.cout, g.cin, g.h, g.w, p, u.data(), nullptr, dx.data(), k);
+        winograd_3x3(gy.data(), g.n, g.cout, g.cin, g.h, g.w, u.data(), nullptr, dx.data(), k);
       } else {
         const std::vector<float> wt = pack_3x3(wc.data(), g.cout, g.cin, k.co_block, true);
         direct_3x3(dy_pad.data(), g.n, g.cout, g.cin, g.h, g.w, p, wt.data(), nullptr, dx.data(), k);
@@ -428,9 +426,16 @@ Tensor conv2d_3x3(const Tensor& x, const Tensor& weight, const Tensor& bias, con
     }
     if (winograd_w) {
       Tensor dw = Tensor::empty(weight.shape());
-      winograd_weight_grad(xp.data(), dy_pad.data(), g, p, k, dw.data());
+      winograd_weight_grad(xc.data(), gy.data(), g, k, dw.data());
       accumulate_grad(weight, dw);
     } else if (need_w) {
+      // The direct kernel reads x zero-bordered: the forward's copy, unless the forward took
+      // Winograd (no copy) or ran at another SIMD level (another plane size).
+      Tensor xp = x_pad;
+      if (!xp.defined() || xp.size(2) != p.plane) {
+        xp = Tensor::empty({g.n, g.cin, p.plane});
+        pad_planes(xc.data(), xp.data(), g.n * g.cin, g.h, g.w, p);
+      }
       // The weight-gradient kernel wants dy channels-last, dyt [n, h*w, co_stride] (channels
       // padded with zeros to whole vectors): it keeps output channels in vector lanes.
       const int64_t hw = g.h * g.w, co_stride = (g.cout + k.vec - 1) / k.vec * k.vec;

@@ -27,7 +27,10 @@
 //   dU[xi][co][ci] = sum_tiles Z[xi][co][tile] V[xi][ci][tile],   dW[co][ci] = G^T dU G.
 // One call: a block of consecutive tile rows (sample s = row / (H/2)), its tiles in vector
 // lanes, numbered row after row; V [16][cin][tiles] and M [16][co_block][tiles] in scratch
-// (each xi plane padded), U [ceil(cout / co_block)][16][cin][co_block].
+// (each xi plane padded), U [ceil(cout / co_block)][16][cin][co_block]. The Winograd kernels read
+// unpadded [H][W] planes and zero-border them per block and channel into a few KB of scratch
+// (winograd_pad_floats), where the transforms read them from cache: a zero-bordered copy of the
+// whole tensor, as the direct kernels read, was 7-8% of a ResNet-20 step in memory traffic.
 //
 // Compiled three times like kernels_impl.inl (normlab_simd_kernel in CMakeLists.txt); the block
 // sizes differ per level (they fit the register file), so results may differ across levels
@@ -60,20 +63,20 @@ struct Conv3x3Kernels {
   void (*weight_grad)(const float* dyt, int64_t co_stride, int64_t dyt_stride, const float* in, int64_t in_stride,
                       int64_t n, int64_t h, int64_t w, int64_t wp, int64_t rows, float* dw, int64_t ldw);
   // Winograd F(2x2, 3x3) for the tile rows [row0, row0 + rows) of samples of th x tw tiles
-  // (H = 2 th, W = 2 tw), all cout outputs: out [n, cout, H, W] (+ bias[co] when given) from the
-  // padded planes in_pad [n][cin][plane], u packed as above. scratch: winograd_scratch(cin,
-  // rows * tw) floats.
-  void (*winograd)(const float* in_pad, int64_t cin, int64_t plane, int64_t wp, int64_t th, int64_t tw, const float* u,
-                   int64_t cout, const float* bias, float* out, int64_t row0, int64_t rows, float* scratch);
-  int64_t (*winograd_scratch)(int64_t cin, int64_t tiles);
+  // (H = 2 th, W = 2 tw), all cout outputs: out [n, cout, H, W] (+ bias[co] when given) from
+  // in [n, cin, H, W], u packed as above. scratch: winograd_scratch(cin, th, tw, rows) floats.
+  void (*winograd)(const float* in, int64_t cin, int64_t th, int64_t tw, const float* u, int64_t cout,
+                   const float* bias, float* out, int64_t row0, int64_t rows, float* scratch);
+  int64_t (*winograd_scratch)(int64_t cin, int64_t th, int64_t tw, int64_t rows);
   // One channel's transform for the tile rows [row0, row0 + rows), tiles in lanes: V = B^T d B
-  // from x (the channel's padded plane in sample 0; sample s at x + s * sample_stride), or
-  // Z = A dY A^T from g (dy's padded plane, likewise), into v / z [xi * xi_stride + tile],
-  // tile = (row - row0) * tw + tx, with winograd_tile_stride(rows * tw, vec) floats of room.
-  void (*winograd_input)(const float* x, int64_t sample_stride, int64_t wp, int64_t th, int64_t tw, int64_t row0,
-                         int64_t rows, float* v, int64_t xi_stride);
-  void (*winograd_output_grad)(const float* g, int64_t sample_stride, int64_t wp, int64_t th, int64_t tw,
-                               int64_t row0, int64_t rows, float* z, int64_t xi_stride);
+  // from x (the channel's [H][W] plane in sample 0; sample s at x + s * sample_stride), or
+  // Z = A dY A^T from g (dy's, likewise), into v / z [xi * xi_stride + tile], tile = (row -
+  // row0) * tw + tx, with winograd_tile_stride(rows * tw, vec) floats of room. pad:
+  // winograd_pad_floats(th, tw, rows, vec) floats of scratch.
+  void (*winograd_input)(const float* x, int64_t sample_stride, int64_t th, int64_t tw, int64_t row0, int64_t rows,
+                         float* v, int64_t xi_stride, float* pad);
+  void (*winograd_output_grad)(const float* g, int64_t sample_stride, int64_t th, int64_t tw, int64_t row0,
+                               int64_t rows, float* z, int64_t xi_stride, float* pad);
 };
 
 // Floats per channel of a block of `tiles` tiles: whole vectors plus a vector of slack (the
@@ -81,6 +84,15 @@ struct Conv3x3Kernels {
 // cache line, so that the 16 streams of a transform do not fall into the same L1 sets.
 inline int64_t winograd_tile_stride(int64_t tiles, int64_t vec) { return (tiles + vec - 1) / vec * vec + vec; }
 inline int64_t winograd_xi_stride(int64_t channels, int64_t tile_stride) { return channels * tile_stride + 16; }
+// A zero-bordered plane for the Winograd transforms: pixel (i, j) at (i + 1) wp + j + 1, wp = W + 2,
+// with room for the whole vectors the transforms read past the last tile row; and the scratch
+// for such planes of every sample that `rows` consecutive tile rows touch.
+inline int64_t winograd_plane_floats(int64_t th, int64_t tw, int64_t vec) {
+  return (2 * th + 1) * (2 * tw + 2) + 2 * tw + 2 * vec + 2;
+}
+inline int64_t winograd_pad_floats(int64_t th, int64_t tw, int64_t rows, int64_t vec) {
+  return ((rows + th - 1) / th + 1) * winograd_plane_floats(th, tw, vec);
+}
 
 const Conv3x3Kernels& conv3x3_kernels_for(SimdLevel level);
 inline const Conv3x3Kernels& conv3x3_kernels() { return conv3x3_kernels_for(simd_level()); }

@@ -166,6 +166,42 @@ inline void store_first(float* p, vf v, int64_t n) {
 #endif
 }
 
+// The first n (< kVec) floats at p, zero in the other lanes; nothing past p + n is read.
+inline vf load_first(const float* p, int64_t n) {
+#if defined(__AVX512F__)
+  return reinterpret_cast<vf>(_mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << n) - 1), p));
+#elif defined(__AVX2__)
+  vi lane;
+  for (int l = 0; l < kVec; ++l) lane[l] = l;
+  const vi keep = lane < static_cast<int>(n);
+  return reinterpret_cast<vf>(_mm256_maskload_ps(p, reinterpret_cast<__m256i>(keep)));
+#else
+  vf v = {};
+  for (int64_t l = 0; l < n; ++l) v[l] = p[l];
+  return v;
+#endif
+}
+
+// The zero-bordered planes (winograd_plane_floats each) of samples [s0, s1) of one channel,
+// x + s * sample_stride the sample's [h][w] plane. Rows in whole vectors: the last one of each
+// row is loaded with zeros past the row's end (w is even, so at least 2 of its lanes are), and
+// its store writes the row's right border and the next row's left one; what it writes past
+// those is the next row's, stored after.
+void pad_samples(const float* x, int64_t sample_stride, int64_t s0, int64_t s1, int64_t h, int64_t w, float* dst) {
+  const int64_t wp = w + 2, plane = winograd_plane_floats(h / 2, w / 2, kVec);
+  for (int64_t s = s0; s < s1; ++s, dst += plane) {
+    const float* src = x + s * sample_stride;
+    std::fill(dst, dst + wp + 1, 0.0f);  // the top border row and the first row's left border
+    for (int64_t r = 0; r < h; ++r) {
+      float* row = dst + (r + 1) * wp + 1;
+      int64_t j = 0;
+      for (; j + kVec <= w; j += kVec) store(row + j, load(src + r * w + j));
+      store(row + j, load_first(src + r * w + j, w - j));
+    }
+    std::fill(dst + (h + 1) * wp + 1, dst + plane, 0.0f);  // the bottom border row and the slack
+  }
+}
+
 // The even and the odd lanes of a followed by b: the columns 2tx and 2tx + 1 of kVec tiles.
 inline void split_even_odd(vf a, vf b, vf& even, vf& odd) {
   vi ev, od;
@@ -320,36 +356,52 @@ struct WinogradLayout {
   int64_t floats() const { return 16 * (v_xi + m_xi); }
 };
 
-int64_t winograd_scratch(int64_t cin, int64_t tiles) { return WinogradLayout(cin, tiles).floats(); }
+int64_t winograd_scratch(int64_t cin, int64_t th, int64_t tw, int64_t rows) {
+  return WinogradLayout(cin, rows * tw).floats() + winograd_pad_floats(th, tw, rows, kVec);
+}
 
-void winograd_input(const float* x, int64_t sample_stride, int64_t wp, int64_t th, int64_t tw, int64_t row0,
-                    int64_t rows, float* v, int64_t v_xi) {
+// The block's samples of one channel zero-bordered into pad; returns the row0 of the block
+// relative to its first sample, which is where the padded planes start.
+int64_t pad_block(const float* x, int64_t sample_stride, int64_t th, int64_t tw, int64_t row0, int64_t rows,
+                  float* pad) {
+  const int64_t s0 = row0 / th, s1 = (row0 + rows - 1) / th + 1;
+  pad_samples(x, sample_stride, s0, s1, 2 * th, 2 * tw, pad);
+  return row0 - s0 * th;
+}
+
+void winograd_input(const float* x, int64_t sample_stride, int64_t th, int64_t tw, int64_t row0, int64_t rows,
+                    float* v, int64_t v_xi, float* pad) {
+  const int64_t wp = 2 * tw + 2, plane = winograd_plane_floats(th, tw, kVec);
+  const int64_t first_row = pad_block(x, sample_stride, th, tw, row0, rows, pad);
   const int R = rows_per_vector(tw);
   for (int64_t r = 0; r < rows; r += R) {
     const float* patch[4];
-    tile_row_patches(x, sample_stride, wp, th, row0, r, rows, R, patch);
+    tile_row_patches(pad, plane, wp, th, first_row, r, rows, R, patch);
     input_tile_rows(patch, R, wp, tw, v + r * tw, v_xi);
   }
 }
 
-void winograd_output_grad(const float* g, int64_t sample_stride, int64_t wp, int64_t th, int64_t tw, int64_t row0,
-                          int64_t rows, float* z, int64_t z_xi) {
+void winograd_output_grad(const float* g, int64_t sample_stride, int64_t th, int64_t tw, int64_t row0, int64_t rows,
+                          float* z, int64_t z_xi, float* pad) {
+  const int64_t wp = 2 * tw + 2, plane = winograd_plane_floats(th, tw, kVec);
+  const int64_t first_row = pad_block(g, sample_stride, th, tw, row0, rows, pad);
   const int R = rows_per_vector(tw);
   for (int64_t r = 0; r < rows; r += R) {
     const float* patch[4];  // dy's rows start one padded row and one column in
-    tile_row_patches(g + wp + 1, sample_stride, wp, th, row0, r, rows, R, patch);
+    tile_row_patches(pad + wp + 1, plane, wp, th, first_row, r, rows, R, patch);
     grad_tile_rows(patch, R, wp, tw, z + r * tw, z_xi);
   }
 }
 
-void winograd(const float* in_pad, int64_t cin, int64_t plane, int64_t wp, int64_t th, int64_t tw, const float* u,
-              int64_t cout, const float* bias, float* out, int64_t row0, int64_t rows, float* scratch) {
+void winograd(const float* in, int64_t cin, int64_t th, int64_t tw, const float* u, int64_t cout, const float* bias,
+              float* out, int64_t row0, int64_t rows, float* scratch) {
   const int64_t tp = rows * tw, h = 2 * th, w = 2 * tw;
   const WinogradLayout L(cin, tp);
   float* v = scratch;
   float* m = scratch + 16 * L.v_xi;
+  float* pad = m + 16 * L.m_xi;
   for (int64_t ci = 0; ci < cin; ++ci)
-    winograd_input(in_pad + ci * plane, cin * plane, wp, th, tw, row0, rows, v + ci * L.tps, L.v_xi);
+    winograd_input(in + ci * h * w, cin * h * w, th, tw, row0, rows, v + ci * L.tps, L.v_xi, pad);
   // The products run over whole vectors, up to tq: the lanes past the last tile hold whatever
   // the scratch held (it is not cleared per call), set to zero so that they cannot be slow
   // (subnormal) operands. Their results are never stored.

@@ -171,6 +171,9 @@ def main():
             counts["conv fwd"] += share
             counts["conv bwd data"] += worker - share
         print(f"# {path}: {total} samples in the timed steps ({skipped} main-thread samples outside them left out)")
+        if skipped > total:
+            print(f"# warning: most main-thread samples have no caller frames (perf's dwarf unwinder lost them;\n"
+                  f"# it does in some runs on some VMs): this breakdown is not representative, profile again")
         for c in CATS:
             print(f"{c:20s} {100.0 * counts[c] / max(total, 1):5.1f}%")
             for sym, n in leaves[c].most_common(top):

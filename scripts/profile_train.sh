@@ -9,7 +9,8 @@
 # which grows when the threads wait for each other's cores.
 # STACK_BYTES: user stack copied per sample for the dwarf unwinder (default 8192). On the
 # Sapphire Rapids guest 16384 and more lost the frames above the kernels in nearly every sample
-# (the breakdown then finds no "timed steps"); 8192 keeps all but a few.
+# (the breakdown then finds no "timed steps"); 8192 keeps all but a few in most runs, not all
+# (perf_breakdown.py says so when a profile lost them: run it again).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="${BUILD:-$root/build}"

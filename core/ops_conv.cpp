@@ -172,27 +172,19 @@ Plane3x3 plane3x3(int64_t h, int64_t w, const Conv3x3Kernels& k) {
   p.wp = w + 2;
   p.q_count = (h * p.wp + k.vec - 1) / k.vec * k.vec;
   p.plane = std::max((h + 2) * p.wp, p.q_count + 2 * p.wp + 2);
-  p.plane = std::max(p.plane, (h + 1) * p.wp + w + 2 * k.vec + 2);  // Winograd's reads of the last tile row
+  p.plane = std::max(p.plane, h * p.wp + w + k.vec + 1);  // pad_plane's stores of the last row
   return p;
 }
 
-// src [planes, H, W] -> dst [planes, plane]: pixel (i, j) at (i + 1) * wp + j + 1, zero elsewhere
-// (only the border and the slack are written with zeros, not the whole plane first).
-// sums: if given, sums[i] = the sum of plane i, taken while it is in cache (the bias gradient).
+// src [planes, H, W] -> dst [planes, plane] by k.pad_plane: pixel (i, j) at (i + 1) * wp + j + 1,
+// zero elsewhere. sums: if given, sums[i] = the sum of plane i, taken while it is in cache (the
+// bias gradient).
 void pad_planes(const float* src, float* dst, int64_t planes, int64_t h, int64_t w, const Plane3x3& p,
-                double* sums = nullptr) {
+                const Conv3x3Kernels& k, double* sums = nullptr) {
   parallel_for(planes, 8, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
-      float* d = dst + i * p.plane;
-      const float* s = src + i * h * w;
-      std::fill(d, d + p.wp + 1, 0.0f);  // top border row and the first left border
-      for (int64_t r = 0; r < h; ++r) {
-        float* row = d + (r + 1) * p.wp + 1;
-        std::memcpy(row, s + r * w, w * sizeof(float));
-        row[w] = row[w + 1] = 0.0f;  // this row's right border, the next row's left border
-      }
-      std::fill(d + (h + 1) * p.wp + 1, d + p.plane, 0.0f);  // bottom border row and slack
-      if (sums) sums[i] = kernels().sum(s, h * w);
+      k.pad_plane(src + i * h * w, h, w, p.plane, dst + i * p.plane);
+      if (sums) sums[i] = kernels().sum(src + i * h * w, h * w);
     }
   });
 }
@@ -389,7 +381,7 @@ Tensor conv2d_3x3(const Tensor& x, const Tensor& weight, const Tensor& bias, con
     winograd_3x3(xc.data(), g.n, g.cin, g.cout, g.h, g.w, u.data(), b, y.data(), k);
   } else {
     x_pad = Tensor::empty({g.n, g.cin, p.plane});
-    pad_planes(xc.data(), x_pad.data(), g.n * g.cin, g.h, g.w, p);
+    pad_planes(xc.data(), x_pad.data(), g.n * g.cin, g.h, g.w, p, k);
     const std::vector<float> wpk = pack_3x3(wc.data(), g.cout, g.cin, k.co_block, false);
     direct_3x3(x_pad.data(), g.n, g.cin, g.cout, g.h, g.w, p, wpk.data(), b, y.data(), k);
   }
@@ -407,7 +399,7 @@ Tensor conv2d_3x3(const Tensor& x, const Tensor& weight, const Tensor& bias, con
     Tensor dy_pad;  // for the direct input gradient only
     if (need_x && !winograd_x) {
       dy_pad = Tensor::empty({g.n, g.cout, p.plane});
-      pad_planes(gy.data(), dy_pad.data(), g.n * g.cout, g.h, g.w, p, need_b ? plane_sums.data() : nullptr);
+      pad_planes(gy.data(), dy_pad.data(), g.n * g.cout, g.h, g.w, p, k, need_b ? plane_sums.data() : nullptr);
     } else if (need_b) {  // no dy_pad to take the bias gradient's plane sums on the way
       parallel_for(g.n * g.cout, 8, [&](int64_t b, int64_t e) {
         for (int64_t i = b; i < e; ++i) plane_sums[i] = kernels().sum(gy.data() + i * g.h * g.w, g.h * g.w);
@@ -434,7 +426,7 @@ Tensor conv2d_3x3(const Tensor& x, const Tensor& weight, const Tensor& bias, con
       Tensor xp = x_pad;
       if (!xp.defined() || xp.size(2) != p.plane) {
         xp = Tensor::empty({g.n, g.cin, p.plane});
-        pad_planes(xc.data(), xp.data(), g.n * g.cin, g.h, g.w, p);
+        pad_planes(xc.data(), xp.data(), g.n * g.cin, g.h, g.w, p, k);
       }
       // The weight-gradient kernel wants dy channels-last, dyt [n, h*w, co_stride] (channels
       // padded with zeros to whole vectors): it keeps output channels in vector lanes.

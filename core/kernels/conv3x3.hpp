@@ -77,6 +77,10 @@ struct Conv3x3Kernels {
                          float* v, int64_t xi_stride, float* pad);
   void (*winograd_output_grad)(const float* g, int64_t sample_stride, int64_t th, int64_t tw, int64_t row0,
                                int64_t rows, float* z, int64_t xi_stride, float* pad);
+  // src [h, w] -> dst [plane]: pixel (i, j) at (i + 1) * wp + j + 1 (wp = w + 2), zero elsewhere;
+  // plane >= h * wp + w + vec + 1 (the last row's whole-vector stores stay inside). The direct
+  // kernels' padded copies and the Winograd kernels' per-block planes both come from here.
+  void (*pad_plane)(const float* src, int64_t h, int64_t w, int64_t plane, float* dst);
 };
 
 // Floats per channel of a block of `tiles` tiles: whole vectors plus a vector of slack (the

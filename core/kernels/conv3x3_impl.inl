@@ -182,24 +182,20 @@ inline vf load_first(const float* p, int64_t n) {
 #endif
 }
 
-// The zero-bordered planes (winograd_plane_floats each) of samples [s0, s1) of one channel,
-// x + s * sample_stride the sample's [h][w] plane. Rows in whole vectors: the last one of each
-// row is loaded with zeros past the row's end (w is even, so at least 2 of its lanes are), and
+// Rows in whole vectors: the last one of each row is loaded with zeros past the row's end, and
 // its store writes the row's right border and the next row's left one; what it writes past
 // those is the next row's, stored after.
-void pad_samples(const float* x, int64_t sample_stride, int64_t s0, int64_t s1, int64_t h, int64_t w, float* dst) {
-  const int64_t wp = w + 2, plane = winograd_plane_floats(h / 2, w / 2, kVec);
-  for (int64_t s = s0; s < s1; ++s, dst += plane) {
-    const float* src = x + s * sample_stride;
-    std::fill(dst, dst + wp + 1, 0.0f);  // the top border row and the first row's left border
-    for (int64_t r = 0; r < h; ++r) {
-      float* row = dst + (r + 1) * wp + 1;
-      int64_t j = 0;
-      for (; j + kVec <= w; j += kVec) store(row + j, load(src + r * w + j));
-      store(row + j, load_first(src + r * w + j, w - j));
-    }
-    std::fill(dst + (h + 1) * wp + 1, dst + plane, 0.0f);  // the bottom border row and the slack
+void pad_plane(const float* src, int64_t h, int64_t w, int64_t plane, float* dst) {
+  const int64_t wp = w + 2;
+  std::fill(dst, dst + wp + 1, 0.0f);  // the top border row and the first row's left border
+  for (int64_t r = 0; r < h; ++r) {
+    float* row = dst + (r + 1) * wp + 1;
+    int64_t j = 0;
+    for (; j + kVec <= w; j += kVec) store(row + j, load(src + r * w + j));
+    store(row + j, load_first(src + r * w + j, w - j));
+    row[w] = row[w + 1] = 0.0f;  // when the row ended one lane short of a vector (odd w)
   }
+  std::fill(dst + (h + 1) * wp + 1, dst + plane, 0.0f);  // the bottom border row and the slack
 }
 
 // The even and the odd lanes of a followed by b: the columns 2tx and 2tx + 1 of kVec tiles.
@@ -364,8 +360,8 @@ int64_t winograd_scratch(int64_t cin, int64_t th, int64_t tw, int64_t rows) {
 // relative to its first sample, which is where the padded planes start.
 int64_t pad_block(const float* x, int64_t sample_stride, int64_t th, int64_t tw, int64_t row0, int64_t rows,
                   float* pad) {
-  const int64_t s0 = row0 / th, s1 = (row0 + rows - 1) / th + 1;
-  pad_samples(x, sample_stride, s0, s1, 2 * th, 2 * tw, pad);
+  const int64_t s0 = row0 / th, s1 = (row0 + rows - 1) / th + 1, plane = winograd_plane_floats(th, tw, kVec);
+  for (int64_t s = s0; s < s1; ++s) pad_plane(x + s * sample_stride, 2 * th, 2 * tw, plane, pad + (s - s0) * plane);
   return row0 - s0 * th;
 }
 
@@ -441,6 +437,6 @@ void winograd(const float* in, int64_t cin, int64_t th, int64_t tw, const float*
 extern const Conv3x3Kernels conv3x3_table;
 const Conv3x3Kernels conv3x3_table = {kCB,      kVec,           kDwVecs * kVec, forward,
                                       to_channels_last, weight_grad, winograd, winograd_scratch,
-                                      winograd_input, winograd_output_grad};
+                                      winograd_input, winograd_output_grad, pad_plane};
 
 }  // namespace nl::NL_SIMD_NS

@@ -308,7 +308,7 @@ void winograd_3x3(const float* in, int64_t n, int64_t ins, int64_t outs, int64_t
   const int64_t blocks = (tile_rows + block - 1) / block;
   parallel_for(blocks, 1, [&](int64_t b, int64_t e) {
     // Not zeroed per call (a memset of it cost 2-5% of a ResNet-20 step at batch 2): see winograd().
-    const std::unique_ptr<float[]> scratch(new float[k.winograd_scratch(ins, th, tw, block)]);
+    const std::unique_ptr<float[]> scratch(new float[k.winograd_scratch(ins, block * tw)]);
     for (int64_t i = b; i < e; ++i) {
       const int64_t row0 = i * block;
       k.winograd(in, ins, th, tw, u, outs, bias, out, row0, std::min(block, tile_rows - row0), scratch.get());
@@ -332,13 +332,12 @@ void winograd_weight_grad(const float* x, const float* dy, const ConvGeometry& g
   for (int64_t row0 = 0; row0 < tile_rows; row0 += block) {
     const int64_t rows = std::min(block, tile_rows - row0);
     parallel_for(g.cin + g.cout, 1, [&](int64_t b, int64_t e) {
-      std::vector<float> pad(winograd_pad_floats(th, tw, rows, k.vec));
       for (int64_t c = b; c < e; ++c) {
         if (c < g.cin)
-          k.winograd_input(x + c * hw, g.cin * hw, th, tw, row0, rows, v.data() + c * tps, v_xi, pad.data());
+          k.winograd_input(x + c * hw, g.cin * hw, th, tw, row0, rows, v.data() + c * tps, v_xi);
         else
           k.winograd_output_grad(dy + (c - g.cin) * hw, g.cout * hw, th, tw, row0, rows, z.data() + (c - g.cin) * tps,
-                                 z_xi, pad.data());
+                                 z_xi);
       }
     });
     parallel_for(16, 1, [&](int64_t b, int64_t e) {

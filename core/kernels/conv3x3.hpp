@@ -12,7 +12,8 @@
 //
 // Winograd F(2x2, 3x3) (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks",
 // 2016): every 2 x 2 block of outputs ("tile" (ty, tx), ty < H/2, tx < W/2) comes from the
-// 4 x 4 input patch d at padded rows 2ty .. 2ty+3, columns 2tx .. 2tx+3, and a 3 x 3 filter g:
+// 4 x 4 input patch d at rows 2ty-1 .. 2ty+2, columns 2tx-1 .. 2tx+2 (zero outside the image),
+// and a 3 x 3 filter g:
 //   Y = A^T [ (G g G^T) (.) (B^T d B) ] A       (.) elementwise: 16 products instead of 36
 //   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]   G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1]
 //   A^T = [1 1 1 0; 0 1 -1 -1]
@@ -27,10 +28,11 @@
 //   dU[xi][co][ci] = sum_tiles Z[xi][co][tile] V[xi][ci][tile],   dW[co][ci] = G^T dU G.
 // One call: a block of consecutive tile rows (sample s = row / (H/2)), its tiles in vector
 // lanes, numbered row after row; V [16][cin][tiles] and M [16][co_block][tiles] in scratch
-// (each xi plane padded), U [ceil(cout / co_block)][16][cin][co_block]. The Winograd kernels read
-// unpadded [H][W] planes and zero-border them per block and channel into a few KB of scratch
-// (winograd_pad_floats), where the transforms read them from cache: a zero-bordered copy of the
-// whole tensor, as the direct kernels read, was 7-8% of a ResNet-20 step in memory traffic.
+// (each xi plane padded), U [ceil(cout / co_block)][16][cin][co_block]. The Winograd transforms
+// read unpadded [H][W] planes and make the zero border themselves (masked loads at the image's
+// edges, zero vectors for the rows above and below it): a zero-bordered copy of the whole tensor,
+// as the direct kernels read, was 7-8% of a ResNet-20 step in memory traffic, and a per-block
+// copy in cache still 8-9%.
 //
 // Compiled three times like kernels_impl.inl (normlab_simd_kernel in CMakeLists.txt); the block
 // sizes differ per level (they fit the register file), so results may differ across levels
@@ -64,22 +66,21 @@ struct Conv3x3Kernels {
                       int64_t n, int64_t h, int64_t w, int64_t wp, int64_t rows, float* dw, int64_t ldw);
   // Winograd F(2x2, 3x3) for the tile rows [row0, row0 + rows) of samples of th x tw tiles
   // (H = 2 th, W = 2 tw), all cout outputs: out [n, cout, H, W] (+ bias[co] when given) from
-  // in [n, cin, H, W], u packed as above. scratch: winograd_scratch(cin, th, tw, rows) floats.
+  // in [n, cin, H, W], u packed as above. scratch: winograd_scratch(cin, rows * tw) floats.
   void (*winograd)(const float* in, int64_t cin, int64_t th, int64_t tw, const float* u, int64_t cout,
                    const float* bias, float* out, int64_t row0, int64_t rows, float* scratch);
-  int64_t (*winograd_scratch)(int64_t cin, int64_t th, int64_t tw, int64_t rows);
+  int64_t (*winograd_scratch)(int64_t cin, int64_t tiles);
   // One channel's transform for the tile rows [row0, row0 + rows), tiles in lanes: V = B^T d B
   // from x (the channel's [H][W] plane in sample 0; sample s at x + s * sample_stride), or
   // Z = A dY A^T from g (dy's, likewise), into v / z [xi * xi_stride + tile], tile = (row -
-  // row0) * tw + tx, with winograd_tile_stride(rows * tw, vec) floats of room. pad:
-  // winograd_pad_floats(th, tw, rows, vec) floats of scratch.
+  // row0) * tw + tx, with winograd_tile_stride(rows * tw, vec) floats of room.
   void (*winograd_input)(const float* x, int64_t sample_stride, int64_t th, int64_t tw, int64_t row0, int64_t rows,
-                         float* v, int64_t xi_stride, float* pad);
+                         float* v, int64_t xi_stride);
   void (*winograd_output_grad)(const float* g, int64_t sample_stride, int64_t th, int64_t tw, int64_t row0,
-                               int64_t rows, float* z, int64_t xi_stride, float* pad);
+                               int64_t rows, float* z, int64_t xi_stride);
   // src [h, w] -> dst [plane]: pixel (i, j) at (i + 1) * wp + j + 1 (wp = w + 2), zero elsewhere;
-  // plane >= h * wp + w + vec + 1 (the last row's whole-vector stores stay inside). The direct
-  // kernels' padded copies and the Winograd kernels' per-block planes both come from here.
+  // plane >= h * wp + w + vec + 1 (the last row's whole-vector stores stay inside): the direct
+  // kernels' padded copies.
   void (*pad_plane)(const float* src, int64_t h, int64_t w, int64_t plane, float* dst);
 };
 
@@ -88,15 +89,6 @@ struct Conv3x3Kernels {
 // cache line, so that the 16 streams of a transform do not fall into the same L1 sets.
 inline int64_t winograd_tile_stride(int64_t tiles, int64_t vec) { return (tiles + vec - 1) / vec * vec + vec; }
 inline int64_t winograd_xi_stride(int64_t channels, int64_t tile_stride) { return channels * tile_stride + 16; }
-// A zero-bordered plane for the Winograd transforms: pixel (i, j) at (i + 1) wp + j + 1, wp = W + 2,
-// with room for the whole vectors the transforms read past the last tile row; and the scratch
-// for such planes of every sample that `rows` consecutive tile rows touch.
-inline int64_t winograd_plane_floats(int64_t th, int64_t tw, int64_t vec) {
-  return (2 * th + 1) * (2 * tw + 2) + 2 * tw + 2 * vec + 2;
-}
-inline int64_t winograd_pad_floats(int64_t th, int64_t tw, int64_t rows, int64_t vec) {
-  return ((rows + th - 1) / th + 1) * winograd_plane_floats(th, tw, vec);
-}
 
 const Conv3x3Kernels& conv3x3_kernels_for(SimdLevel level);
 inline const Conv3x3Kernels& conv3x3_kernels() { return conv3x3_kernels_for(simd_level()); }

@@ -198,6 +198,24 @@ void pad_plane(const float* src, int64_t h, int64_t w, int64_t plane, float* dst
   std::fill(dst + (h + 1) * wp + 1, dst + plane, 0.0f);  // the bottom border row and the slack
 }
 
+// Tile rows per vector. A row of tw tiles fills a vector only when tw >= kVec; when kVec = R tw
+// (R = 2 or 4: the 16x16 and 8x8 maps at AVX-512), R consecutive tile rows share one vector's
+// lanes instead of leaving most of them idle, R times fewer transforms. Their tiles are
+// consecutive in V, Z and M (tile = row * tw + tx), so only the loads of the patches and the
+// stores of the outputs see the rows apart.
+inline int rows_per_vector(int64_t tw) { return tw * 2 == kVec ? 2 : tw * 4 == kVec ? 4 : 1; }
+
+// Columns col .. col + kVec - 1 (col >= -1) of an image row of w floats, zero outside [0, w):
+// the zero border of the padded image without a padded copy. Null row: a border row. Only the
+// row's own floats are read (the last vector of the last row may end the tensor).
+inline vf load_columns(const float* row, int64_t col, int64_t w) {
+  if (!row || col >= w) return vf{};
+  if (col >= 0) return col + kVec <= w ? load(row + col) : load_first(row + col, w - col);
+  vi shift;  // col = -1: lane 0 is the left border, lane l column l - 1
+  for (int l = 0; l < kVec; ++l) shift[l] = l == 0 ? 0 : kVec + l - 1;
+  return __builtin_shuffle(vf{}, load_first(row, std::min<int64_t>(w, kVec - 1)), shift);
+}
+
 // The even and the odd lanes of a followed by b: the columns 2tx and 2tx + 1 of kVec tiles.
 inline void split_even_odd(vf a, vf b, vf& even, vf& odd) {
   vi ev, od;
@@ -206,52 +224,52 @@ inline void split_even_odd(vf a, vf b, vf& even, vf& odd) {
   odd = __builtin_shuffle(a, b, od);
 }
 
-// Tile rows per vector. A row of tw tiles fills a vector only when tw >= kVec; when kVec = R tw
-// (R = 2 or 4: the 16x16 and 8x8 maps at AVX-512), R consecutive tile rows share one vector's
-// lanes instead of leaving most of them idle, R times fewer transforms. Their tiles are
-// consecutive in V, Z and M (tile = row * tw + tx), so only the loads of the patches and the
-// stores of the outputs see the rows apart.
-inline int rows_per_vector(int64_t tw) { return tw * 2 == kVec ? 2 : tw * 4 == kVec ? 4 : 1; }
-
-// Columns 2tx and 2tx + 1 of R rows of kVec / R tiles each (R = 1: kVec tiles of one row):
-// lanes [q tw, (q + 1) tw) hold row q's, read at rows[q] + off. R = 4 joins the first halves of
-// two rows' loads.
-inline void load_even_odd_rows(const float* const* rows, int R, int64_t off, vf& even, vf& odd) {
-  if (R == 1) return split_even_odd(load(rows[0] + off), load(rows[0] + off + kVec), even, odd);
-  vf a = load(rows[0] + off), b = load(rows[1] + off);
+// Columns 2tx and 2tx + 1 of R rows of kVec / R tiles each (R = 1: kVec tiles of one row), the
+// first of them at column col of the image rows rows[q]: lanes [q tw, (q + 1) tw) hold row q's.
+// R = 4 joins the first halves of two rows' loads.
+inline void load_even_odd_rows(const float* const* rows, int R, int64_t col, int64_t w, vf& even, vf& odd) {
+  if (R == 1) return split_even_odd(load_columns(rows[0], col, w), load_columns(rows[0], col + kVec, w), even, odd);
+  vf a = load_columns(rows[0], col, w), b = load_columns(rows[1], col, w);
   if (R == 4) {
     vi halves;  // the first kVec / 2 lanes of each operand
     for (int l = 0; l < kVec; ++l) halves[l] = l < kVec / 2 ? l : kVec + l - kVec / 2;
     a = __builtin_shuffle(a, b, halves);
-    b = __builtin_shuffle(load(rows[2] + off), load(rows[3] + off), halves);
+    b = __builtin_shuffle(load_columns(rows[2], col, w), load_columns(rows[3], col, w), halves);
   }
   split_even_odd(a, b, even, odd);
 }
 
-// The first rows of the padded planes' patches of tile rows [r, r + R) of a block starting at
-// tile row row0 (sample s = row / th, patch at first + s * sample_stride + 2 ty wp); past the
-// block's last row, that row again (its values land in lanes past the tiles).
-inline void tile_row_patches(const float* first, int64_t sample_stride, int64_t wp, int64_t th, int64_t row0,
-                             int64_t r, int64_t rows, int R, const float** patch) {
+// The image rows that tile rows [r, r + R) of a block starting at tile row row0 read: rows[j][q]
+// = row 2ty + first + j of the q-th one's sample (s = row / th), null where that row is the zero
+// border (outside [0, 2 th)); past the block's last row, that row again (its values land in
+// lanes past the tiles).
+template <int J>
+inline void tile_row_images(const float* x, int64_t sample_stride, int64_t th, int64_t w, int64_t row0, int64_t r,
+                            int64_t rows, int R, int first, const float* (&image_rows)[J][4]) {
   for (int q = 0; q < R; ++q) {
     const int64_t row = row0 + std::min<int64_t>(r + q, rows - 1), s = row / th, ty = row % th;
-    patch[q] = first + s * sample_stride + 2 * ty * wp;
+    for (int j = 0; j < J; ++j) {
+      const int64_t y = 2 * ty + first + j;
+      image_rows[j][q] = y >= 0 && y < 2 * th ? x + s * sample_stride + y * w : nullptr;
+    }
   }
 }
 
-// V = B^T d B for the tiles of R tile rows (tiles in lanes; R = rows_per_vector(tw)). x[q]: the
-// padded plane at row 2ty of the q-th tile row, its tiles' first row; v[xi * v_xi + q tw + tx]
-// receives V[xi] of its tile tx. Whole vectors are stored: lanes past the rows' tiles hold the
-// next tiles' values, which the next tile rows (stored at v + R tw) overwrite, and the buffer
-// has a vector of slack after the last row.
-void input_tile_rows(const float* const* x, int R, int64_t wp, int64_t tw, float* v, int64_t v_xi) {
+// V = B^T d B for the tiles of R tile rows (tiles in lanes; R = rows_per_vector(tw)). x[j][q]:
+// the image row of row j of the q-th tile row's patches (image rows 2ty - 1 .. 2ty + 2, columns
+// 2tx - 1 .. 2tx + 2: padded coordinates minus one); v[xi * v_xi + q tw + tx] receives V[xi] of
+// its tile tx. Whole vectors are stored: lanes past the rows' tiles hold the next tiles' values,
+// which the next tile rows (stored at v + R tw) overwrite, and the buffer has a vector of slack
+// after the last row.
+void input_tile_rows(const float* const (&x)[4][4], int R, int64_t tw, float* v, int64_t v_xi) {
+  const int64_t w = 2 * tw;
   for (int64_t tx0 = 0; tx0 < tw; tx0 += kVec) {
     vf hd[4][4];  // hd[j][k] = (d B)[j][k]: row j of the tile, combined across its columns
 #pragma GCC unroll 4
     for (int j = 0; j < 4; ++j) {
-      vf d0, d1, d2, d3;  // columns 2tx .. 2tx + 3
-      load_even_odd_rows(x, R, j * wp + 2 * tx0, d0, d1);
-      load_even_odd_rows(x, R, j * wp + 2 * tx0 + 2, d2, d3);
+      vf d0, d1, d2, d3;  // columns 2tx - 1 .. 2tx + 2
+      load_even_odd_rows(x[j], R, 2 * tx0 - 1, w, d0, d1);
+      load_even_odd_rows(x[j], R, 2 * tx0 + 1, w, d2, d3);
       hd[j][0] = d0 - d2, hd[j][1] = d1 + d2, hd[j][2] = d2 - d1, hd[j][3] = d1 - d3;
     }
 #pragma GCC unroll 4
@@ -264,16 +282,17 @@ void input_tile_rows(const float* const* x, int R, int64_t wp, int64_t tw, float
   }
 }
 
-// Z = A dY A^T (the weight gradient's transform of dy) for the tiles of R tile rows: g[q] points
-// at row 2ty of dy for the q-th of them, inside its padded plane; z[xi * z_xi + q tw + tx]
-// receives Z[xi] of its tile tx (whole vectors, as in input_tile_rows).
-void grad_tile_rows(const float* const* g, int R, int64_t wp, int64_t tw, float* z, int64_t z_xi) {
+// Z = A dY A^T (the weight gradient's transform of dy) for the tiles of R tile rows: g[j][q] is
+// row 2ty + j of dy for the q-th of them (a tile's own 2 x 2 outputs: no border);
+// z[xi * z_xi + q tw + tx] receives Z[xi] of its tile tx (whole vectors, as in input_tile_rows).
+void grad_tile_rows(const float* const (&g)[2][4], int R, int64_t tw, float* z, int64_t z_xi) {
+  const int64_t w = 2 * tw;
   for (int64_t tx0 = 0; tx0 < tw; tx0 += kVec) {
     vf ga[2][4];  // ga[j][k] = (dY A^T)[j][k]: row j of the 2 x 2 tile, spread over 4 columns
 #pragma GCC unroll 2
     for (int j = 0; j < 2; ++j) {
       vf d0, d1;  // columns 2tx, 2tx + 1
-      load_even_odd_rows(g, R, j * wp + 2 * tx0, d0, d1);
+      load_even_odd_rows(g[j], R, 2 * tx0, w, d0, d1);
       ga[j][0] = d0, ga[j][1] = d0 + d1, ga[j][2] = d0 - d1, ga[j][3] = -d1;
     }
 #pragma GCC unroll 4
@@ -352,40 +371,25 @@ struct WinogradLayout {
   int64_t floats() const { return 16 * (v_xi + m_xi); }
 };
 
-int64_t winograd_scratch(int64_t cin, int64_t th, int64_t tw, int64_t rows) {
-  return WinogradLayout(cin, rows * tw).floats() + winograd_pad_floats(th, tw, rows, kVec);
-}
-
-// The block's samples of one channel zero-bordered into pad; returns the row0 of the block
-// relative to its first sample, which is where the padded planes start.
-int64_t pad_block(const float* x, int64_t sample_stride, int64_t th, int64_t tw, int64_t row0, int64_t rows,
-                  float* pad) {
-  const int64_t s0 = row0 / th, s1 = (row0 + rows - 1) / th + 1, plane = winograd_plane_floats(th, tw, kVec);
-  for (int64_t s = s0; s < s1; ++s) pad_plane(x + s * sample_stride, 2 * th, 2 * tw, plane, pad + (s - s0) * plane);
-  return row0 - s0 * th;
-}
+int64_t winograd_scratch(int64_t cin, int64_t tiles) { return WinogradLayout(cin, tiles).floats(); }
 
 void winograd_input(const float* x, int64_t sample_stride, int64_t th, int64_t tw, int64_t row0, int64_t rows,
-                    float* v, int64_t v_xi, float* pad) {
-  const int64_t wp = 2 * tw + 2, plane = winograd_plane_floats(th, tw, kVec);
-  const int64_t first_row = pad_block(x, sample_stride, th, tw, row0, rows, pad);
+                    float* v, int64_t v_xi) {
   const int R = rows_per_vector(tw);
   for (int64_t r = 0; r < rows; r += R) {
-    const float* patch[4];
-    tile_row_patches(pad, plane, wp, th, first_row, r, rows, R, patch);
-    input_tile_rows(patch, R, wp, tw, v + r * tw, v_xi);
+    const float* image_rows[4][4];
+    tile_row_images(x, sample_stride, th, 2 * tw, row0, r, rows, R, -1, image_rows);
+    input_tile_rows(image_rows, R, tw, v + r * tw, v_xi);
   }
 }
 
 void winograd_output_grad(const float* g, int64_t sample_stride, int64_t th, int64_t tw, int64_t row0, int64_t rows,
-                          float* z, int64_t z_xi, float* pad) {
-  const int64_t wp = 2 * tw + 2, plane = winograd_plane_floats(th, tw, kVec);
-  const int64_t first_row = pad_block(g, sample_stride, th, tw, row0, rows, pad);
+                          float* z, int64_t z_xi) {
   const int R = rows_per_vector(tw);
   for (int64_t r = 0; r < rows; r += R) {
-    const float* patch[4];  // dy's rows start one padded row and one column in
-    tile_row_patches(pad + wp + 1, plane, wp, th, first_row, r, rows, R, patch);
-    grad_tile_rows(patch, R, wp, tw, z + r * tw, z_xi);
+    const float* image_rows[2][4];
+    tile_row_images(g, sample_stride, th, 2 * tw, row0, r, rows, R, 0, image_rows);
+    grad_tile_rows(image_rows, R, tw, z + r * tw, z_xi);
   }
 }
 
@@ -395,9 +399,8 @@ void winograd(const float* in, int64_t cin, int64_t th, int64_t tw, const float*
   const WinogradLayout L(cin, tp);
   float* v = scratch;
   float* m = scratch + 16 * L.v_xi;
-  float* pad = m + 16 * L.m_xi;
   for (int64_t ci = 0; ci < cin; ++ci)
-    winograd_input(in + ci * h * w, cin * h * w, th, tw, row0, rows, v + ci * L.tps, L.v_xi, pad);
+    winograd_input(in + ci * h * w, cin * h * w, th, tw, row0, rows, v + ci * L.tps, L.v_xi);
   // The products run over whole vectors, up to tq: the lanes past the last tile hold whatever
   // the scratch held (it is not cleared per call), set to zero so that they cannot be slow
   // (subnormal) operands. Their results are never stored.

@@ -195,10 +195,11 @@ void direct_3x3(const float* in_pad, int64_t n, int64_t cin, int64_t cout, int64
                 const float* wpk, const float* bias, float* out, const Conv3x3Kernels& k) {
   const int64_t blocks = (cout + k.co_block - 1) / k.co_block;
   parallel_for(n * blocks, 1, [&](int64_t b, int64_t e) {
-    std::vector<float> tmp(k.co_block * p.q_count);
+    Tensor scratch = Tensor::empty({k.co_block * p.q_count});
+    float* tmp = scratch.data();
     for (int64_t item = b; item < e; ++item) {
       const int64_t s = item / blocks, co0 = item % blocks * k.co_block;
-      k.forward(in_pad + s * cin * p.plane, cin, p.plane, p.wp, wpk + co0 * cin * 9, tmp.data(), p.q_count);
+      k.forward(in_pad + s * cin * p.plane, cin, p.plane, p.wp, wpk + co0 * cin * 9, tmp, p.q_count);
       for (int64_t c = 0; c < std::min<int64_t>(k.co_block, cout - co0); ++c) {
         const float add = bias ? bias[co0 + c] : 0.0f;
         float* o = out + ((s * cout) + co0 + c) * h * w;
@@ -308,10 +309,10 @@ void winograd_3x3(const float* in, int64_t n, int64_t ins, int64_t outs, int64_t
   const int64_t blocks = (tile_rows + block - 1) / block;
   parallel_for(blocks, 1, [&](int64_t b, int64_t e) {
     // Not zeroed per call (a memset of it cost 2-5% of a ResNet-20 step at batch 2): see winograd().
-    const std::unique_ptr<float[]> scratch(new float[k.winograd_scratch(ins, block * tw)]);
+    Tensor scratch = Tensor::empty({k.winograd_scratch(ins, block * tw)});
     for (int64_t i = b; i < e; ++i) {
       const int64_t row0 = i * block;
-      k.winograd(in, ins, th, tw, u, outs, bias, out, row0, std::min(block, tile_rows - row0), scratch.get());
+      k.winograd(in, ins, th, tw, u, outs, bias, out, row0, std::min(block, tile_rows - row0), scratch.data());
     }
   });
 }
@@ -507,7 +508,7 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
   const int64_t x_sample = g.cin * g.h * g.w, y_sample = g.cout * g.ohw();
 
   for_each_chunk(g.n, [&](int64_t, int64_t begin, int64_t end) {
-    std::vector<float> col(g.direct ? 0 : g.kg * g.ohw());
+    Tensor col = Tensor::empty({g.direct ? 0 : g.kg * g.ohw()});
     for (int64_t s = begin; s < end; ++s) {
       float* ys = y.data() + s * y_sample;
       // Start from the bias and let sgemm add W col (beta = 1), or overwrite (beta = 0).
@@ -536,7 +537,7 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
     std::vector<float> db_part(need_b ? max_chunks * g.cout : 0, 0.0f);
 
     const int64_t chunks = for_each_chunk(g.n, [&](int64_t chunk, int64_t begin, int64_t end) {
-      std::vector<float> col(g.direct ? 0 : g.kg * g.ohw());
+      Tensor col = Tensor::empty({g.direct ? 0 : g.kg * g.ohw()});
       float* dw = need_w ? dw_part.data() + chunk * w_numel : nullptr;
       float* db = need_b ? db_part.data() + chunk * g.cout : nullptr;
       for (int64_t s = begin; s < end; ++s) {

@@ -329,7 +329,8 @@ void winograd_weight_grad(const float* x, const float* dy, const ConvGeometry& g
   const int64_t tps = winograd_tile_stride(block * tw, k.vec);
   const int64_t v_xi = winograd_xi_stride(g.cin, tps), z_xi = winograd_xi_stride(g.cout, tps);
   Tensor v = Tensor::empty({16 * v_xi}), z = Tensor::empty({16 * z_xi});
-  std::vector<float> du(16 * pairs, 0.0f);  // [xi][co][ci]
+  Tensor du_xi = Tensor::zeros({16, pairs});  // [xi][co][ci]
+  float* du = du_xi.data();
   for (int64_t row0 = 0; row0 < tile_rows; row0 += block) {
     const int64_t rows = std::min(block, tile_rows - row0);
     parallel_for(g.cin + g.cout, 1, [&](int64_t b, int64_t e) {
@@ -344,7 +345,7 @@ void winograd_weight_grad(const float* x, const float* dy, const ConvGeometry& g
     parallel_for(16, 1, [&](int64_t b, int64_t e) {
       for (int64_t xi = b; xi < e; ++xi)
         gemm_raw(false, true, g.cout, g.cin, rows * tw, z.data() + xi * z_xi, tps, v.data() + xi * v_xi, tps, 1.0f,
-                 du.data() + xi * pairs, g.cin);
+                 du + xi * pairs, g.cin);
     });
   }
   parallel_for(pairs, 256, [&](int64_t begin, int64_t end) {

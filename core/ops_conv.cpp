@@ -309,6 +309,9 @@ void winograd_3x3(const float* in, int64_t n, int64_t ins, int64_t outs, int64_t
   const int64_t blocks = (tile_rows + block - 1) / block;
   parallel_for(blocks, 1, [&](int64_t b, int64_t e) {
     // Not zeroed per call (a memset of it cost 2-5% of a ResNet-20 step at batch 2): see winograd().
+    // A Tensor, as every scratch the kernels read and write in whole vectors: its storage starts
+    // on a cache line, so no vector access splits across two (with new[]'s 16-byte alignment
+    // the forward of ResNet-20's first layer took 1.3-2x as long in most runs of normlab_bench conv).
     Tensor scratch = Tensor::empty({k.winograd_scratch(ins, block * tw)});
     for (int64_t i = b; i < e; ++i) {
       const int64_t row0 = i * block;

@@ -107,7 +107,7 @@ Tensor power_function(const Tensor& s_in, const Tensor& weight, const Tensor& bi
     const ChannelNormKernelTable& kt = channel_norm_kernels();
     parallel_feature_blocks(C, R, [&](int64_t c0, int64_t c1) {
       // the two reductions: sum(dy) and sum(dy * s)
-      kt.col_grad_sums(s, dy, nullptr, C, 0, R, c0, c1, zero.data(), sum_dy.data(), sum_dy_s.data());
+      kt.col_grad_sums(s, dy, nullptr, nullptr, C, 0, R, c0, c1, zero.data(), sum_dy.data(), sum_dy_s.data());
       for (int64_t c = c0; c < c1; ++c) {
         const double gm = gamma ? gamma[c] : 1.0f;
         const double rstd = sv->rstd[c], rstd_B = sv->rstd_batch[c];
@@ -129,7 +129,7 @@ Tensor power_function(const Tensor& s_in, const Tensor& weight, const Tensor& bi
         }
       }
       if (need_ds)
-        kt.col_grad_input(s, dy, nullptr, ds_t.data(), C, 0, R, c0, c1, zero.data(), k.data(), u.data(), zero.data());
+        kt.col_grad_input(s, dy, nullptr, nullptr, ds_t.data(), C, 0, R, c0, c1, zero.data(), k.data(), u.data(), zero.data());
     });
     if (need_ds) accumulate_grad(s_in, ds_t);
     if (weight.defined() && weight.requires_grad()) accumulate_grad(weight, Tensor::from_vector({C}, dgamma));

@@ -26,14 +26,15 @@ struct ChannelNormKernelTable {
   // y = (x - mean) * a + b   (one sub + one FMA per element); relu: y = max(0, that)
   void (*scale_shift)(const float* x, float* y, int64_t C, int64_t S, int64_t n0, int64_t n1, int64_t c,
                       float mean, float a, float b, bool relu);
-  // The backward kernels take relu_y: null, or the output of a BN + ReLU forward (relu =
-  // true), and then dy counts only where relu_y > 0 (ReLU's derivative, applied on the fly).
+  // The backward kernels take relu_a, relu_b: null, or (BN + ReLU fused) the a and b the forward
+  // used, and then dy counts only where (x - mean) * a + b > 0, recomputed from x by the
+  // forward's own expression (ReLU's derivative, applied on the fly; no saved output is read).
   // sum_dy = sum dy;  sum_dy_xmu = sum dy * (x - mean)  (null: skipped)
-  void (*grad_sums)(const float* x, const float* dy, const float* relu_y, int64_t C, int64_t S, int64_t n0,
-                    int64_t n1, int64_t c, float mean, double* sum_dy, double* sum_dy_xmu);
+  void (*grad_sums)(const float* x, const float* dy, const float* relu_a, const float* relu_b, int64_t C, int64_t S,
+                    int64_t n0, int64_t n1, int64_t c, float mean, double* sum_dy, double* sum_dy_xmu);
   // dx = dy * a + (x - mean) * slope + shift   (written)
-  void (*grad_input)(const float* x, const float* dy, const float* relu_y, float* dx, int64_t C, int64_t S,
-                     int64_t n0, int64_t n1, int64_t c, float mean, float a, float slope, float shift);
+  void (*grad_input)(const float* x, const float* dy, const float* relu_a, const float* relu_b, float* dx, int64_t C,
+                     int64_t S, int64_t n0, int64_t n1, int64_t c, float mean, float a, float slope, float shift);
 
   // The same four steps for S == 1 (BatchNorm1d on [N, C]): a channel is a *column* of the
   // row-major [N, C] matrix, so one value per plane would leave every loop scalar. These
@@ -46,13 +47,14 @@ struct ChannelNormKernelTable {
   // y = (x - mean[c]) * a[c] + b[c]; relu: y = max(0, that)
   void (*col_scale_shift)(const float* x, float* y, int64_t C, int64_t n0, int64_t n1, int64_t c0, int64_t c1,
                           const float* mean, const float* a, const float* b, bool relu);
-  // sum_dy[c] = sum dy;  sum_dy_xmu[c] = sum dy * (x - mean[c])   (relu_y as above)
-  void (*col_grad_sums)(const float* x, const float* dy, const float* relu_y, int64_t C, int64_t n0, int64_t n1,
-                        int64_t c0, int64_t c1, const float* mean, double* sum_dy, double* sum_dy_xmu);
+  // sum_dy[c] = sum dy;  sum_dy_xmu[c] = sum dy * (x - mean[c])   (relu_a[c], relu_b[c] as above)
+  void (*col_grad_sums)(const float* x, const float* dy, const float* relu_a, const float* relu_b, int64_t C,
+                        int64_t n0, int64_t n1, int64_t c0, int64_t c1, const float* mean, double* sum_dy,
+                        double* sum_dy_xmu);
   // dx = dy * a[c] + (x - mean[c]) * slope[c] + shift[c]   (written)
-  void (*col_grad_input)(const float* x, const float* dy, const float* relu_y, float* dx, int64_t C, int64_t n0,
-                         int64_t n1, int64_t c0, int64_t c1, const float* mean, const float* a, const float* slope,
-                         const float* shift);
+  void (*col_grad_input)(const float* x, const float* dy, const float* relu_a, const float* relu_b, float* dx,
+                         int64_t C, int64_t n0, int64_t n1, int64_t c0, int64_t c1, const float* mean, const float* a,
+                         const float* slope, const float* shift);
 };
 
 const ChannelNormKernelTable& channel_norm_kernels();  // for simd_level()

@@ -51,11 +51,15 @@ static void moments(const float* x, int64_t C, int64_t S, int64_t n0, int64_t n1
   *m2 = v > 0.0 ? v : 0.0;
 }
 
-// The fused ReLU (relu / relu_y) is written exactly as core's relu and relu_backward
+// The fused ReLU (relu_a / relu_b) is written exactly as core's relu and relu_backward
 // (v > 0 ? v : 0, so a NaN becomes 0 in both): BN + ReLU fused and run as two ops give the
 // same bits. Each kernel keeps a loop without it, so plain BN runs the code it always ran.
+// The backward masks dy by the sign of the pre-ReLU value v, recomputed from x by the forward's
+// own expression (affine: the same bits, so the same sign as the output's), instead of reading
+// the saved output: one stream less in each backward pass.
+static inline float affine(float x, float mu, float a, float b) { return (x - mu) * a + b; }
 static inline float relu_of(float v) { return v > 0.0f ? v : 0.0f; }
-static inline float relu_grad(float y, float g) { return y > 0.0f ? g : 0.0f; }
+static inline float relu_grad(float v, float g) { return v > 0.0f ? g : 0.0f; }
 
 static void scale_shift(const float* x, float* y, int64_t C, int64_t S, int64_t n0, int64_t n1, int64_t c,
                         float mu, float ac, float bc, bool relu) {
@@ -64,27 +68,27 @@ static void scale_shift(const float* x, float* y, int64_t C, int64_t S, int64_t 
     float* q = y + (n * C + c) * S;
     if (relu) {
 #pragma omp simd
-      for (int64_t i = 0; i < S; ++i) q[i] = relu_of((p[i] - mu) * ac + bc);
+      for (int64_t i = 0; i < S; ++i) q[i] = relu_of(affine(p[i], mu, ac, bc));
     } else {
 #pragma omp simd
-      for (int64_t i = 0; i < S; ++i) q[i] = (p[i] - mu) * ac + bc;
+      for (int64_t i = 0; i < S; ++i) q[i] = affine(p[i], mu, ac, bc);
     }
   }
 }
 
-static void grad_sums(const float* x, const float* dy, const float* relu_y, int64_t C, int64_t S, int64_t n0,
-                      int64_t n1, int64_t c, float mu, double* sum_dy, double* sum_dy_xmu) {
+static void grad_sums(const float* x, const float* dy, const float* relu_a, const float* relu_b, int64_t C, int64_t S,
+                      int64_t n0, int64_t n1, int64_t c, float mu, double* sum_dy, double* sum_dy_xmu) {
   double t1 = 0.0, t2 = 0.0;
   for (int64_t n = n0; n < n1; ++n) {
     const int64_t off = (n * C + c) * S;
     const float* p = x + off;
     const float* g = dy + off;
     float s1 = 0.0f, s2 = 0.0f;
-    if (relu_y) {
-      const float* r = relu_y + off;
+    if (relu_a) {
+      const float ra = *relu_a, rb = *relu_b;
 #pragma omp simd reduction(+ : s1, s2)
       for (int64_t i = 0; i < S; ++i) {
-        const float gi = relu_grad(r[i], g[i]);
+        const float gi = relu_grad(affine(p[i], mu, ra, rb), g[i]);
         s1 += gi;
         s2 += gi * (p[i] - mu);
       }
@@ -105,17 +109,19 @@ static void grad_sums(const float* x, const float* dy, const float* relu_y, int6
   if (sum_dy_xmu) *sum_dy_xmu = t2;
 }
 
-static void grad_input(const float* x, const float* dy, const float* relu_y, float* dx, int64_t C, int64_t S,
-                       int64_t n0, int64_t n1, int64_t c, float mu, float a, float slope, float shift) {
+static void grad_input(const float* x, const float* dy, const float* relu_a, const float* relu_b, float* dx,
+                       int64_t C, int64_t S, int64_t n0, int64_t n1, int64_t c, float mu, float a, float slope,
+                       float shift) {
   for (int64_t n = n0; n < n1; ++n) {
     const int64_t off = (n * C + c) * S;
     const float* p = x + off;
     const float* g = dy + off;
     float* q = dx + off;
-    if (relu_y) {
-      const float* r = relu_y + off;
+    if (relu_a) {
+      const float ra = *relu_a, rb = *relu_b;
 #pragma omp simd
-      for (int64_t i = 0; i < S; ++i) q[i] = relu_grad(r[i], g[i]) * a + ((p[i] - mu) * slope + shift);
+      for (int64_t i = 0; i < S; ++i)
+        q[i] = relu_grad(affine(p[i], mu, ra, rb), g[i]) * a + ((p[i] - mu) * slope + shift);
     } else {
 #pragma omp simd
       for (int64_t i = 0; i < S; ++i) q[i] = g[i] * a + ((p[i] - mu) * slope + shift);
@@ -176,16 +182,17 @@ static void col_scale_shift(const float* x, float* y, int64_t C, int64_t n0, int
     float* q = y + n * C;
     if (relu) {
 #pragma omp simd
-      for (int64_t c = c0; c < c1; ++c) q[c] = relu_of((p[c] - mu[c]) * a[c] + b[c]);
+      for (int64_t c = c0; c < c1; ++c) q[c] = relu_of(affine(p[c], mu[c], a[c], b[c]));
     } else {
 #pragma omp simd
-      for (int64_t c = c0; c < c1; ++c) q[c] = (p[c] - mu[c]) * a[c] + b[c];
+      for (int64_t c = c0; c < c1; ++c) q[c] = affine(p[c], mu[c], a[c], b[c]);
     }
   }
 }
 
-static void col_grad_sums(const float* x, const float* dy, const float* relu_y, int64_t C, int64_t n0, int64_t n1,
-                          int64_t c0, int64_t c1, const float* mu, double* sum_dy, double* sum_dy_xmu) {
+static void col_grad_sums(const float* x, const float* dy, const float* relu_a, const float* relu_b, int64_t C,
+                          int64_t n0, int64_t n1, int64_t c0, int64_t c1, const float* mu, double* sum_dy,
+                          double* sum_dy_xmu) {
   for (int64_t c = c0; c < c1; ++c) sum_dy[c] = sum_dy_xmu[c] = 0.0;
   for (int64_t r0 = n0; r0 < n1; r0 += kRows) {
     const int64_t r1 = r0 + kRows < n1 ? r0 + kRows : n1;
@@ -195,11 +202,10 @@ static void col_grad_sums(const float* x, const float* dy, const float* relu_y, 
       for (int64_t r = r0; r < r1; ++r) {
         const float* p = x + r * C + t0;
         const float* g = dy + r * C + t0;
-        if (relu_y) {
-          const float* q = relu_y + r * C + t0;
+        if (relu_a) {
 #pragma omp simd
           for (int64_t j = 0; j < w; ++j) {
-            const float gj = relu_grad(q[j], g[j]);
+            const float gj = relu_grad(affine(p[j], mu[t0 + j], relu_a[t0 + j], relu_b[t0 + j]), g[j]);
             s1[j] += gj;
             s2[j] += gj * (p[j] - mu[t0 + j]);
           }
@@ -220,18 +226,17 @@ static void col_grad_sums(const float* x, const float* dy, const float* relu_y, 
   }
 }
 
-static void col_grad_input(const float* x, const float* dy, const float* relu_y, float* dx, int64_t C, int64_t n0,
-                           int64_t n1, int64_t c0, int64_t c1, const float* mu, const float* a, const float* slope,
-                           const float* shift) {
+static void col_grad_input(const float* x, const float* dy, const float* relu_a, const float* relu_b, float* dx,
+                           int64_t C, int64_t n0, int64_t n1, int64_t c0, int64_t c1, const float* mu, const float* a,
+                           const float* slope, const float* shift) {
   for (int64_t n = n0; n < n1; ++n) {
     const float* p = x + n * C;
     const float* g = dy + n * C;
     float* q = dx + n * C;
-    if (relu_y) {
-      const float* r = relu_y + n * C;
+    if (relu_a) {
 #pragma omp simd
       for (int64_t c = c0; c < c1; ++c)
-        q[c] = relu_grad(r[c], g[c]) * a[c] + ((p[c] - mu[c]) * slope[c] + shift[c]);
+        q[c] = relu_grad(affine(p[c], mu[c], relu_a[c], relu_b[c]), g[c]) * a[c] + ((p[c] - mu[c]) * slope[c] + shift[c]);
     } else {
 #pragma omp simd
       for (int64_t c = c0; c < c1; ++c) q[c] = g[c] * a[c] + ((p[c] - mu[c]) * slope[c] + shift[c]);

@@ -376,7 +376,7 @@ Tensor conv2d_3x3(const Tensor& x, const Tensor& weight, const Tensor& bias, con
   Tensor xc = x.detach().contiguous(), wc = weight.detach().contiguous();
   Tensor bc = bias.defined() ? bias.detach().contiguous() : Tensor();
   // The direct kernels read a zero-bordered copy of the input (kept for the weight gradient);
-  // Winograd borders each block of it in cache instead.
+  // Winograd's transforms make the border as they load the unpadded input.
   Tensor x_pad;
   Tensor y = Tensor::empty({g.n, g.cout, g.h, g.w});
   const float* b = bc.defined() ? bc.data() : nullptr;

@@ -84,6 +84,9 @@ struct Saved {
   std::vector<RowBlock> blocks;  // S == 1 only
   bool mean_only, fixed;
   std::vector<float> relu_a, relu_b;  // ReLU fused: the forward's a, b [K * C] (y's sign masks dy); else empty
+  // The kernels' relu_a / relu_b arguments from entry i on: null when the ReLU is not fused.
+  const float* relu_a_at(int64_t i) const { return relu_a.empty() ? nullptr : relu_a.data() + i; }
+  const float* relu_b_at(int64_t i) const { return relu_b.empty() ? nullptr : relu_b.data() + i; }
   std::vector<double> count;  // M
   std::vector<float> mean, mean_lo, rstd, r, d;
   std::function<void(GradSums&)> combine_grad_sums;
@@ -219,26 +222,23 @@ struct Grads {
 // Step 1's kernels for the channels [c0, c1) of every group (S > 1), measured from the float mean.
 void raw_grad_sums(const Saved& sv, const float* dy, int64_t c0, int64_t c1, GradSums& sums) {
   const ChannelNormKernelTable& kt = channel_norm_kernels();
-  const bool relu = !sv.relu_a.empty();
   for (int64_t k = 0; k < sv.K; ++k) {
     const int64_t n0 = sv.groups[k], n1 = sv.groups[k + 1], i0 = k * sv.C;
     for (int64_t c = c0; c < c1; ++c)
-      kt.grad_sums(sv.x.data(), dy, relu ? &sv.relu_a[i0 + c] : nullptr, relu ? &sv.relu_b[i0 + c] : nullptr, sv.C, sv.S, n0, n1, c, sv.mean[i0 + c], &sums.sum_dy[i0 + c],
-                   sv.mean_only ? nullptr : &sums.sum_dy_xmu[i0 + c]);
+      kt.grad_sums(sv.x.data(), dy, sv.relu_a_at(i0 + c), sv.relu_b_at(i0 + c), sv.C, sv.S, n0, n1, c,
+                   sv.mean[i0 + c], &sums.sum_dy[i0 + c], sv.mean_only ? nullptr : &sums.sum_dy_xmu[i0 + c]);
   }
 }
 
 // The same for S == 1: each row block's sums, then added into its group's in block order.
 void raw_grad_sums_by_rows(const Saved& sv, const float* dy, GradSums& sums) {
   const ChannelNormKernelTable& kt = channel_norm_kernels();
-  const bool relu = !sv.relu_a.empty();
   const int64_t C = sv.C, B = static_cast<int64_t>(sv.blocks.size());
   std::vector<double> sum_dy(B * C), sum_dy_xmu(B * C);
   for_row_blocks(sv.blocks, sv.N, C, [&](int64_t b) {
     const RowBlock& blk = sv.blocks[b];
-    kt.col_grad_sums(sv.x.data(), dy, relu ? sv.relu_a.data() + blk.k * C : nullptr,
-                     relu ? sv.relu_b.data() + blk.k * C : nullptr, C, blk.r0, blk.r1, 0, C, sv.mean.data() + blk.k * C,
-                     sum_dy.data() + b * C, sum_dy_xmu.data() + b * C);
+    kt.col_grad_sums(sv.x.data(), dy, sv.relu_a_at(blk.k * C), sv.relu_b_at(blk.k * C), C, blk.r0, blk.r1, 0, C,
+                     sv.mean.data() + blk.k * C, sum_dy.data() + b * C, sum_dy_xmu.data() + b * C);
   });
   for (int64_t b = 0; b < B; ++b) {
     const int64_t i0 = sv.blocks[b].k * C;
@@ -288,25 +288,22 @@ void grad_input_constants(const Saved& sv, const float* gamma, int64_t c0, int64
 // Step 4 for the channels [c0, c1) (S > 1), constants computed.
 void grad_input(const Saved& sv, const float* dy, int64_t c0, int64_t c1, const Grads& g, float* dx) {
   const ChannelNormKernelTable& kt = channel_norm_kernels();
-  const bool relu = !sv.relu_a.empty();
   for (int64_t k = 0; k < sv.K; ++k) {
     const int64_t n0 = sv.groups[k], n1 = sv.groups[k + 1], i0 = k * sv.C;
     for (int64_t c = c0; c < c1; ++c)
-      kt.grad_input(sv.x.data(), dy, relu ? &sv.relu_a[i0 + c] : nullptr, relu ? &sv.relu_b[i0 + c] : nullptr, dx, sv.C, sv.S, n0, n1, c, sv.mean[i0 + c], g.a[i0 + c],
-                    g.dx_slope[i0 + c], g.dx_shift[i0 + c]);
+      kt.grad_input(sv.x.data(), dy, sv.relu_a_at(i0 + c), sv.relu_b_at(i0 + c), dx, sv.C, sv.S, n0, n1, c,
+                    sv.mean[i0 + c], g.a[i0 + c], g.dx_slope[i0 + c], g.dx_shift[i0 + c]);
   }
 }
 
 // Step 4 for S == 1, by row blocks.
 void grad_input_by_rows(const Saved& sv, const float* dy, const Grads& g, float* dx) {
   const ChannelNormKernelTable& kt = channel_norm_kernels();
-  const bool relu = !sv.relu_a.empty();
   for_row_blocks(sv.blocks, sv.N, sv.C, [&](int64_t b) {
     const RowBlock& blk = sv.blocks[b];
     const int64_t i0 = blk.k * sv.C;
-    kt.col_grad_input(sv.x.data(), dy, relu ? sv.relu_a.data() + i0 : nullptr, relu ? sv.relu_b.data() + i0 : nullptr,
-                      dx, sv.C, blk.r0, blk.r1, 0, sv.C, sv.mean.data() + i0,
-                      g.a.data() + i0, g.dx_slope.data() + i0, g.dx_shift.data() + i0);
+    kt.col_grad_input(sv.x.data(), dy, sv.relu_a_at(i0), sv.relu_b_at(i0), dx, sv.C, blk.r0, blk.r1, 0, sv.C,
+                      sv.mean.data() + i0, g.a.data() + i0, g.dx_slope.data() + i0, g.dx_shift.data() + i0);
   });
 }
 

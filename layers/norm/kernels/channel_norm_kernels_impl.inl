@@ -236,7 +236,8 @@ static void col_grad_input(const float* x, const float* dy, const float* relu_a,
     if (relu_a) {
 #pragma omp simd
       for (int64_t c = c0; c < c1; ++c)
-        q[c] = relu_grad(affine(p[c], mu[c], relu_a[c], relu_b[c]), g[c]) * a[c] + ((p[c] - mu[c]) * slope[c] + shift[c]);
+        q[c] = relu_grad(affine(p[c], mu[c], relu_a[c], relu_b[c]), g[c]) * a[c] +
+               ((p[c] - mu[c]) * slope[c] + shift[c]);
     } else {
 #pragma omp simd
       for (int64_t c = c0; c < c1; ++c) q[c] = g[c] * a[c] + ((p[c] - mu[c]) * slope[c] + shift[c]);

@@ -16,10 +16,18 @@
 #include <vector>
 
 #include "core/autograd.hpp"
+#include "core/kernels/pool.hpp"
 #include "core/ops.hpp"
 #include "core/parallel.hpp"
 
 namespace nl {
+
+NL_SIMD_TABLES(PoolKernels, pool_table)
+
+const PoolKernels& pool_kernels_for(SimdLevel level) {
+  return for_simd_level(level, simd_scalar::pool_table, simd_avx2::pool_table, simd_avx512::pool_table);
+}
+const PoolKernels& pool_kernels() { return pool_kernels_for(simd_level()); }
 
 namespace {
 
@@ -47,54 +55,10 @@ PoolGeometry pool_geometry(const Tensor& x, int64_t kernel, int64_t stride, int6
 
 Shape pooled_shape(const Tensor& x, const PoolGeometry& g) { return {x.size(0), x.size(1), g.oh, g.ow}; }
 
-// The 2x2, stride 2, unpadded max pool of every CNN here has its own loops: the generic window
-// loop (bounds per window, a data-dependent branch per pixel) took a fifth of a CNN training
-// step. Each output reads its four pixels a, b (row 2y) and c, d (row 2y + 1) and picks with
-// selects, in the generic loop's order and rules (the first maximum; a NaN wins), which the
-// compiler turns into vector blends.
-void max_pool_2x2_plane(const float* xp, float* yp, int32_t* ip, const PoolGeometry& g) {
-  for (int64_t oy = 0; oy < g.oh; ++oy) {
-    const float* r0 = xp + 2 * oy * g.w;
-    const float* r1 = r0 + g.w;
-    const int32_t base = static_cast<int32_t>(2 * oy * g.w), w = static_cast<int32_t>(g.w);
-    for (int64_t ox = 0; ox < g.ow; ++ox) {
-      const float a = r0[2 * ox], b = r0[2 * ox + 1], c = r1[2 * ox], d = r1[2 * ox + 1];
-      const int32_t i0 = base + static_cast<int32_t>(2 * ox);
-      float best = a;
-      int32_t bi = i0;
-      const bool tb = b > best || b != b;
-      best = tb ? b : best, bi = tb ? i0 + 1 : bi;
-      const bool tc = c > best || c != c;
-      best = tc ? c : best, bi = tc ? i0 + w : bi;
-      const bool td = d > best || d != d;
-      best = td ? d : best, bi = td ? i0 + w + 1 : bi;
-      yp[oy * g.ow + ox] = best;
-      ip[oy * g.ow + ox] = bi;
-    }
-  }
-}
-
-// Its backward writes every input pixel once (the windows tile the plane), so dx needs no
-// zeroing pass and no scatter: a pixel gets dy where it was its window's argmax, else 0.
-// An odd last row or column belongs to no window and is zeroed.
-void max_pool_2x2_backward_plane(const float* gp, const int32_t* ip, float* dp, const PoolGeometry& g) {
-  for (int64_t oy = 0; oy < g.oh; ++oy) {
-    float* r0 = dp + 2 * oy * g.w;
-    float* r1 = r0 + g.w;
-    const int32_t base = static_cast<int32_t>(2 * oy * g.w), w = static_cast<int32_t>(g.w);
-    for (int64_t ox = 0; ox < g.ow; ++ox) {
-      const float gv = gp[oy * g.ow + ox];
-      const int32_t i0 = base + static_cast<int32_t>(2 * ox), am = ip[oy * g.ow + ox];
-      r0[2 * ox] = am == i0 ? gv : 0.0f;
-      r0[2 * ox + 1] = am == i0 + 1 ? gv : 0.0f;
-      r1[2 * ox] = am == i0 + w ? gv : 0.0f;
-      r1[2 * ox + 1] = am == i0 + w + 1 ? gv : 0.0f;
-    }
-    if (g.w % 2) r0[g.w - 1] = r1[g.w - 1] = 0.0f;
-  }
-  if (g.h % 2) std::fill(dp + (g.h - 1) * g.w, dp + g.h * g.w, 0.0f);
-}
-
+// The 2x2, stride 2, unpadded max pool of every CNN here has its own kernels
+// (core/kernels/pool.hpp): the generic window loop (bounds per window, a data-dependent branch
+// per pixel) took a fifth of a CNN training step. Its backward writes every input pixel once
+// (the windows tile the plane), so dx needs no zeroing pass and no scatter.
 bool is_2x2_stride2(const PoolGeometry& g) { return g.k == 2 && g.s == 2 && g.p == 0; }
 
 }  // namespace
@@ -113,7 +77,7 @@ Tensor max_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t paddi
       float* yp = py + plane * g.oh * g.ow;
       int32_t* ip = pi + plane * g.oh * g.ow;
       if (is_2x2_stride2(g)) {
-        max_pool_2x2_plane(xp, yp, ip, g);
+        pool_kernels().max_pool_2x2(xp, g.h, g.w, yp, ip);
         continue;
       }
       for (int64_t oy = 0; oy < g.oh; ++oy) {
@@ -150,7 +114,7 @@ Tensor max_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t paddi
       for (int64_t plane = begin; plane < end; ++plane) {
         float* dp = pd + plane * in_plane;
         if (fast) {
-          max_pool_2x2_backward_plane(pg + plane * out_plane, pi + plane * out_plane, dp, g);
+          pool_kernels().max_pool_2x2_backward(pg + plane * out_plane, pi + plane * out_plane, g.h, g.w, dp);
           continue;
         }
         for (int64_t i = plane * out_plane; i < (plane + 1) * out_plane; ++i) dp[pi[i]] += pg[i];

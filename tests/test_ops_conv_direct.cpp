@@ -186,8 +186,16 @@ TEST_CASE("3x3 conv2d gives the same bits for 1 and 2 threads, with each algorit
   set_conv3x3_algorithm(Conv3x3Algorithm::automatic);
 }
 
-TEST_CASE("2x2 stride-2 max_pool2d matches the window definition with ties, NaNs and odd sizes", "[pool]") {
-  for (const auto& [h, w] : std::vector<std::pair<int64_t, int64_t>>{{4, 4}, {5, 7}, {28, 28}, {3, 2}, {2, 33}}) {
+TEST_CASE("2x2 stride-2 max_pool2d matches the window definition with ties, NaNs and odd sizes, every SIMD level",
+          "[pool][simd]") {
+  // Rows of outputs shorter than, as long as, and longer than a vector at each level (7, 14,
+  // 16, 32, 33 windows), odd last rows and columns.
+  const std::vector<std::pair<int64_t, int64_t>> shapes = {{4, 4},   {5, 7},  {28, 28}, {3, 2},  {2, 33},
+                                                           {14, 14}, {4, 32}, {3, 64},  {2, 66}, {5, 67}};
+  const SimdLevel saved = simd_level();
+  for (int level = 0; level <= static_cast<int>(best_simd_level()); ++level) for (const auto& [h, w] : shapes) {
+    set_simd_level(static_cast<SimdLevel>(level));
+    INFO("level " << simd_level_name(simd_level()) << ", plane " << h << " x " << w);
     Generator gen(h * 100 + w);
     std::vector<float> v = randn({2, 3, h, w}, gen).to_vector();
     for (size_t i = 0; i < v.size(); i += 7) v[i] = std::round(v[i]);  // ties
@@ -215,4 +223,5 @@ TEST_CASE("2x2 stride-2 max_pool2d matches the window definition with ties, NaNs
         }
     REQUIRE(dx == ref_dx);
   }
+  set_simd_level(saved);
 }

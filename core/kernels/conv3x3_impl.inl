@@ -20,24 +20,17 @@
 namespace nl::NL_SIMD_NS {
 namespace {
 
-// Block sizes per level: accumulators + loads must fit the register file
-// (32 zmm for AVX-512, 16 ymm / xmm otherwise). The "scalar" level uses SSE2 vectors of 4,
-// which every x86-64 has.
-#if defined(__AVX512F__)
-constexpr int kVec = 16, kCB = 8, kQV = 3, kDwVecs = 2;
-#elif defined(__AVX2__)
-constexpr int kVec = 8, kCB = 4, kQV = 2, kDwVecs = 1;
-#else
-constexpr int kVec = 4, kCB = 4, kQV = 2, kDwVecs = 1;
-#endif
-typedef float vf __attribute__((vector_size(kVec * sizeof(float))));
+#include "core/kernels/vector_impl.inl"
 
-inline vf load(const float* p) {  // unaligned
-  vf v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-inline void store(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
+// Block sizes per level: accumulators + loads must fit the register file
+// (32 zmm for AVX-512, 16 ymm / xmm otherwise).
+#if defined(__AVX512F__)
+constexpr int kCB = 8, kQV = 3, kDwVecs = 2;
+#elif defined(__AVX2__)
+constexpr int kCB = 4, kQV = 2, kDwVecs = 1;
+#else
+constexpr int kCB = 4, kQV = 2, kDwVecs = 1;
+#endif
 
 // Positions [q0, q0 + QV*kVec) of CB outputs.
 template <int QV>
@@ -77,7 +70,6 @@ void forward(const float* in, int64_t cin, int64_t plane, int64_t wp, const floa
 // A kVec x kVec tile transposed in registers, in log2(kVec) stages: the stage of width b swaps
 // the off-diagonal b x b blocks of every pair of rows (i, i + b), so after the stage of
 // width 1 row j holds what was column j.
-typedef int vi __attribute__((vector_size(kVec * sizeof(int))));
 template <int B>
 inline void swap_blocks(vf& a, vf& b) {
   vi lo, hi;
@@ -151,37 +143,6 @@ void weight_grad(const float* dyt, int64_t co_stride, int64_t dyt_stride, const 
 
 // ---- Winograd F(2x2, 3x3) (the math is in conv3x3.hpp) ----
 
-// The first n (<= kVec) lanes of v to p: the output rows must not be written past their end,
-// another thread may own what follows.
-inline void store_first(float* p, vf v, int64_t n) {
-#if defined(__AVX512F__)
-  _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << n) - 1), reinterpret_cast<__m512>(v));
-#elif defined(__AVX2__)
-  vi lane;
-  for (int l = 0; l < kVec; ++l) lane[l] = l;
-  const vi keep = lane < static_cast<int>(n);
-  _mm256_maskstore_ps(p, reinterpret_cast<__m256i>(keep), reinterpret_cast<__m256>(v));
-#else
-  for (int64_t l = 0; l < n; ++l) p[l] = v[l];
-#endif
-}
-
-// The first n (< kVec) floats at p, zero in the other lanes; nothing past p + n is read.
-inline vf load_first(const float* p, int64_t n) {
-#if defined(__AVX512F__)
-  return reinterpret_cast<vf>(_mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << n) - 1), p));
-#elif defined(__AVX2__)
-  vi lane;
-  for (int l = 0; l < kVec; ++l) lane[l] = l;
-  const vi keep = lane < static_cast<int>(n);
-  return reinterpret_cast<vf>(_mm256_maskload_ps(p, reinterpret_cast<__m256i>(keep)));
-#else
-  vf v = {};
-  for (int64_t l = 0; l < n; ++l) v[l] = p[l];
-  return v;
-#endif
-}
-
 // Rows in whole vectors: the last one of each row is loaded with zeros past the row's end, and
 // its store writes the row's right border and the next row's left one; what it writes past
 // those is the next row's, stored after.
@@ -214,14 +175,6 @@ inline vf load_columns(const float* row, int64_t col, int64_t w) {
   vi shift;  // col = -1: lane 0 is the left border, lane l column l - 1
   for (int l = 0; l < kVec; ++l) shift[l] = l == 0 ? 0 : kVec + l - 1;
   return __builtin_shuffle(vf{}, load_first(row, std::min<int64_t>(w, kVec - 1)), shift);
-}
-
-// The even and the odd lanes of a followed by b: the columns 2tx and 2tx + 1 of kVec tiles.
-inline void split_even_odd(vf a, vf b, vf& even, vf& odd) {
-  vi ev, od;
-  for (int l = 0; l < kVec; ++l) ev[l] = 2 * l, od[l] = 2 * l + 1;
-  even = __builtin_shuffle(a, b, ev);
-  odd = __builtin_shuffle(a, b, od);
 }
 
 // Columns 2tx and 2tx + 1 of R rows of kVec / R tiles each (R = 1: kVec tiles of one row), the
@@ -310,8 +263,6 @@ void grad_tile_rows(const float* const (&g)[2][4], int R, int64_t tw, float* z, 
 // outputs go to out[q] (row 2ty) and out[q] + w (row 2ty + 1).
 void output_tile_rows(const float* m, int64_t m_xi, int64_t tw, float bias, float* const* out, int R, int valid,
                       int64_t w) {
-  vi lo, hi;  // interleave (y0 of tile 0, y1 of tile 0, y0 of tile 1, ...)
-  for (int l = 0; l < kVec; ++l) lo[l] = (l % 2) * kVec + l / 2, hi[l] = lo[l] + kVec / 2;
   for (int64_t tx0 = 0; tx0 < tw; tx0 += kVec) {
     vf am[2][4];  // (A^T M)[a][k]
 #pragma GCC unroll 4
@@ -323,7 +274,8 @@ void output_tile_rows(const float* m, int64_t m_xi, int64_t tw, float bias, floa
 #pragma GCC unroll 2
     for (int a = 0; a < 2; ++a) {
       const vf y0 = am[a][0] + am[a][1] + am[a][2] + bias, y1 = am[a][1] - am[a][2] - am[a][3] + bias;
-      const vf first = __builtin_shuffle(y0, y1, lo), second = __builtin_shuffle(y0, y1, hi);
+      vf first, second;  // (y0 of tile 0, y1 of tile 0, y0 of tile 1, ...)
+      join_even_odd(y0, y1, first, second);
       if (R == 1) {
         const int64_t n = 2 * std::min<int64_t>(kVec, tw - tx0);  // output columns of these tiles
         float* row = out[0] + a * w + 2 * tx0;

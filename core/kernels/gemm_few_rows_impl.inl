@@ -3,6 +3,8 @@
 //
 // Expects: NL_SIMD_NS, this level's namespace (simd_scalar | simd_avx2 | simd_avx512), defined by
 // the translation unit normlab_simd_kernel (CMakeLists.txt) generates for each level.
+#include <immintrin.h>
+
 #include <cstring>
 #include <vector>
 
@@ -11,31 +13,24 @@
 namespace nl::NL_SIMD_NS {
 namespace {
 
+#include "core/kernels/vector_impl.inl"
+
 // Accumulators kMR x kNV plus kNV loads and a broadcast must fit the register file (32 zmm for
-// AVX-512, 16 ymm / xmm otherwise). The "scalar" level uses SSE2 vectors of 4, which every
-// x86-64 has.
+// AVX-512, 16 ymm / xmm otherwise).
 // The AVX-512 block was chosen by measurement (normlab_bench lm_gemm, 1 thread, Zen 4): 4 x 4
 // vectors ran 16 x 1024 x 256 in 74 us, 8 x 2 in 83, 4 x 3 in 80, 8 x 3 in 95-112 (GCC spills
 // there), 5 x 4 in 97. At AVX2 the best tried (6 x 2) was 0.95-1.1x OpenBLAS, and SSE2 is
 // slower still, so those levels keep OpenBLAS (max_rows 0) and this code for tests only.
 #if defined(__AVX512F__)
-constexpr int kVec = 16, kMR = 4, kNV = 4;
+constexpr int kMR = 4, kNV = 4;
 constexpr int64_t kMaxRows = 64;
 #elif defined(__AVX2__)
-constexpr int kVec = 8, kMR = 6, kNV = 2;
+constexpr int kMR = 6, kNV = 2;
 constexpr int64_t kMaxRows = 0;
 #else
-constexpr int kVec = 4, kMR = 4, kNV = 2;
+constexpr int kMR = 4, kNV = 2;
 constexpr int64_t kMaxRows = 0;
 #endif
-typedef float vf __attribute__((vector_size(kVec * sizeof(float))));
-
-inline vf load(const float* p) {  // unaligned
-  vf v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-inline void store(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
 
 // C[MR rows, NV vectors] = A[MR, k] B[k, NV vectors] + beta C.
 template <int MR, int NV>

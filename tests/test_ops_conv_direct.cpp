@@ -87,9 +87,11 @@ TEST_CASE("3x3 conv2d matches the definition at every SIMD level and with each a
       {1, 1, 1, 1, 1},   {2, 1, 32, 28, 28},  {2, 3, 5, 7, 9},      {3, 17, 13, 5, 31},  {1, 2, 9, 3, 40},
       {2, 4, 3, 1, 17},  {1, 32, 64, 14, 14}, {2, 64, 19, 8, 8},    {1, 5, 2, 11, 1},    {1, 3, 7, 4, 40},
       {7, 9, 11, 4, 6},  {2, 33, 17, 2, 2},   {3, 16, 40, 16, 16},  {1, 40, 33, 2, 70},  {4, 64, 64, 8, 8},
-      // Winograd packs 2 or 4 tile rows into a vector where kVec is 2 or 4 rows' tiles: odd
-      // counts of tile rows leave a partial group (9 rows of 4 tiles, 5 of 8, 3 of 2).
-      {3, 17, 20, 6, 8}, {1, 20, 24, 10, 16}, {2, 18, 16, 6, 4},
+      // Winograd packs 4 tile rows into a vector where kVec is 4 rows' tiles and 2 where two
+      // rows fit (7 tiles of a 14x14 map above, 3, 5, 6 here): odd counts of tile rows leave a
+      // partial group (9 rows of 4 tiles, 5 of 8, 3 of 2, 15 of 5, 7 of 7).
+      {3, 17, 20, 6, 8}, {1, 20, 24, 10, 16}, {2, 18, 16, 6, 4}, {2, 16, 8, 6, 6}, {3, 16, 12, 10, 10},
+      {1, 17, 9, 12, 12},
   };
   const SimdLevel saved = simd_level();
   for (const Case& c : cases) {

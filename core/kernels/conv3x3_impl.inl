@@ -186,8 +186,8 @@ struct TwoRowLanes {
 // the zero border of the padded image without a padded copy. Null row: a border row. Only the
 // row's own floats are read (the last vector of the last row may end the tensor).
 inline vf load_columns(const float* row, int64_t col, int64_t w) {
-  if (!row || col >= w) return vf{};
-  if (col >= 0) return col + kVec <= w ? load(row + col) : load_first(row + col, w - col);
+  if (!row) return vf{};
+  if (col >= 0) return load_up_to(row + col, w - col);
   vi shift;  // col = -1: lane 0 is the left border, lane l column l - 1
   for (int l = 0; l < kVec; ++l) shift[l] = l == 0 ? 0 : kVec + l - 1;
   return __builtin_shuffle(vf{}, load_first(row, std::min<int64_t>(w, kVec - 1)), shift);

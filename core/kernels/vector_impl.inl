@@ -53,6 +53,13 @@ inline vf load_first(const float* p, int64_t n) {
 #endif
 }
 
+// The first min(n, kVec) floats at p (none when n <= 0), zero in the other lanes: the end of a
+// row of any length, nothing past it read.
+inline vf load_up_to(const float* p, int64_t n) {
+  if (n >= kVec) return load(p);
+  return n > 0 ? load_first(p, n) : vf{};
+}
+
 // The even and the odd lanes of a followed by b (a 2 x kVec row split by column parity).
 inline void split_even_odd(vf a, vf b, vf& even, vf& odd) {
   vi ev, od;

@@ -6,6 +6,7 @@
 // (accumulation); edge cases (batch 1, zero-variance rows, non-contiguous input, mean 1e4).
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 
@@ -13,8 +14,11 @@
 #include "core/kernels/kernels.hpp"
 #include "core/parallel.hpp"
 #include "core/random.hpp"
+#include "layers/activation.hpp"
+#include "layers/diagnostics.hpp"
 #include "layers/linear.hpp"
 #include "layers/norm/evonorm.hpp"
+#include "layers/norm/factory.hpp"
 #include "layers/norm/filter_response_norm.hpp"
 #include "layers/norm/group_norm.hpp"
 #include "layers/norm/instance_norm.hpp"
@@ -438,6 +442,96 @@ TEST_CASE("GroupNorm(G=1) equals LayerNorm(C,H,W) and GroupNorm(G=C) equals Inst
   require_close(yc, yi, 1e-5, 1e-5, "GN(G=C) vs IN out");
   require_close(dc, di, 1e-5, 1e-5, "GN(G=C) vs IN grad_x");
   require_close(gc.weight.grad(), in.weight.grad(), 1e-5, 1e-5, "GN(G=C) vs IN grad_weight");
+}
+
+TEST_CASE("GroupNorm / InstanceNorm + ReLU fused is relu(norm) to the bit: outputs, all gradients, running stats",
+          "[norm][group_norm][instance_norm][relu]") {
+  const SimdLevel saved = simd_level();
+  for (SimdLevel l : {SimdLevel::scalar, SimdLevel::avx2, SimdLevel::avx512}) {
+    if (l > best_simd_level()) continue;
+    set_simd_level(l);
+    INFO(simd_level_name(l));
+    // GN with groups of 2 and 1 channels, IN with running statistics (two training steps),
+    // IN without affine; planes of 35 and 300 values (vector tails, several kernel blocks).
+    std::vector<std::pair<std::function<std::shared_ptr<Module>()>, Shape>> cases{
+        {[] { return std::make_shared<GroupNorm>(4, 8); }, {3, 8, 5, 7}},
+        {[] { return std::make_shared<GroupNorm>(6, 6); }, {2, 6, 15, 20}},
+        {[] { return std::make_shared<InstanceNorm2d>(5, 1e-5f, 0.1f, true, true); }, {4, 5, 5, 7}},
+        {[] { return std::make_shared<InstanceNorm2d>(3); }, {2, 3, 6, 6}}};
+    for (const auto& [make, shape] : cases) {
+      auto two_ops = make(), fused = make();
+      const auto relu_of_norm = [](Module& m, const Tensor& x) { return relu(m.forward(x)); };
+      const auto norm_relu = [](Module& m, const Tensor& x) {
+        if (auto* gn = dynamic_cast<GroupNorm*>(&m)) return gn->forward_relu(x);
+        return dynamic_cast<InstanceNorm&>(m).forward_relu(x);
+      };
+      Generator gen(170);
+      for (auto& [name, p] : two_ops->named_parameters()) {
+        NoGradGuard ng;  // gamma around 1, beta of scale 0.5: about half the outputs below 0
+        p.copy_(name == "weight" ? randn(p.shape(), gen) * 0.3f + 1.0f : randn(p.shape(), gen) * 0.5f);
+      }
+      auto pa = two_ops->parameters(), pb = fused->parameters();
+      for (size_t i = 0; i < pa.size(); ++i) {
+        NoGradGuard ng;
+        pb[i].copy_(pa[i]);
+      }
+      for (int step = 0; step < 2; ++step) {
+        const Tensor x0 = randn(shape, gen) * 2.0f + 3.0f, dy = randn(shape, gen);
+        Tensor xa = leaf(x0), xb = leaf(x0);
+        const Tensor ya = relu_of_norm(*two_ops, xa), yb = norm_relu(*fused, xb);
+        ya.backward(dy);
+        yb.backward(dy);
+        const std::vector<float> out = yb.to_vector();
+        REQUIRE(std::count(out.begin(), out.end(), 0.0f) > static_cast<long>(out.size() / 10));  // the mask is exercised
+        CHECK(yb.to_vector() == ya.to_vector());
+        CHECK(xb.grad().to_vector() == xa.grad().to_vector());
+      }
+      const auto ga = two_ops->parameters(), gb = fused->parameters();
+      for (size_t i = 0; i < ga.size(); ++i) CHECK(gb[i].grad().to_vector() == ga[i].grad().to_vector());
+      const auto ba = two_ops->named_buffers(), bb = fused->named_buffers();
+      for (size_t i = 0; i < ba.size(); ++i) CHECK(bb[i].second.to_vector() == ba[i].second.to_vector());
+    }
+  }
+  set_simd_level(saved);
+}
+
+TEST_CASE("make_norm_act fuses gn / in + relu, keeps Sequential's names, gradchecks, unfuses under diagnostics",
+          "[norm][group_norm][instance_norm][relu]") {
+  for (const char* norm : {"gn", "in"}) {
+    NormOptions o;
+    o.name = norm;
+    o.groups = 2;
+    auto fused = make_norm_act(o, {4, 3, 3}, NormSite::conv, "relu");
+    auto two_ops = std::make_shared<Sequential>(
+        std::vector<std::shared_ptr<Module>>{make_norm(o, {4, 3, 3}, NormSite::conv), make_activation("relu")});
+    INFO(fused->name());
+    CHECK(fused->name().find("ReLU; fused") != std::string::npos);
+    CHECK(fused->name() == two_ops->name().substr(0, two_ops->name().size() - 1) + "; fused)");
+    const auto names = [](const Module& m) {
+      std::vector<std::string> n;
+      for (const auto& [name, t] : m.named_parameters()) n.push_back(name);
+      for (const auto& [name, t] : m.named_buffers()) n.push_back(name);
+      return n;
+    };
+    CHECK(names(*fused) == names(*two_ops));  // checkpoints unchanged
+    Generator gen(31);
+    for (auto& p : fused->parameters()) {
+      NoGradGuard ng;
+      p.copy_(randn(p.shape(), gen) * 0.3f + 1.0f);
+    }
+    check_gradcheck(*fused, {2, 4, 3, 3}, 5);
+
+    const Tensor x = randn({5, 4, 3, 3}, gen);
+    const Tensor y_plain = fused->forward(x);
+    NormDiagnostics diag;
+    attach_norm_observer(*fused, &diag, "block");
+    const Tensor y_observed = fused->forward(x);
+    CHECK(y_observed.to_vector() == y_plain.to_vector());
+    bool saw_negative = false;  // the observer saw the norm's output before the ReLU
+    for (const auto& row : diag.take_rows())
+      if (row.layer == "0" && row.quantity == "output_p1" && row.value < 0) saw_negative = true;
+    CHECK(saw_negative);
+  }
 }
 
 TEST_CASE("zero-variance rows give finite outputs and gradients", "[norm][edge]") {

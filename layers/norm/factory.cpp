@@ -281,21 +281,30 @@ std::shared_ptr<Module> make_norm(const NormOptions& o, const Shape& fs, NormSit
   return std::make_shared<TokensAsRows>(m);
 }
 
-// BatchNorm followed by ReLU, fused: the conv - bn - relu of every CNN here. Memory-bound
-// both ways, so the ReLU's own pass over the activations (and the tensor between the two) is
-// worth removing (docs/performance.md). Exact BatchNorm only: its subclasses (SyncBatchNorm)
-// have their own forward.
-class BatchNormReLU : public Module {
+// A norm followed by ReLU, fused: the conv - norm - relu of every CNN here, for bn, gn and in.
+// Memory-bound both ways, so the ReLU's own pass over the activations (and the tensor between
+// the two) is worth removing (docs/performance.md). Exact classes only: a subclass with its own
+// forward (SyncBatchNorm) runs as two ops. Norm::forward_relu does the work.
+template <class Norm>
+class NormReLU : public Module {
  public:
-  BatchNormReLU(std::shared_ptr<BatchNorm> bn, std::shared_ptr<Module> relu)
-      : bn_(register_module("0", std::move(bn))), relu_(register_module("1", std::move(relu))) {}
-  Tensor forward(const Tensor& x) override { return bn_->forward_relu(x); }
-  std::string name() const override { return "Sequential(" + bn_->name() + ", ReLU; fused)"; }
+  NormReLU(std::shared_ptr<Norm> norm, std::shared_ptr<Module> relu)
+      : norm_(register_module("0", std::move(norm))), relu_(register_module("1", std::move(relu))) {}
+  Tensor forward(const Tensor& x) override { return norm_->forward_relu(x); }
+  std::string name() const override { return "Sequential(" + norm_->name() + ", ReLU; fused)"; }
 
  private:
-  std::shared_ptr<BatchNorm> bn_;
+  std::shared_ptr<Norm> norm_;
   std::shared_ptr<Module> relu_;  // for the module list; its work is done in forward_relu
 };
+
+// norm fused with relu when its class is exactly Norm, else null.
+template <class Norm>
+std::shared_ptr<Module> fuse_relu(const std::shared_ptr<Module>& norm, const std::shared_ptr<Module>& relu) {
+  auto n = std::dynamic_pointer_cast<Norm>(norm);
+  if (!n || typeid(*n) != typeid(Norm)) return nullptr;
+  return std::make_shared<NormReLU<Norm>>(n, relu);
+}
 
 std::shared_ptr<Module> make_norm_act(const NormOptions& o, const Shape& fs, NormSite site,
                                       const std::string& activation) {
@@ -307,8 +316,11 @@ std::shared_ptr<Module> make_norm_act(const NormOptions& o, const Shape& fs, Nor
   // buffers, so checkpoints do not change); any other identity is dropped.
   if (dynamic_cast<Identity*>(norm.get()) && !dynamic_cast<NoNorm*>(norm.get())) return act;
   norm->set_next_activation(activation);  // diagnostics count saturated units before sigmoid / tanh
-  if (auto bn = std::dynamic_pointer_cast<BatchNorm>(norm); bn && typeid(*bn) == typeid(BatchNorm) && activation == "relu")
-    return std::make_shared<BatchNormReLU>(bn, act);
+  if (activation == "relu") {
+    for (auto fused : {fuse_relu<BatchNorm>(norm, act), fuse_relu<GroupNorm>(norm, act),
+                       fuse_relu<InstanceNorm2d>(norm, act)})
+      if (fused) return fused;
+  }
   return std::make_shared<Sequential>(std::vector<std::shared_ptr<Module>>{norm, act});
 }
 

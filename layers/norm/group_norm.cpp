@@ -10,7 +10,7 @@
 namespace nl {
 
 void group_norm_forward(float* y, float* mean, float* rstd, float* var, const float* x, const float* gamma,
-                        const float* beta, int64_t N, int64_t C, int64_t L, int64_t G, float eps) {
+                        const float* beta, int64_t N, int64_t C, int64_t L, int64_t G, float eps, bool relu) {
   const RowNormKernels& k = row_norm_kernels();
   const int64_t K = C / G, M = K * L;
   parallel_for(N * G, std::max<int64_t>(1, kMinValuesPerThread / M), [&](int64_t begin, int64_t end) {
@@ -27,15 +27,15 @@ void group_norm_forward(float* y, float* mean, float* rstd, float* var, const fl
         const int64_t c = g * K + j;
         const float a = rs * (gamma ? gamma[c] : 1.0f);
         const float b = (beta ? beta[c] : 0.0f) - m * a;
-        k.scale_shift(xr + j * L, a, b, y + row * M + j * L, L);
+        k.scale_shift(xr + j * L, a, b, y + row * M + j * L, L, relu);
       }
     }
   });
 }
 
 void group_norm_backward(float* dx, float* dgamma, float* dbeta, const float* dy, const float* x,
-                         const float* gamma, const float* mean, const float* rstd, int64_t N, int64_t C, int64_t L,
-                         int64_t G) {
+                         const float* gamma, const float* beta, const float* mean, const float* rstd, int64_t N,
+                         int64_t C, int64_t L, int64_t G, bool relu) {
   const RowNormKernels& k = row_norm_kernels();
   const int64_t K = C / G, M = K * L;
   std::vector<float> db(N * C), ds(N * C);  // per (n, c): sum dy, sum dy * (x - mean)
@@ -44,9 +44,17 @@ void group_norm_backward(float* dx, float* dgamma, float* dbeta, const float* dy
       const int64_t n = row / G, g = row % G;
       const float m = mean[row], rs = rstd[row];
       double sum_g = 0.0, sum_gx = 0.0;
+      // With the ReLU fused, dy is masked where the forward's x * a + b was <= 0: a and b
+      // recomputed by the forward's expressions (the same bits).
+      const auto relu_ab = [&](int64_t c) {
+        const float a = rs * (gamma ? gamma[c] : 1.0f);
+        return std::pair{a, (beta ? beta[c] : 0.0f) - m * a};
+      };
       for (int64_t j = 0; j < K; ++j) {
         const int64_t c = g * K + j, nc = n * C + c;
-        k.sums_dy_dyx(dy + row * M + j * L, x + row * M + j * L, m, L, &db[nc], &ds[nc]);
+        const auto [ra, rb] = relu_ab(c);
+        k.sums_dy_dyx(dy + row * M + j * L, x + row * M + j * L, relu ? &ra : nullptr, relu ? &rb : nullptr, m, L,
+                      &db[nc], &ds[nc]);
         const float gm = gamma ? gamma[c] : 1.0f;
         sum_g += static_cast<double>(gm) * db[nc];
         sum_gx += static_cast<double>(gm) * ds[nc];
@@ -56,7 +64,8 @@ void group_norm_backward(float* dx, float* dgamma, float* dbeta, const float* dy
       const float dnorm_norm_mean = static_cast<float>(rs * sum_gx / M);
       for (int64_t j = 0; j < K; ++j) {
         const int64_t c = g * K + j;
-        k.affine_backward(dy + row * M + j * L, x + row * M + j * L, rs * (gamma ? gamma[c] : 1.0f),
+        const auto [ra, rb] = relu_ab(c);
+        k.affine_backward(dy + row * M + j * L, x + row * M + j * L, relu ? &ra : nullptr, relu ? &rb : nullptr, ra,
                           -rs * rs * dnorm_norm_mean, m, -rs * dnorm_mean, dx + row * M + j * L, L);
       }
     }
@@ -70,7 +79,7 @@ void group_norm_backward(float* dx, float* dgamma, float* dbeta, const float* dy
 }
 
 Tensor group_norm(const Tensor& x_in, int64_t G, const Tensor& weight, const Tensor& bias, float eps,
-                  Tensor* mean_out, Tensor* var_out, const char* layer) {
+                  Tensor* mean_out, Tensor* var_out, const char* layer, bool relu) {
   NL_CHECK(x_in.dim() >= 2, layer, ": expected input [N, C, *], got shape ", x_in.shape());
   const int64_t N = x_in.size(0), C = x_in.size(1);
   NL_CHECK(G >= 1 && C % G == 0, layer, ": num_groups=", G, " must divide num_channels=", C, " (input shape ",
@@ -86,12 +95,12 @@ Tensor group_norm(const Tensor& x_in, int64_t G, const Tensor& weight, const Ten
   Tensor var = var_out ? Tensor::empty({N, G}) : Tensor();
   group_norm_forward(y.data(), mean.data(), rstd.data(), var_out ? var.data() : nullptr, x.data(),
                      weight.defined() ? weight.data() : nullptr, bias.defined() ? bias.data() : nullptr, N, C, L, G,
-                     eps);
+                     eps, relu);
   if (mean_out) *mean_out = mean;
   if (var_out) *var_out = var;
 
   const Tensor xd = x.detach();
-  return record(y, "group_norm", {x, weight, bias}, [=](const Tensor& gy) {
+  return record(y, relu ? "group_norm_relu" : "group_norm", {x, weight, bias}, [=](const Tensor& gy) {
     const Tensor dy = gy.contiguous();
     const bool need_dx = x.requires_grad();
     const bool need_dw = weight.defined() && weight.requires_grad();
@@ -100,8 +109,8 @@ Tensor group_norm(const Tensor& x_in, int64_t G, const Tensor& weight, const Ten
     Tensor dw = need_dw ? Tensor::zeros({C}) : Tensor();
     Tensor db = need_db ? Tensor::zeros({C}) : Tensor();
     group_norm_backward(need_dx ? dx.data() : nullptr, need_dw ? dw.data() : nullptr, need_db ? db.data() : nullptr,
-                        dy.data(), xd.data(), weight.defined() ? weight.data() : nullptr, mean.data(), rstd.data(), N,
-                        C, L, G);
+                        dy.data(), xd.data(), weight.defined() ? weight.data() : nullptr,
+                        bias.defined() ? bias.data() : nullptr, mean.data(), rstd.data(), N, C, L, G, relu);
     if (need_dx) accumulate_grad(x, dx);
     if (need_dw) accumulate_grad(weight, dw);
     if (need_db) accumulate_grad(bias, db);
@@ -116,11 +125,18 @@ GroupNorm::GroupNorm(int64_t G, int64_t C, float eps_, bool affine) : num_groups
   }
 }
 
-Tensor GroupNorm::forward(const Tensor& x_in) {
+Tensor GroupNorm::forward(const Tensor& x) { return normalize(x, false); }
+
+Tensor GroupNorm::forward_relu(const Tensor& x) {
+  if (has_norm_observer()) return relu(normalize(x, false));  // the observer reads the output before the ReLU
+  return normalize(x, true);
+}
+
+Tensor GroupNorm::normalize(const Tensor& x_in, bool fused_relu) {
   NL_CHECK(x_in.dim() >= 2 && x_in.size(1) == num_channels, name(), ": expected input [N, ", num_channels,
            ", *], got shape ", x_in.shape());
   const Tensor x = report_norm_input(x_in);
-  return report_norm_output(group_norm(x, num_groups, weight, bias, eps, nullptr, nullptr, "GroupNorm"));
+  return report_norm_output(group_norm(x, num_groups, weight, bias, eps, nullptr, nullptr, "GroupNorm", fused_relu));
 }
 
 Tensor GroupNorm::reference_forward(const Tensor& x) {

@@ -69,7 +69,7 @@ static Tensor instance_norm_eval(const Tensor& x_in, const Tensor& weight, const
       for (int64_t p = begin; p < end; ++p) {
         const int64_t c = p % C;
         const float a = a_of(c);
-        k.scale_shift(px + p * L, a, (bias.defined() ? bias.data()[c] : 0.0f) - rm[c] * a, py + p * L, L);
+        k.scale_shift(px + p * L, a, (bias.defined() ? bias.data()[c] : 0.0f) - rm[c] * a, py + p * L, L, false);
       }
     });
   }
@@ -82,8 +82,8 @@ static Tensor instance_norm_eval(const Tensor& x_in, const Tensor& weight, const
     parallel_for(N * C, std::max<int64_t>(1, kMinValuesPerThread / L), [&](int64_t begin, int64_t end) {
       for (int64_t p = begin; p < end; ++p) {
         const int64_t c = p % C;
-        kk.sums_dy_dyx(dy.data() + p * L, xd.data() + p * L, rm.data()[c], L, &db[p], &ds[p]);
-        if (dx.defined()) kk.scale_shift(dy.data() + p * L, a_of(c), 0.0f, dx.data() + p * L, L);
+        kk.sums_dy_dyx(dy.data() + p * L, xd.data() + p * L, nullptr, nullptr, rm.data()[c], L, &db[p], &ds[p]);
+        if (dx.defined()) kk.scale_shift(dy.data() + p * L, a_of(c), 0.0f, dx.data() + p * L, L, false);
       }
     });
     if (dx.defined()) accumulate_grad(x, dx);
@@ -102,7 +102,16 @@ static Tensor instance_norm_eval(const Tensor& x_in, const Tensor& weight, const
   });
 }
 
-Tensor InstanceNorm::forward(const Tensor& x_in) {
+Tensor InstanceNorm::forward(const Tensor& x) { return normalize(x, false); }
+
+Tensor InstanceNorm::forward_relu(const Tensor& x) {
+  // Two ops when an observer reads the output before the ReLU, and in eval mode with running
+  // statistics (a kernel of its own, not fused).
+  if (has_norm_observer() || (track_running_stats && !is_training())) return relu(normalize(x, false));
+  return normalize(x, true);
+}
+
+Tensor InstanceNorm::normalize(const Tensor& x_in, bool fused_relu) {
   check_input(x_in);
   const Tensor x = report_norm_input(x_in);
   if (track_running_stats && !is_training())
@@ -111,7 +120,7 @@ Tensor InstanceNorm::forward(const Tensor& x_in) {
   Tensor mean_nc, var_nc;
   const char* layer = spatial_dims == 1 ? "InstanceNorm1d" : "InstanceNorm2d";
   Tensor y = group_norm(x, num_features, weight, bias, eps, update ? &mean_nc : nullptr, update ? &var_nc : nullptr,
-                        layer);
+                        layer, fused_relu);
   if (update) update_running_stats(mean_nc, var_nc, x.numel() / (x.size(0) * num_features));
   return report_norm_output(y);
 }

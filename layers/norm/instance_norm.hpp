@@ -31,6 +31,9 @@ class InstanceNorm : public Module {
   InstanceNorm(int spatial_dims, int64_t num_features, float eps = 1e-5f, float momentum = 0.1f, bool affine = false,
                bool track_running_stats = false);
   Tensor forward(const Tensor& x) override;
+  // relu(forward(x)) in one pass and node (group_norm's fused ReLU) in training mode; two ops
+  // in eval mode with running statistics and under a diagnostics observer.
+  Tensor forward_relu(const Tensor& x);
   Tensor reference_forward(const Tensor& x);  // from primitive autograd ops (same running-stat update)
   std::string name() const override;
 
@@ -43,6 +46,7 @@ class InstanceNorm : public Module {
   Tensor num_batches_tracked;          // [] buffer when tracking: the count of updates (saved)
 
  private:
+  Tensor normalize(const Tensor& x, bool fused_relu);
   void check_input(const Tensor& x) const;
   void update_running_stats(const Tensor& mean_nc, const Tensor& var_nc, int64_t M);
 };

@@ -33,16 +33,20 @@ struct RowNormKernels {
   void (*moments)(const float* x, int64_t n, float* mean, float* var);
   // sum(x^2) / n.
   float (*mean_square)(const float* x, int64_t n);
-  // y = x * a + b (normalize and affine folded into one FMA).
-  void (*scale_shift)(const float* x, float a, float b, float* y, int64_t n);
+  // y = x * a + b (normalize and affine folded into one FMA); relu: y = max(0, that).
+  void (*scale_shift)(const float* x, float a, float b, float* y, int64_t n, bool relu);
   // y = max(x * a + b, tau) (FRN + TLU).
   void (*scale_shift_max)(const float* x, float a, float b, float tau, float* y, int64_t n);
+  // The next two take relu_a, relu_b: null, or (GN / IN + ReLU fused) the a and b of the
+  // forward's scale_shift, and then dy counts only where x * a + b > 0, recomputed from x by the
+  // forward's own expression (ReLU's derivative applied on the fly; no saved output is read).
   // *sum_dy = sum(dy), *sum_dy_x = sum(dy * (x - center)). Centering by the mean keeps the
   // sum exact when x has a large mean (sum(dy*x) - mean*sum(dy) would cancel).
-  void (*sums_dy_dyx)(const float* dy, const float* x, float center, int64_t n, float* sum_dy, float* sum_dy_x);
+  void (*sums_dy_dyx)(const float* dy, const float* x, const float* relu_a, const float* relu_b, float center,
+                      int64_t n, float* sum_dy, float* sum_dy_x);
   // dx = a * dy + b * (x - center) + c: a closed-form norm backward with per-row constants.
-  void (*affine_backward)(const float* dy, const float* x, float a, float b, float center, float c, float* dx,
-                          int64_t n);
+  void (*affine_backward)(const float* dy, const float* x, const float* relu_a, const float* relu_b, float a,
+                          float b, float center, float c, float* dx, int64_t n);
 
   // LayerNorm over one row with per-element gamma/beta (either may be null: 1 / 0).
   //   y = (x - mean) * rstd * gamma + beta

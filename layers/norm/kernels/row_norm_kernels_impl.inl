@@ -59,7 +59,20 @@ static float mean_square(const float* x, int64_t n) {
   return static_cast<float>(total / static_cast<double>(n));
 }
 
-static void scale_shift(const float* x, float a, float b, float* y, int64_t n) {
+// The fused ReLU (GN / IN + ReLU) is written exactly as core's relu and relu_backward
+// (v > 0 ? v : 0, a NaN becomes 0 in both), and the backward recomputes the pre-ReLU value
+// v = x * a + b by the forward's own expression instead of reading the saved output: fused and
+// run as two ops, the same bits (as the channel kernels' BN + ReLU). The loops without it stay
+// as they were.
+static inline float relu_of(float v) { return v > 0.0f ? v : 0.0f; }
+static inline float relu_grad(float v, float g) { return v > 0.0f ? g : 0.0f; }
+
+static void scale_shift(const float* x, float a, float b, float* y, int64_t n, bool relu) {
+  if (relu) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) y[i] = relu_of(x[i] * a + b);
+    return;
+  }
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) y[i] = x[i] * a + b;
 }
@@ -69,15 +82,26 @@ static void scale_shift_max(const float* x, float a, float b, float tau, float* 
   for (int64_t i = 0; i < n; ++i) y[i] = std::max(x[i] * a + b, tau);
 }
 
-static void sums_dy_dyx(const float* dy, const float* x, float center, int64_t n, float* sum_dy, float* sum_dy_x) {
+static void sums_dy_dyx(const float* dy, const float* x, const float* relu_a, const float* relu_b, float center,
+                        int64_t n, float* sum_dy, float* sum_dy_x) {
   double t1 = 0.0, t2 = 0.0;
   for (int64_t b = 0; b < n; b += kBlock) {
     const int64_t e = std::min(n, b + kBlock);
     float s1 = 0.0f, s2 = 0.0f;
+    if (relu_a) {
+      const float ra = *relu_a, rb = *relu_b;
 #pragma omp simd reduction(+ : s1, s2)
-    for (int64_t i = b; i < e; ++i) {
-      s1 += dy[i];
-      s2 += dy[i] * (x[i] - center);
+      for (int64_t i = b; i < e; ++i) {
+        const float g = relu_grad(x[i] * ra + rb, dy[i]);
+        s1 += g;
+        s2 += g * (x[i] - center);
+      }
+    } else {
+#pragma omp simd reduction(+ : s1, s2)
+      for (int64_t i = b; i < e; ++i) {
+        s1 += dy[i];
+        s2 += dy[i] * (x[i] - center);
+      }
     }
     t1 += s1;
     t2 += s2;
@@ -86,8 +110,14 @@ static void sums_dy_dyx(const float* dy, const float* x, float center, int64_t n
   *sum_dy_x = static_cast<float>(t2);
 }
 
-static void affine_backward(const float* dy, const float* x, float a, float b, float center, float c, float* dx,
-                            int64_t n) {
+static void affine_backward(const float* dy, const float* x, const float* relu_a, const float* relu_b, float a,
+                            float b, float center, float c, float* dx, int64_t n) {
+  if (relu_a) {
+    const float ra = *relu_a, rb = *relu_b;
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) dx[i] = a * relu_grad(x[i] * ra + rb, dy[i]) + b * (x[i] - center) + c;
+    return;
+  }
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) dx[i] = a * dy[i] + b * (x[i] - center) + c;
 }
@@ -104,7 +134,7 @@ static void layer_norm_forward(const float* x, const float* gamma, const float* 
 #pragma omp simd
     for (int64_t i = 0; i < n; ++i) y[i] = (x[i] - mean) * rstd + beta[i];
   } else {
-    scale_shift(x, rstd, -mean * rstd, y, n);
+    scale_shift(x, rstd, -mean * rstd, y, n, false);
   }
 }
 
@@ -188,7 +218,7 @@ static void rms_norm_forward(const float* x, const float* gamma, float rstd, flo
 #pragma omp simd
     for (int64_t i = 0; i < n; ++i) y[i] = x[i] * rstd * gamma[i];
   } else {
-    scale_shift(x, rstd, 0.0f, y, n);
+    scale_shift(x, rstd, 0.0f, y, n, false);
   }
 }
 

@@ -444,25 +444,29 @@ TEST_CASE("GroupNorm(G=1) equals LayerNorm(C,H,W) and GroupNorm(G=C) equals Inst
   require_close(gc.weight.grad(), in.weight.grad(), 1e-5, 1e-5, "GN(G=C) vs IN grad_weight");
 }
 
-TEST_CASE("GroupNorm / InstanceNorm + ReLU fused is relu(norm) to the bit: outputs, all gradients, running stats",
-          "[norm][group_norm][instance_norm][relu]") {
+TEST_CASE("GroupNorm / InstanceNorm / LayerNorm + ReLU fused is relu(norm) to the bit: outputs, all gradients, "
+          "running stats", "[norm][group_norm][instance_norm][layer_norm][relu]") {
   const SimdLevel saved = simd_level();
   for (SimdLevel l : {SimdLevel::scalar, SimdLevel::avx2, SimdLevel::avx512}) {
     if (l > best_simd_level()) continue;
     set_simd_level(l);
     INFO(simd_level_name(l));
     // GN with groups of 2 and 1 channels, IN with running statistics (two training steps),
-    // IN without affine; planes of 35 and 300 values (vector tails, several kernel blocks).
+    // IN without affine, LN over conv maps and over rows of 300 features; planes of 35 and 300
+    // values (vector tails, several kernel blocks).
     std::vector<std::pair<std::function<std::shared_ptr<Module>()>, Shape>> cases{
         {[] { return std::make_shared<GroupNorm>(4, 8); }, {3, 8, 5, 7}},
         {[] { return std::make_shared<GroupNorm>(6, 6); }, {2, 6, 15, 20}},
         {[] { return std::make_shared<InstanceNorm2d>(5, 1e-5f, 0.1f, true, true); }, {4, 5, 5, 7}},
-        {[] { return std::make_shared<InstanceNorm2d>(3); }, {2, 3, 6, 6}}};
+        {[] { return std::make_shared<InstanceNorm2d>(3); }, {2, 3, 6, 6}},
+        {[] { return std::make_shared<LayerNorm>(Shape{8, 5, 7}); }, {3, 8, 5, 7}},
+        {[] { return std::make_shared<LayerNorm>(Shape{300}); }, {70, 300}}};
     for (const auto& [make, shape] : cases) {
       auto two_ops = make(), fused = make();
       const auto relu_of_norm = [](Module& m, const Tensor& x) { return relu(m.forward(x)); };
       const auto norm_relu = [](Module& m, const Tensor& x) {
         if (auto* gn = dynamic_cast<GroupNorm*>(&m)) return gn->forward_relu(x);
+        if (auto* ln = dynamic_cast<LayerNorm*>(&m)) return ln->forward_relu(x);
         return dynamic_cast<InstanceNorm&>(m).forward_relu(x);
       };
       Generator gen(170);
@@ -495,9 +499,9 @@ TEST_CASE("GroupNorm / InstanceNorm + ReLU fused is relu(norm) to the bit: outpu
   set_simd_level(saved);
 }
 
-TEST_CASE("make_norm_act fuses gn / in + relu, keeps Sequential's names, gradchecks, unfuses under diagnostics",
-          "[norm][group_norm][instance_norm][relu]") {
-  for (const char* norm : {"gn", "in"}) {
+TEST_CASE("make_norm_act fuses gn / in / ln + relu, keeps Sequential's names, gradchecks, unfuses under diagnostics",
+          "[norm][group_norm][instance_norm][layer_norm][relu]") {
+  for (const char* norm : {"gn", "in", "ln"}) {
     NormOptions o;
     o.name = norm;
     o.groups = 2;

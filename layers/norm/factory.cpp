@@ -318,7 +318,8 @@ std::shared_ptr<Module> make_norm_act(const NormOptions& o, const Shape& fs, Nor
   norm->set_next_activation(activation);  // diagnostics count saturated units before sigmoid / tanh
   if (activation == "relu") {
     for (auto fused : {fuse_relu<BatchNorm>(norm, act), fuse_relu<GroupNorm>(norm, act),
-                       fuse_relu<InstanceNorm2d>(norm, act)})
+                       fuse_relu<InstanceNorm2d>(norm, act),
+                       fuse_relu<LayerNorm>(norm, act)})
       if (fused) return fused;
   }
   return std::make_shared<Sequential>(std::vector<std::shared_ptr<Module>>{norm, act});

@@ -85,8 +85,8 @@ std::shared_ptr<Module> make_conv2d(const NormOptions& options, int64_t in, int6
                                     Conv2dOptions conv = {}, bool bias = true, Generator& gen = default_generator());
 
 // The norm followed by the activation ("relu", "sigmoid", "tanh", "gelu" or "none"), as one module.
-// feature_shape: [C, H, W] for conv, [D] for features and tokens. BatchNorm, GroupNorm or
-// InstanceNorm2d then ReLU runs as one pass (their forward_relu); the children are named "0" and "1" either way, like a
+// feature_shape: [C, H, W] for conv, [D] for features and tokens. BatchNorm, GroupNorm,
+// InstanceNorm2d or LayerNorm then ReLU runs as one pass (their forward_relu); the children are named "0" and "1" either way, like a
 // Sequential's, so checkpoints do not depend on it.
 std::shared_ptr<Module> make_norm_act(const NormOptions& options, const Shape& feature_shape, NormSite site,
                                       const std::string& activation);

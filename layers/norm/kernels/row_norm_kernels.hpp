@@ -49,9 +49,9 @@ struct RowNormKernels {
                           float b, float center, float c, float* dx, int64_t n);
 
   // LayerNorm over one row with per-element gamma/beta (either may be null: 1 / 0).
-  //   y = (x - mean) * rstd * gamma + beta
+  //   y = (x - mean) * rstd * gamma + beta;   relu (gamma and beta given): y = max(0, that)
   void (*layer_norm_forward)(const float* x, const float* gamma, const float* beta, float mean, float rstd,
-                             float* y, int64_t n);
+                             float* y, int64_t n, bool relu);
   // LayerNorm backward of `rows` consecutive rows of n floats (row r at offset r * n; mean and
   // rstd per row; rows <= kRowNormBackwardMaxRows). Names as in layer_norm.hpp:
   //   xhat = (x - mean) * rstd,  g = dy * gamma
@@ -59,9 +59,11 @@ struct RowNormKernels {
   //   dx = rstd * (g - dnorm_mean - xhat * dnorm_norm_mean)         (assigned; null = skip)
   //   dgamma += sum over the rows of dy * xhat,  dbeta += sum of dy  (accumulated; null = skip)
   // Several rows per call so that dgamma and dbeta are read and written once per call, not once
-  // per row (see row_norm_backward_rows).
-  void (*layer_norm_backward)(const float* dy, const float* x, const float* gamma, const float* mean,
-                              const float* rstd, int64_t rows, float* dx, float* dgamma, float* dbeta, int64_t n);
+  // per row (see row_norm_backward_rows). relu (gamma and beta given): the forward's ReLU was
+  // fused, and dy counts only where its affine output, recomputed from x, was > 0.
+  void (*layer_norm_backward)(const float* dy, const float* x, const float* gamma, const float* beta,
+                              const float* mean, const float* rstd, int64_t rows, float* dx, float* dgamma,
+                              float* dbeta, int64_t n, bool relu);
 
   // RMSNorm: y = x * rstd * gamma (gamma may be null).
   void (*rms_norm_forward)(const float* x, const float* gamma, float rstd, float* y, int64_t n);

@@ -122,11 +122,19 @@ static void affine_backward(const float* dy, const float* x, const float* relu_a
   for (int64_t i = 0; i < n; ++i) dx[i] = a * dy[i] + b * (x[i] - center) + c;
 }
 
+// LayerNorm's affine output, the value the fused ReLU's backward recomputes.
+static inline float ln_affine(float x, float mean, float rstd, float gamma, float beta) {
+  return (x - mean) * rstd * gamma + beta;
+}
+
 static void layer_norm_forward(const float* x, const float* gamma, const float* beta, float mean, float rstd,
-                               float* y, int64_t n) {
-  if (gamma && beta) {
+                               float* y, int64_t n, bool relu) {
+  if (relu) {  // gamma and beta given (the caller's contract)
 #pragma omp simd
-    for (int64_t i = 0; i < n; ++i) y[i] = (x[i] - mean) * rstd * gamma[i] + beta[i];
+    for (int64_t i = 0; i < n; ++i) y[i] = relu_of(ln_affine(x[i], mean, rstd, gamma[i], beta[i]));
+  } else if (gamma && beta) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) y[i] = ln_affine(x[i], mean, rstd, gamma[i], beta[i]);
   } else if (gamma) {
 #pragma omp simd
     for (int64_t i = 0; i < n; ++i) y[i] = (x[i] - mean) * rstd * gamma[i];
@@ -138,17 +146,25 @@ static void layer_norm_forward(const float* x, const float* gamma, const float* 
   }
 }
 
-static void layer_norm_backward(const float* dy, const float* x, const float* gamma, const float* mean,
-                                const float* rstd, int64_t rows, float* dx, float* dgamma, float* dbeta, int64_t n) {
+static void layer_norm_backward(const float* dy, const float* x, const float* gamma, const float* beta,
+                                const float* mean, const float* rstd, int64_t rows, float* dx, float* dgamma,
+                                float* dbeta, int64_t n, bool relu) {
   // Pass 1, per row (dx only): the two reductions, sum(g) and sum(g * xhat).
   float dnorm_mean[kRowNormBackwardMaxRows], dnorm_norm_mean[kRowNormBackwardMaxRows];
   for (int64_t r = 0; dx && r < rows; ++r) {
-    const float *dyr = dy + r * n, *xr = x + r * n, m = mean[r];
+    const float *dyr = dy + r * n, *xr = x + r * n, m = mean[r], s = rstd[r];
     double t_g = 0.0, t_gx = 0.0;
     for (int64_t b = 0; b < n; b += kBlock) {
       const int64_t e = std::min(n, b + kBlock);
       float s_g = 0.0f, s_gx = 0.0f;
-      if (gamma) {
+      if (relu) {
+#pragma omp simd reduction(+ : s_g, s_gx)
+        for (int64_t i = b; i < e; ++i) {
+          const float g = relu_grad(ln_affine(xr[i], m, s, gamma[i], beta[i]), dyr[i]) * gamma[i];
+          s_g += g;
+          s_gx += g * (xr[i] - m);
+        }
+      } else if (gamma) {
 #pragma omp simd reduction(+ : s_g, s_gx)
         for (int64_t i = b; i < e; ++i) {
           const float g = dyr[i] * gamma[i];
@@ -179,6 +195,19 @@ static void layer_norm_backward(const float* dy, const float* x, const float* ga
     for (int64_t r = 0; r < rows; ++r) {
       const float *dyr = dy + r * n + b, *xr = x + r * n + b, m = mean[r], s = rstd[r];
       float* dxr = dx ? dx + r * n + b : nullptr;
+      if (relu) {  // dy masked where the forward's affine output was <= 0
+        const float dm = dx ? dnorm_mean[r] : 0.0f, dnm = dx ? dnorm_norm_mean[r] : 0.0f, *bet = beta + b;
+        float scratch[kBlock];
+        float* dxw = dxr ? dxr : scratch;  // the dx-less case (rare) writes into scratch
+#pragma omp simd
+        for (int64_t i = 0; i < len; ++i) {
+          const float xhat = (xr[i] - m) * s, g = relu_grad(ln_affine(xr[i], m, s, gam[i], bet[i]), dyr[i]);
+          dxw[i] = s * (g * gam[i] - dm - xhat * dnm);
+          tile_dgamma[i] += g * xhat;
+          tile_dbeta[i] += g;
+        }
+        continue;
+      }
       if (dxr && gam) {  // the usual affine case: one loop, x and dy read once
         const float dm = dnorm_mean[r], dnm = dnorm_norm_mean[r];
 #pragma omp simd

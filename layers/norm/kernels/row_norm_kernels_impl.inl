@@ -9,9 +9,16 @@
 #include <cmath>
 #include <cstdint>
 
+#include <immintrin.h>
+
+#include <cstring>
+
 #include "layers/norm/kernels/row_norm_kernels.hpp"
 
 namespace nl::NL_SIMD_NS {
+namespace vector_ops {
+#include "core/kernels/vector_impl.inl"
+}  // namespace vector_ops
 
 constexpr int64_t kBlock = 256;
 
@@ -146,6 +153,36 @@ static void layer_norm_forward(const float* x, const float* gamma, const float* 
   }
 }
 
+// layer_norm_backward's second pass with gamma, a vector of columns (i) at a time, the rows (r)
+// inside, written with the vector type (core/kernels/vector_impl.inl: a plain loop in this
+// order is vectorized along r by the compiler, which reorders the sums):
+//   g = dy, or with the ReLU fused dy where the forward's affine output was > 0;
+//   dx[r][i] = rstd[r] * (g * gamma[i] - dnorm_mean[r] - xhat * dnorm_norm_mean[r])   (dx: null = skip)
+//   dgamma[i] += sum_r g * xhat,   dbeta[i] += sum_r g                                 (null = skip)
+template <bool Relu>
+static void layer_norm_backward_columns(const float* dy, const float* x, const float* gamma, const float* beta,
+                                        const float* mean, const float* rstd, const float* dnorm_mean,
+                                        const float* dnorm_norm_mean, int64_t rows, float* dx, float* dgamma,
+                                        float* dbeta, int64_t n) {
+  using namespace vector_ops;
+  for (int64_t i = 0; i < n; i += kVec) {
+    const int64_t len = std::min<int64_t>(kVec, n - i);
+    const vf gam = load_up_to(gamma + i, len), bet = Relu ? load_up_to(beta + i, len) : vf{};
+    vf dg = {}, db = {};
+    for (int64_t r = 0; r < rows; ++r) {
+      const float m = mean[r], s = rstd[r];
+      const vf xv = load_up_to(x + r * n + i, len), dyv = load_up_to(dy + r * n + i, len), xhat = (xv - m) * s;
+      vf g = dyv;
+      if constexpr (Relu) g = (xv - m) * s * gam + bet > 0.0f ? dyv : vf{};  // relu_grad of ln_affine
+      if (dx) store_first(dx + r * n + i, s * (g * gam - dnorm_mean[r] - xhat * dnorm_norm_mean[r]), len);
+      dg += g * xhat;
+      db += g;
+    }
+    if (dgamma) store_first(dgamma + i, load_up_to(dgamma + i, len) + dg, len);
+    if (dbeta) store_first(dbeta + i, load_up_to(dbeta + i, len) + db, len);
+  }
+}
+
 static void layer_norm_backward(const float* dy, const float* x, const float* gamma, const float* beta,
                                 const float* mean, const float* rstd, int64_t rows, float* dx, float* dgamma,
                                 float* dbeta, int64_t n, bool relu) {
@@ -184,42 +221,27 @@ static void layer_norm_backward(const float* dy, const float* x, const float* ga
     dnorm_mean[r] = static_cast<float>(t_g / static_cast<double>(n));
     dnorm_norm_mean[r] = static_cast<float>(t_gx / static_cast<double>(n)) * rstd[r];
   }
-  // Pass 2, in tiles of kBlock columns (the rows' x and dy are still in cache from pass 1):
-  // dx of every row, and the rows' dgamma/dbeta summed into tile buffers that stay in L1,
-  // then added once. Reading and writing dgamma/dbeta for every row instead cost as much as
-  // the rest of the backward (rows of 32K floats: 3.1 ms against 1.6 without them).
+  // Pass 2 with gamma (the usual case; the ReLU fused or not): columns in vector lanes, rows
+  // inside, so a column's dgamma and dbeta are summed over the rows in registers and read and
+  // written once per call, gamma and beta read once; the rows' x and dy are still in cache from
+  // pass 1. The same sums in the same order as row after row (what this loop was before), a
+  // third of the loads and stores: LayerNorm(256) at 8192 rows, 1 thread, 0.87x PyTorch before.
+  if (gamma) {
+    if (relu) layer_norm_backward_columns<true>(dy, x, gamma, beta, mean, rstd, dnorm_mean, dnorm_norm_mean, rows,
+                                                dx, dgamma, dbeta, n);
+    else layer_norm_backward_columns<false>(dy, x, gamma, beta, mean, rstd, dnorm_mean, dnorm_norm_mean, rows, dx,
+                                            dgamma, dbeta, n);
+    return;
+  }
+  // Without gamma, in tiles of kBlock columns: dx of every row, and the rows' dgamma/dbeta
+  // summed into tile buffers that stay in L1, then added once.
   for (int64_t b = 0; b < n; b += kBlock) {
     const int64_t len = std::min(kBlock, n - b);
-    const float* gam = gamma ? gamma + b : nullptr;
     float tile_dgamma[kBlock] = {}, tile_dbeta[kBlock] = {};
     for (int64_t r = 0; r < rows; ++r) {
       const float *dyr = dy + r * n + b, *xr = x + r * n + b, m = mean[r], s = rstd[r];
       float* dxr = dx ? dx + r * n + b : nullptr;
-      if (relu) {  // dy masked where the forward's affine output was <= 0
-        const float dm = dx ? dnorm_mean[r] : 0.0f, dnm = dx ? dnorm_norm_mean[r] : 0.0f, *bet = beta + b;
-        float scratch[kBlock];
-        float* dxw = dxr ? dxr : scratch;  // the dx-less case (rare) writes into scratch
-#pragma omp simd
-        for (int64_t i = 0; i < len; ++i) {
-          const float xhat = (xr[i] - m) * s, g = relu_grad(ln_affine(xr[i], m, s, gam[i], bet[i]), dyr[i]);
-          dxw[i] = s * (g * gam[i] - dm - xhat * dnm);
-          tile_dgamma[i] += g * xhat;
-          tile_dbeta[i] += g;
-        }
-        continue;
-      }
-      if (dxr && gam) {  // the usual affine case: one loop, x and dy read once
-        const float dm = dnorm_mean[r], dnm = dnorm_norm_mean[r];
-#pragma omp simd
-        for (int64_t i = 0; i < len; ++i) {
-          const float xhat = (xr[i] - m) * s;
-          dxr[i] = s * (dyr[i] * gam[i] - dm - xhat * dnm);
-          tile_dgamma[i] += dyr[i] * xhat;
-          tile_dbeta[i] += dyr[i];
-        }
-        continue;
-      }
-      if (dxr) {  // no gamma
+      if (dxr) {
         const float dm = dnorm_mean[r], dnm = dnorm_norm_mean[r];
 #pragma omp simd
         for (int64_t i = 0; i < len; ++i) {

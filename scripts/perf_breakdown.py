@@ -17,6 +17,9 @@ the timed steps, per category:
   allocation          malloc/free, zero-filling fresh tensors, page faults on fresh memory
   OpenMP              libgomp: fork/join, barriers, an idle thread's waiting
   other               autograd bookkeeping, loss, everything else
+  callers lost        main-thread samples in the timed steps whose stack perf's dwarf unwinder
+                      could not follow past the leaf (mostly inside OpenBLAS's assembly kernels:
+                      the weight gradient's and im2col's sgemms); their leaves are listed
 
   /usr/bin/python3 scripts/perf_breakdown.py perf.data [more.data ...]
   /usr/bin/python3 scripts/perf_breakdown.py --top 5 perf.data   # and each category's top leaf symbols
@@ -24,8 +27,10 @@ the timed steps, per category:
       # did while the worker waited (each idle worker sample matched with the main thread's
       # sample nearest in time), the 20 most frequent, as % of the worker's samples
 
-Samples are counted from the first call of the timed step loop on (frames of
-nl::bench::median_step_seconds on the main thread; all of an OpenMP worker's samples). With 2
+Samples are counted from the first to the last main-thread sample with a frame of the timed step
+loop (nl::bench::median_step_seconds), the loop running without a break in between, so a
+sample whose callers were lost still counts (as "callers lost"; it used to be dropped as
+set-up, which hid most of OpenBLAS's time); all of an OpenMP worker's samples. With 2
 threads the fractions are of both threads' time, and OpenMP includes the worker's idle time
 while the main thread runs serial code (with the default wait policy it spins there). An OpenMP
 worker's stack does not show whether the 3x3 kernel it runs belongs to the forward or the
@@ -37,7 +42,7 @@ import subprocess
 import sys
 
 CATS = ["conv fwd", "conv bwd data", "conv bwd weights", "conv pad/bias", "im2col conv", "linear (sgemm)", "norm",
-        "relu / pool / add", "optimizer", "allocation", "OpenMP", "other"]
+        "relu / pool / add", "optimizer", "allocation", "OpenMP", "other", "callers lost"]
 
 NORM_WORDS = ("batch_norm", "BatchNorm", "group_norm", "GroupNorm", "layer_norm", "LayerNorm", "instance_norm",
               "InstanceNorm", "grad_sums", "grad_input", "scale_shift", "moments", "norm_act", "NormAct",
@@ -151,14 +156,21 @@ def main():
     if args[:1] == ["--top"]:
         top, args = int(args[1]), args[2:]
     for path in args:
-        counts, total, skipped = collections.Counter(), 0, 0
+        counts, total, skipped, lost = collections.Counter(), 0, 0, 0
         leaves = collections.defaultdict(collections.Counter)
-        for pid, tid, _, frames in samples(path):
+        every = list(samples(path))
+        timed = [when for pid, tid, when, frames in every if pid == tid and in_timed_steps(frames)]
+        first, last = (min(timed), max(timed)) if timed else (0.0, -1.0)
+        for pid, tid, when, frames in every:
             main_thread = pid == tid
-            if main_thread and not in_timed_steps(frames):
+            if main_thread and not first <= when <= last:
                 skipped += 1
                 continue
-            cat = classify(frames)
+            if main_thread and not in_timed_steps(frames) and "libgomp" not in frames[0][1]:
+                cat = "callers lost"  # in the timed loop's time span, its stack cut off by the unwinder
+                lost += 1
+            else:
+                cat = classify(frames)
             if not main_thread and cat in ("conv fwd", "conv bwd data"):
                 cat = "conv fwd or bwd data (worker)"
             counts[cat] += 1
@@ -170,9 +182,10 @@ def main():
             share = worker * main_fwd / (main_fwd + main_bwd)
             counts["conv fwd"] += share
             counts["conv bwd data"] += worker - share
-        print(f"# {path}: {total} samples in the timed steps ({skipped} main-thread samples outside them left out)")
-        if skipped > total:
-            print(f"# warning: most main-thread samples have no caller frames (perf's dwarf unwinder lost them;\n"
+        print(f"# {path}: {total} samples in the timed steps ({skipped} main-thread samples before or after them "
+              f"left out; {lost} with their callers lost)")
+        if lost > total / 2:
+            print(f"# warning: most samples have no caller frames (perf's dwarf unwinder lost them;\n"
                   f"# it does in some runs on some VMs): this breakdown is not representative, profile again")
         for c in CATS:
             print(f"{c:20s} {100.0 * counts[c] / max(total, 1):5.1f}%")

@@ -16,9 +16,11 @@
 #include "layers/norm/kernels/row_norm_kernels.hpp"
 
 namespace nl::NL_SIMD_NS {
+#if defined(__AVX2__)
 namespace vector_ops {
 #include "core/kernels/vector_impl.inl"
 }  // namespace vector_ops
+#endif
 
 constexpr int64_t kBlock = 256;
 
@@ -155,7 +157,8 @@ static void layer_norm_forward(const float* x, const float* gamma, const float* 
 
 // layer_norm_backward's second pass with gamma, a vector of columns (i) at a time, the rows (r)
 // inside, written with the vector type (core/kernels/vector_impl.inl: a plain loop in this
-// order is vectorized along r by the compiler, which reorders the sums):
+// order is vectorized along r by the compiler, which reorders the sums; the scalar level runs
+// the plain loop):
 //   g = dy, or with the ReLU fused dy where the forward's affine output was > 0;
 //   dx[r][i] = rstd[r] * (g * gamma[i] - dnorm_mean[r] - xhat * dnorm_norm_mean[r])   (dx: null = skip)
 //   dgamma[i] += sum_r g * xhat,   dbeta[i] += sum_r g                                 (null = skip)
@@ -164,6 +167,7 @@ static void layer_norm_backward_columns(const float* dy, const float* x, const f
                                         const float* mean, const float* rstd, const float* dnorm_mean,
                                         const float* dnorm_norm_mean, int64_t rows, float* dx, float* dgamma,
                                         float* dbeta, int64_t n) {
+#if defined(__AVX2__)  // the AVX2 and AVX-512 levels
   using namespace vector_ops;
   for (int64_t i = 0; i < n; i += kVec) {
     const int64_t len = std::min<int64_t>(kVec, n - i);
@@ -181,6 +185,20 @@ static void layer_norm_backward_columns(const float* dy, const float* x, const f
     if (dgamma) store_first(dgamma + i, load_up_to(dgamma + i, len) + dg, len);
     if (dbeta) store_first(dbeta + i, load_up_to(dbeta + i, len) + db, len);
   }
+#else  // the scalar level (scalar code only: scripts/check_scalar_kernels.sh): one column at a time
+  for (int64_t i = 0; i < n; ++i) {
+    float dg = 0.0f, db = 0.0f;
+    for (int64_t r = 0; r < rows; ++r) {
+      const float xv = x[r * n + i], m = mean[r], s = rstd[r], xhat = (xv - m) * s;
+      const float g = Relu ? relu_grad(ln_affine(xv, m, s, gamma[i], beta[i]), dy[r * n + i]) : dy[r * n + i];
+      if (dx) dx[r * n + i] = s * (g * gamma[i] - dnorm_mean[r] - xhat * dnorm_norm_mean[r]);
+      dg += g * xhat;
+      db += g;
+    }
+    if (dgamma) dgamma[i] += dg;
+    if (dbeta) dbeta[i] += db;
+  }
+#endif
 }
 
 static void layer_norm_backward(const float* dy, const float* x, const float* gamma, const float* beta,

@@ -281,8 +281,8 @@ std::shared_ptr<Module> make_norm(const NormOptions& o, const Shape& fs, NormSit
   return std::make_shared<TokensAsRows>(m);
 }
 
-// A norm followed by ReLU, fused: the conv - norm - relu of every CNN here, for bn, gn and in.
-// Memory-bound both ways, so the ReLU's own pass over the activations (and the tensor between
+// A norm followed by ReLU, fused: the conv - norm - relu of every CNN here, for bn, gn, in and
+// ln. Memory-bound both ways, so the ReLU's own pass over the activations (and the tensor between
 // the two) is worth removing (docs/performance.md). Exact classes only: a subclass with its own
 // forward (SyncBatchNorm) runs as two ops. Norm::forward_relu does the work.
 template <class Norm>
@@ -318,8 +318,7 @@ std::shared_ptr<Module> make_norm_act(const NormOptions& o, const Shape& fs, Nor
   norm->set_next_activation(activation);  // diagnostics count saturated units before sigmoid / tanh
   if (activation == "relu") {
     for (auto fused : {fuse_relu<BatchNorm>(norm, act), fuse_relu<GroupNorm>(norm, act),
-                       fuse_relu<InstanceNorm2d>(norm, act),
-                       fuse_relu<LayerNorm>(norm, act)})
+                       fuse_relu<InstanceNorm2d>(norm, act), fuse_relu<LayerNorm>(norm, act)})
       if (fused) return fused;
   }
   return std::make_shared<Sequential>(std::vector<std::shared_ptr<Module>>{norm, act});

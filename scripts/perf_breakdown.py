@@ -184,7 +184,7 @@ def main():
             counts["conv bwd data"] += worker - share
         print(f"# {path}: {total} samples in the timed steps ({skipped} main-thread samples before or after them "
               f"left out; {lost} with their callers lost)")
-        if lost > total / 2:
+        if not timed or lost > total / 2:
             print(f"# warning: most samples have no caller frames (perf's dwarf unwinder lost them;\n"
                   f"# it does in some runs on some VMs): this breakdown is not representative, profile again")
         for c in CATS:

@@ -51,15 +51,11 @@ static void moments(const float* x, int64_t C, int64_t S, int64_t n0, int64_t n1
   *m2 = v > 0.0 ? v : 0.0;
 }
 
-// The fused ReLU (relu_a / relu_b) is written exactly as core's relu and relu_backward
-// (v > 0 ? v : 0, so a NaN becomes 0 in both): BN + ReLU fused and run as two ops give the
-// same bits. Each kernel keeps a loop without it, so plain BN runs the code it always ran.
-// The backward masks dy by the sign of the pre-ReLU value v, recomputed from x by the forward's
-// own expression (affine: the same bits, so the same sign as the output's), instead of reading
-// the saved output: one stream less in each backward pass.
+// The fused ReLU (relu_a / relu_b; fused_relu_impl.inl): the pre-ReLU value is affine(), the
+// forward's own expression. Each kernel keeps a loop without it, so plain BN runs the code it
+// always ran.
+#include "layers/norm/kernels/fused_relu_impl.inl"
 static inline float affine(float x, float mu, float a, float b) { return (x - mu) * a + b; }
-static inline float relu_of(float v) { return v > 0.0f ? v : 0.0f; }
-static inline float relu_grad(float v, float g) { return v > 0.0f ? g : 0.0f; }
 
 static void scale_shift(const float* x, float* y, int64_t C, int64_t S, int64_t n0, int64_t n1, int64_t c,
                         float mu, float ac, float bc, bool relu) {

@@ -68,13 +68,9 @@ static float mean_square(const float* x, int64_t n) {
   return static_cast<float>(total / static_cast<double>(n));
 }
 
-// The fused ReLU (GN / IN + ReLU) is written exactly as core's relu and relu_backward
-// (v > 0 ? v : 0, a NaN becomes 0 in both), and the backward recomputes the pre-ReLU value
-// v = x * a + b by the forward's own expression instead of reading the saved output: fused and
-// run as two ops, the same bits (as the channel kernels' BN + ReLU). The loops without it stay
-// as they were.
-static inline float relu_of(float v) { return v > 0.0f ? v : 0.0f; }
-static inline float relu_grad(float v, float g) { return v > 0.0f ? g : 0.0f; }
+// The fused ReLU of GN / IN (relu_a / relu_b; fused_relu_impl.inl): the pre-ReLU value is
+// x * a + b, the forward's own expression. The loops without it stay as they were.
+#include "layers/norm/kernels/fused_relu_impl.inl"
 
 static void scale_shift(const float* x, float a, float b, float* y, int64_t n, bool relu) {
   if (relu) {
@@ -162,6 +158,7 @@ static void layer_norm_forward(const float* x, const float* gamma, const float* 
 //   g = dy, or with the ReLU fused dy where the forward's affine output was > 0;
 //   dx[r][i] = rstd[r] * (g * gamma[i] - dnorm_mean[r] - xhat * dnorm_norm_mean[r])   (dx: null = skip)
 //   dgamma[i] += sum_r g * xhat,   dbeta[i] += sum_r g                                 (null = skip)
+// gamma null: 1 (g * 1 is g, to the bit); the ReLU needs gamma and beta.
 template <bool Relu>
 static void layer_norm_backward_columns(const float* dy, const float* x, const float* gamma, const float* beta,
                                         const float* mean, const float* rstd, const float* dnorm_mean,
@@ -171,7 +168,7 @@ static void layer_norm_backward_columns(const float* dy, const float* x, const f
   using namespace vector_ops;
   for (int64_t i = 0; i < n; i += kVec) {
     const int64_t len = std::min<int64_t>(kVec, n - i);
-    const vf gam = load_up_to(gamma + i, len), bet = Relu ? load_up_to(beta + i, len) : vf{};
+    const vf gam = gamma ? load_up_to(gamma + i, len) : vf{} + 1.0f, bet = Relu ? load_up_to(beta + i, len) : vf{};
     vf dg = {}, db = {};
     for (int64_t r = 0; r < rows; ++r) {
       const float m = mean[r], s = rstd[r];
@@ -187,11 +184,12 @@ static void layer_norm_backward_columns(const float* dy, const float* x, const f
   }
 #else  // the scalar level (scalar code only: scripts/check_scalar_kernels.sh): one column at a time
   for (int64_t i = 0; i < n; ++i) {
+    const float gam = gamma ? gamma[i] : 1.0f;
     float dg = 0.0f, db = 0.0f;
     for (int64_t r = 0; r < rows; ++r) {
       const float xv = x[r * n + i], m = mean[r], s = rstd[r], xhat = (xv - m) * s;
-      const float g = Relu ? relu_grad(ln_affine(xv, m, s, gamma[i], beta[i]), dy[r * n + i]) : dy[r * n + i];
-      if (dx) dx[r * n + i] = s * (g * gamma[i] - dnorm_mean[r] - xhat * dnorm_norm_mean[r]);
+      const float g = Relu ? relu_grad(ln_affine(xv, m, s, gam, beta[i]), dy[r * n + i]) : dy[r * n + i];
+      if (dx) dx[r * n + i] = s * (g * gam - dnorm_mean[r] - xhat * dnorm_norm_mean[r]);
       dg += g * xhat;
       db += g;
     }
@@ -239,47 +237,18 @@ static void layer_norm_backward(const float* dy, const float* x, const float* ga
     dnorm_mean[r] = static_cast<float>(t_g / static_cast<double>(n));
     dnorm_norm_mean[r] = static_cast<float>(t_gx / static_cast<double>(n)) * rstd[r];
   }
-  // Pass 2 with gamma (the usual case; the ReLU fused or not): columns in vector lanes, rows
-  // inside, so a column's dgamma and dbeta are summed over the rows in registers and read and
-  // written once per call, gamma and beta read once; the rows' x and dy are still in cache from
-  // pass 1. The same sums in the same order as row after row (what this loop was before), a
-  // third of the loads and stores: LayerNorm(256) at 8192 rows, 1 thread, 0.87x PyTorch before.
-  if (gamma) {
-    if (relu) layer_norm_backward_columns<true>(dy, x, gamma, beta, mean, rstd, dnorm_mean, dnorm_norm_mean, rows,
-                                                dx, dgamma, dbeta, n);
-    else layer_norm_backward_columns<false>(dy, x, gamma, beta, mean, rstd, dnorm_mean, dnorm_norm_mean, rows, dx,
-                                            dgamma, dbeta, n);
-    return;
-  }
-  // Without gamma, in tiles of kBlock columns: dx of every row, and the rows' dgamma/dbeta
-  // summed into tile buffers that stay in L1, then added once.
-  for (int64_t b = 0; b < n; b += kBlock) {
-    const int64_t len = std::min(kBlock, n - b);
-    float tile_dgamma[kBlock] = {}, tile_dbeta[kBlock] = {};
-    for (int64_t r = 0; r < rows; ++r) {
-      const float *dyr = dy + r * n + b, *xr = x + r * n + b, m = mean[r], s = rstd[r];
-      float* dxr = dx ? dx + r * n + b : nullptr;
-      if (dxr) {
-        const float dm = dnorm_mean[r], dnm = dnorm_norm_mean[r];
-#pragma omp simd
-        for (int64_t i = 0; i < len; ++i) {
-          const float xhat = (xr[i] - m) * s;
-          dxr[i] = s * (dyr[i] - dm - xhat * dnm);
-        }
-      }
-      if (dgamma || dbeta) {
-#pragma omp simd
-        for (int64_t i = 0; i < len; ++i) {
-          tile_dgamma[i] += dyr[i] * (xr[i] - m) * s;
-          tile_dbeta[i] += dyr[i];
-        }
-      }
-    }
-    if (dgamma)
-      for (int64_t i = 0; i < len; ++i) dgamma[b + i] += tile_dgamma[i];
-    if (dbeta)
-      for (int64_t i = 0; i < len; ++i) dbeta[b + i] += tile_dbeta[i];
-  }
+  // Pass 2: columns in vector lanes, rows inside, so a column's dgamma and dbeta are summed over
+  // the rows in registers and read and written once per call, gamma and beta read once; the
+  // rows' x and dy are still in cache from pass 1. The same sums in the same order as row after
+  // row (what this pass was before, through an L1 tile of dgamma / dbeta loaded and stored per
+  // row), a third of the loads and stores: LayerNorm(256) at 8192 rows, 1 thread, 0.87x PyTorch
+  // before.
+  if (relu)
+    layer_norm_backward_columns<true>(dy, x, gamma, beta, mean, rstd, dnorm_mean, dnorm_norm_mean, rows, dx, dgamma,
+                                      dbeta, n);
+  else
+    layer_norm_backward_columns<false>(dy, x, gamma, beta, mean, rstd, dnorm_mean, dnorm_norm_mean, rows, dx, dgamma,
+                                       dbeta, n);
 }
 
 static void rms_norm_forward(const float* x, const float* gamma, float rstd, float* y, int64_t n) {
